@@ -1,0 +1,126 @@
+//! The one source of time: `SOURCE_DATE_EPOCH` (flag or environment) or the inputs.
+//!
+//! Parsed once, then passed explicitly to every writer; nothing in pimg reads the clock.
+
+use std::fmt;
+
+/// Latest instant any of pimg's formats can hold (tar and cpio mtime fields; FAT clamps further).
+pub const MAX_EPOCH: i64 = 0xFFFF_FFFF;
+
+/// A validated build timestamp in seconds since 1970-01-01 UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SourceDateEpoch(i64);
+
+/// Where the epoch came from, recorded in the buildinfo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EpochSource {
+    /// `--source-date-epoch` or `SOURCE_DATE_EPOCH` (the same value gives the same bytes either way).
+    Given,
+    /// The newest member mtime inside the named input package.
+    Inputs { input: String },
+}
+
+impl fmt::Display for EpochSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EpochSource::Given => f.write_str("SOURCE_DATE_EPOCH"),
+            EpochSource::Inputs { input } => write!(f, "newest mtime inside input {input}"),
+        }
+    }
+}
+
+/// A malformed or out-of-range epoch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EpochError {
+    #[error(
+        "SOURCE_DATE_EPOCH '{0}' is not a whole number of seconds since 1970 (e.g. 1700000000)"
+    )]
+    Malformed(String),
+    #[error(
+        "SOURCE_DATE_EPOCH {0} is out of range: it must be between 0 and {MAX_EPOCH} (year 2106)"
+    )]
+    OutOfRange(i64),
+    #[error(
+        "no SOURCE_DATE_EPOCH given and none can be derived: no input package has a timestamp; \
+         pass --source-date-epoch N or set SOURCE_DATE_EPOCH"
+    )]
+    Underivable,
+}
+
+impl SourceDateEpoch {
+    /// Parses a decimal seconds value as `SOURCE_DATE_EPOCH` is specified: digits only.
+    pub fn parse(text: &str) -> Result<Self, EpochError> {
+        let t = text.trim();
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            if let Some(rest) = t.strip_prefix('-') {
+                if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+                    let v = rest.parse::<i64>().map(|v| -v).unwrap_or(i64::MIN);
+                    return Err(EpochError::OutOfRange(v));
+                }
+            }
+            return Err(EpochError::Malformed(text.to_string()));
+        }
+        match t.parse::<i64>() {
+            Ok(v) => Self::new(v),
+            Err(_) => Err(EpochError::OutOfRange(i64::MAX)),
+        }
+    }
+
+    /// Checks the range every output format can represent.
+    pub fn new(seconds: i64) -> Result<Self, EpochError> {
+        if (0..=MAX_EPOCH).contains(&seconds) {
+            Ok(SourceDateEpoch(seconds))
+        } else {
+            Err(EpochError::OutOfRange(seconds))
+        }
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn seconds(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for SourceDateEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_digits_only() {
+        assert_eq!(
+            SourceDateEpoch::parse("1700000000").unwrap().seconds(),
+            1_700_000_000
+        );
+        assert_eq!(SourceDateEpoch::parse(" 0\n").unwrap().seconds(), 0);
+        assert!(matches!(
+            SourceDateEpoch::parse("17e8"),
+            Err(EpochError::Malformed(_))
+        ));
+        assert!(matches!(
+            SourceDateEpoch::parse(""),
+            Err(EpochError::Malformed(_))
+        ));
+        assert!(matches!(
+            SourceDateEpoch::parse("+5"),
+            Err(EpochError::Malformed(_))
+        ));
+        assert!(matches!(
+            SourceDateEpoch::parse("-5"),
+            Err(EpochError::OutOfRange(-5))
+        ));
+        assert!(matches!(
+            SourceDateEpoch::parse("4294967296"),
+            Err(EpochError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            SourceDateEpoch::parse("99999999999999999999999"),
+            Err(EpochError::OutOfRange(_))
+        ));
+    }
+}

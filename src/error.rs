@@ -1,0 +1,60 @@
+//! The one error type the binary sees; every variant names the file, field or input at fault.
+
+use crate::archive::ArchiveError;
+use crate::board::BoardError;
+use crate::disk::DiskError;
+use crate::epoch::EpochError;
+use crate::fat::FatError;
+use crate::inputs::InputError;
+use crate::modules::ModuleError;
+use crate::overlay::OverlayError;
+use crate::tree::TreeError;
+
+/// Anything that stops a build.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Board(#[from] BoardError),
+    #[error(transparent)]
+    Overlay(#[from] OverlayError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Epoch(#[from] EpochError),
+    #[error("kernel modules from {input}: {source}")]
+    Modules { input: String, source: ModuleError },
+    #[error("{what}: {source}")]
+    Tree { what: String, source: TreeError },
+    #[error("{what}: {source}")]
+    Archive { what: String, source: ArchiveError },
+    #[error("boot partition: {0}")]
+    Fat(#[from] FatError),
+    #[error("partition table: {0}")]
+    Disk(#[from] DiskError),
+    #[error("board profile {profile}: {field}: {message}")]
+    Profile {
+        profile: String,
+        field: String,
+        message: String,
+    },
+    #[error("output {path}: {source}")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "output folder {path} is in use by another pimg build (lock held on {lock}); \
+         wait for it to finish or use another --out"
+    )]
+    Busy { path: String, lock: String },
+}
+
+impl Error {
+    /// Exit code: 2 for bad input or configuration the user must fix, 1 for failures to write.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Output { .. } | Error::Busy { .. } => 1,
+            _ => 2,
+        }
+    }
+}

@@ -1,0 +1,59 @@
+#!/bin/sh
+# pimg initramfs: diskless boot in Alpine's style. Mount the boot media, unpack the one
+# top-level <hostname>.apkovl.tar.gz into a tmpfs root, switch to it.
+# Lines starting with "pimg:" are milestones that `pimg boot` watches for (see qemu/README.md).
+export PATH=/bin
+/bin/mount -t proc proc /proc
+/bin/mount -t sysfs sysfs /sys
+/bin/mount -t devtmpfs devtmpfs /dev 2>/dev/null
+. /etc/pimg/initramfs.conf
+
+say() { echo "pimg: $*"; }
+fail() {
+	say "FAILED: $*"
+	say "dropping to a rescue shell"
+	exec /bin/sh
+}
+
+say "init started (kernel $(uname -r))"
+
+while read -r module; do
+	insmod "/lib/modules/$KERNEL_VERSION/$module" || fail "cannot load module $module"
+done < /etc/pimg/modules
+say "modules loaded"
+
+# The boot partition may take a moment to appear after the SD host driver probes.
+dev=
+tries=0
+while [ -z "$dev" ] && [ $tries -lt 100 ]; do
+	dev=$(findfs "LABEL=$BOOT_LABEL" 2>/dev/null)
+	[ -z "$dev" ] && [ -b /dev/mmcblk0p1 ] && dev=/dev/mmcblk0p1
+	[ -z "$dev" ] && sleep 0.1
+	tries=$((tries + 1))
+done
+[ -n "$dev" ] || fail "no partition labelled $BOOT_LABEL appeared"
+mkdir -p /media/boot
+mount -t vfat -o ro,codepage=437,iocharset=iso8859-1 "$dev" /media/boot || fail "cannot mount $dev"
+say "boot media mounted $dev"
+
+# Exactly one overlay at the top level; more than one is refused, as Alpine does.
+set -- /media/boot/*.apkovl.tar.gz
+[ -e "$1" ] || fail "no *.apkovl.tar.gz at the top of $dev"
+[ $# -eq 1 ] || fail "more than one apkovl on $dev: $*"
+ovl=$1
+
+mount -t tmpfs -o mode=0755 tmpfs /newroot || fail "cannot mount the tmpfs root"
+tar -C /newroot -zxf "$ovl" || fail "cannot unpack $ovl"
+[ -d /newroot/root ] && chmod 700 /newroot/root
+host=$(cat /newroot/etc/hostname 2>/dev/null)
+say "apkovl applied ${ovl##*/} hostname=$host"
+
+for d in bin sbin usr/bin usr/sbin proc sys dev tmp media/boot; do mkdir -p "/newroot/$d"; done
+cp /bin/busybox /newroot/bin/busybox
+chroot /newroot /bin/busybox --install -s || fail "cannot install busybox into the new root"
+mount --move /media/boot /newroot/media/boot
+mount --move /proc /newroot/proc
+mount --move /sys /newroot/sys
+mount --move /dev /newroot/dev
+say "switching root"
+exec switch_root /newroot /sbin/init

@@ -1,0 +1,472 @@
+//! `pimg build` end to end on fixture inputs the tests generate: golden hashes, builds that
+//! must be identical under varied environments, independent tools as referees, and bad
+//! input that must fail clearly without leaving outputs behind.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+/// Artifacts whose hashes are pinned. The buildinfo and SHA256SUMS record the pimg version
+/// and Cargo.lock digest, so they are checked by rebuilding instead of by a golden hash.
+const GOLDEN_ARTIFACTS: &[&str] = &[
+    "pimg.apkovl.tar.gz",
+    "rpi3b.img",
+    "rpi3b.initramfs.cpio.gz",
+    "rpi3b.tar.gz",
+];
+
+fn build_fixture(tmp: &Path, envs: &[(&str, &str)]) -> std::path::PathBuf {
+    let inputs = tmp.join("inputs");
+    write_fixture(&inputs, false);
+    let out = tmp.join("out");
+    let o = run(tmp, &["build", "--inputs", "inputs", "--out", "out"], envs);
+    ok(&o);
+    out
+}
+
+#[test]
+fn golden_hashes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build_fixture(tmp.path(), &[("SOURCE_DATE_EPOCH", EPOCH)]);
+    let got: Vec<(String, String)> = sums(&out)
+        .into_iter()
+        .filter(|(n, _)| GOLDEN_ARTIFACTS.contains(&n.as_str()))
+        .collect();
+    let text: String = got.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
+    let golden = repo().join("tests/golden/rpi3b-fixture.sha256");
+    if std::env::var_os("PIMG_BLESS").is_some() {
+        fs::write(&golden, &text).unwrap();
+        return;
+    }
+    let want =
+        fs::read_to_string(&golden).expect("golden file missing: run with PIMG_BLESS=1 once");
+    assert_eq!(
+        text,
+        want,
+        "artifact hashes differ from {}; if the change is intended, rerun with PIMG_BLESS=1 and \
+         explain in the commit why the bytes changed",
+        golden.display()
+    );
+    assert_eq!(got.len(), GOLDEN_ARTIFACTS.len());
+}
+
+#[test]
+fn identical_under_varied_environment() {
+    // Build A: plain. Build B: other TZ (with DST and a 45-minute offset), locale, umask,
+    // deeper working directory, inputs written in the other order with other mtimes.
+    // The epoch is derived from the inputs in both, so that path is exercised too.
+    let a = tempfile::tempdir().unwrap();
+    let out_a = build_fixture(a.path(), &[("TZ", "UTC")]);
+
+    let b = tempfile::tempdir().unwrap();
+    let deep = b.path().join("x/y/z w");
+    let inputs = deep.join("in");
+    write_fixture(&inputs, true);
+    for e in fs::read_dir(&inputs).unwrap() {
+        let p = e.unwrap().path();
+        let st = Command::new("touch")
+            .args(["-d", "2031-05-06 07:08:09"])
+            .arg(&p)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let script = format!(
+        "umask 077 && exec {} build --inputs in --out 'o u t'",
+        env!("CARGO_BIN_EXE_pimg")
+    );
+    let o = Command::new("sh")
+        .current_dir(&deep)
+        .args(["-c", &script])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("TZ", "Asia/Kathmandu")
+        .env("LANG", "tr_TR.UTF-8")
+        .env("LC_ALL", "tr_TR.UTF-8")
+        .env("HOME", deep.join("home"))
+        .output()
+        .unwrap();
+    ok(&o);
+    let out_b = deep.join("o u t");
+    // The variations really took effect.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(out_b.join("SHA256SUMS"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "umask 077 did not apply to the second build");
+    let mtime = fs::metadata(inputs.join(fixture_debs()[0].0.as_str()))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert!(
+        mtime > std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_900_000_000)
+    );
+
+    let sa = sums(&out_a);
+    assert_eq!(sa, sums(&out_b), "SHA256SUMS differ between the two builds");
+    for (name, _) in &sa {
+        assert_eq!(
+            fs::read(out_a.join(name)).unwrap(),
+            fs::read(out_b.join(name)).unwrap(),
+            "{name} differs"
+        );
+    }
+    assert_eq!(
+        fs::read(out_a.join("SHA256SUMS")).unwrap(),
+        fs::read(out_b.join("SHA256SUMS")).unwrap()
+    );
+    let info: serde_json::Value =
+        serde_json::from_slice(&fs::read(out_a.join("rpi3b.buildinfo.json")).unwrap()).unwrap();
+    assert_eq!(info["source_date_epoch"], FIXTURE_NEWEST_MTIME);
+    assert!(info["epoch_source"]
+        .as_str()
+        .unwrap()
+        .contains("linux-image-6.1.0-99-arm64-unsigned"));
+}
+
+#[test]
+fn referees_accept_the_outputs() {
+    for (tool, pkg) in [
+        ("fsck.vfat", "dosfstools"),
+        ("mcopy", "mtools"),
+        ("sfdisk", "fdisk"),
+        ("cpio", "cpio"),
+        ("busybox", "busybox"),
+        ("gzip", "gzip"),
+        ("sha256sum", "coreutils"),
+    ] {
+        need_tool(tool, pkg);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build_fixture(tmp.path(), &[("SOURCE_DATE_EPOCH", EPOCH)]);
+    let sh = |cmd: &str| {
+        let o = Command::new("sh")
+            .current_dir(&out)
+            .args(["-c", cmd])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "`{cmd}` failed:\n{text}");
+        text
+    };
+    sh("sha256sum -c SHA256SUMS");
+
+    // Partition table: one FAT32 LBA partition at 4 MiB filling the rest of 256 MiB.
+    let dump = sh("sfdisk -J rpi3b.img");
+    let j: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    let t = &j["partitiontable"];
+    assert_eq!(t["label"], "dos");
+    let parts = t["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0]["start"], 8192);
+    assert_eq!(parts[0]["size"], (256 - 4) * 2048);
+    assert_eq!(parts[0]["type"], "c");
+
+    // FAT: fsck on a copy of the partition must be clean and change nothing.
+    sh("dd if=rpi3b.img of=part.img bs=1M skip=4 status=none && cp part.img part.orig");
+    let fsck = sh("fsck.vfat -a -v part.img");
+    assert!(
+        !fsck.contains("Warning") && !fsck.contains("differ"),
+        "fsck.vfat complained:\n{fsck}"
+    );
+    sh("cmp part.img part.orig");
+
+    // mtools extracts every file of the buildinfo's listing byte-identical.
+    sh("mkdir x && mcopy -s -n -i part.img ::/ x/");
+    let info: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("rpi3b.buildinfo.json")).unwrap()).unwrap();
+    let files = info["boot_partition"].as_array().unwrap();
+    let extracted = list_files(&out.join("x"));
+    assert_eq!(extracted.len(), files.len(), "mtools found {extracted:?}");
+    for f in files {
+        let path = f["path"].as_str().unwrap();
+        let line = sh(&format!("sha256sum 'x/{path}'"));
+        assert_eq!(
+            &line[..64],
+            f["sha256"].as_str().unwrap(),
+            "{path} differs inside the FAT"
+        );
+    }
+    assert!(extracted.contains(&"pimg.apkovl.tar.gz".to_string()));
+    assert!(extracted.contains(&"boot/initramfs-rpi".to_string()));
+    let lines = sh("mdir -i part.img -a ::/");
+    assert!(lines.contains("PIBOOT"), "volume label missing:\n{lines}");
+
+    // initramfs: gzip and both cpio implementations accept it; owners, modes, devices.
+    sh("gzip -t rpi3b.initramfs.cpio.gz");
+    let list = sh("gzip -dc rpi3b.initramfs.cpio.gz | cpio -itv --quiet");
+    assert!(
+        list.contains("-rwxr-xr-x   1 0        0") && list.contains(" init"),
+        "{list}"
+    );
+    assert!(
+        list.contains("crw-------   1 0        0          5,   1") && list.contains("dev/console"),
+        "{list}"
+    );
+    assert!(list.contains("bin/sh -> busybox"), "{list}");
+    assert!(
+        list.contains(&format!(
+            "lib/modules/{KVER}/kernel/drivers/mmc/host/sdhci-iproc.ko"
+        )),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!(
+            "lib/modules/{KVER}/kernel/drivers/mmc/core/mmc_core.ko"
+        )),
+        "dependency missing:\n{list}"
+    );
+    assert!(
+        !list.contains("sdhci-tegra"),
+        "unrequested module included:\n{list}"
+    );
+    sh("gzip -dc rpi3b.initramfs.cpio.gz | busybox cpio -t >/dev/null");
+    sh(&format!("mkdir ir && cd ir && gzip -dc ../rpi3b.initramfs.cpio.gz | cpio -id --quiet && test -x init && cat lib/modules/{KVER}/modules.dep >/dev/null"));
+    let dep = fs::read_to_string(out.join(format!("ir/lib/modules/{KVER}/modules.dep"))).unwrap();
+    assert!(
+        dep.contains("kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko"),
+        "{dep}"
+    );
+    let order = fs::read_to_string(out.join("ir/etc/pimg/modules")).unwrap();
+    let pos = |m: &str| {
+        order
+            .lines()
+            .position(|l| l.ends_with(m))
+            .unwrap_or_else(|| panic!("{m} not in {order}"))
+    };
+    assert!(pos("/mmc_core.ko") < pos("/sdhci.ko") && pos("/sdhci.ko") < pos("/sdhci-pltfm.ko"));
+    assert!(pos("/sdhci-pltfm.ko") < pos("/sdhci-iproc.ko") && pos("/fat.ko") < pos("/vfat.ko"));
+
+    // apkovl: busybox tar reads it; modes and owners from the attributes file; links kept.
+    sh("gzip -t pimg.apkovl.tar.gz");
+    let list = sh("busybox tar -tzvf pimg.apkovl.tar.gz");
+    let line = |name: &str| {
+        list.lines()
+            .find(|l| l.ends_with(name))
+            .unwrap_or_else(|| panic!("{name}:\n{list}"))
+            .to_string()
+    };
+    assert!(line("etc/shadow").starts_with("-rw-r----- 0/42"), "{list}");
+    assert!(line("root/").starts_with("drwx------ 0/0"), "{list}");
+    assert!(line("etc/hostname").starts_with("-rw-r--r-- 0/0"), "{list}");
+    assert!(
+        list.contains("etc/runlevels/boot/hostname -> /etc/init.d/hostname"),
+        "{list}"
+    );
+    let gnu = sh("tar -tvzf pimg.apkovl.tar.gz --numeric-owner --utc");
+    assert!(
+        gnu.contains("2023-11-14 22:13"),
+        "mtime is not the epoch:\n{gnu}"
+    );
+
+    // rpi tarball: the boot tree again.
+    let list = sh("busybox tar -tzf rpi3b.tar.gz");
+    for f in files {
+        assert!(
+            list.lines().any(|l| l == f["path"].as_str().unwrap()),
+            "{f} missing from rpi3b.tar.gz"
+        );
+    }
+}
+
+/// Runs a build expected to fail; checks exit code, message, and that nothing was published.
+fn expect_failure(tmp: &Path, args: &[&str], envs: &[(&str, &str)], message: &str) {
+    let out_dir = tmp.join("out");
+    let mut full = vec!["build", "--out", "out"];
+    full.extend_from_slice(args);
+    let o = run(tmp, &full, envs);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "expected failure for {args:?}, got success"
+    );
+    assert_eq!(o.status.code(), Some(2), "exit code for {args:?}: {stderr}");
+    assert!(
+        stderr.contains(message),
+        "for {args:?} expected message containing {message:?}, got:\n{stderr}"
+    );
+    let left: Vec<String> = list_files(&out_dir)
+        .into_iter()
+        .filter(|f| f != ".pimg.lock")
+        .collect();
+    assert!(
+        left.is_empty(),
+        "files left at the output path for {args:?}: {left:?}"
+    );
+}
+
+fn profile_variant(tmp: &Path, from: &str, to: &str) -> String {
+    let text = fs::read_to_string(repo().join("boards/rpi3b.toml")).unwrap();
+    assert!(text.contains(from), "profile no longer contains {from:?}");
+    let path = tmp.join("variant.toml");
+    fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn bad_input_fails_clearly_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    write_fixture(&t.join("inputs"), false);
+    let e = &[("SOURCE_DATE_EPOCH", EPOCH)];
+
+    expect_failure(t, &["--board", "rpi9"], e, "unknown board 'rpi9'");
+
+    let p = profile_variant(t, "[image]\n", "[image]\nsise = 1\n");
+    expect_failure(t, &["--board", &p], e, "unknown field `sise`");
+    let line = fs::read_to_string(&p)
+        .unwrap()
+        .lines()
+        .position(|l| l == "sise = 1")
+        .unwrap()
+        + 1;
+    expect_failure(t, &["--board", &p], e, &format!("line {line}, column 1"));
+
+    let p = profile_variant(t, "fat = 32", "fat = \"thirty-two\"");
+    expect_failure(t, &["--board", &p], e, "invalid type");
+
+    fs::create_dir_all(t.join("empty")).unwrap();
+    expect_failure(
+        t,
+        &["--inputs", "empty"],
+        e,
+        "no input matches 'raspi-firmware'",
+    );
+    expect_failure(t, &["--inputs", "missing-folder"], e, "run qemu/setup.sh");
+
+    let p = profile_variant(
+        t,
+        "broadcom/bcm2837-rpi-3-b.dtb",
+        "broadcom/bcm2837-rpi-9-z.dtb",
+    );
+    expect_failure(t, &["--board", &p], e, "matches no file in input");
+
+    let p = profile_variant(t, "size = \"256MiB\"", "size = \"64MiB\"");
+    let p2 = fs::read_to_string(&p)
+        .unwrap()
+        .replace("cluster_size = \"2KiB\"", "cluster_size = \"512\"");
+    fs::write(&p, p2).unwrap();
+    let big = t.join("bigin");
+    write_fixture(&big, false);
+    fs::create_dir_all(big.join("extra")).unwrap();
+    fs::write(big.join("extra/blob.bin"), pattern("blob", 70 << 20)).unwrap();
+    let p3 = fs::read_to_string(&p).unwrap().replacen(
+        "[[boot.text]]",
+        "[[boot.files]]\ninput = \"extra\"\nglob = \"blob.bin\"\nto = \"/\"\n\n[[boot.text]]",
+        1,
+    );
+    fs::write(&p, p3).unwrap();
+    expect_failure(t, &["--board", &p, "--inputs", "bigin"], e, "needs");
+    expect_failure(
+        t,
+        &["--board", &p, "--inputs", "bigin"],
+        e,
+        "raise image.size",
+    );
+
+    let p = profile_variant(
+        t,
+        "[[boot.text]]\npath = \"usercfg.txt\"",
+        "[[boot.text]]\npath = \"CONFIG.TXT\"\ncontent = \"x\"\n\n[[boot.text]]\npath = \"usercfg.txt\"",
+    );
+    expect_failure(t, &["--board", &p], e, "CONFIG.TXT");
+
+    // A package whose data.tar climbs out of the tree.
+    let evil_dir = t.join("evil");
+    write_fixture(&evil_dir, false);
+    let evil = deb(
+        "raspi-firmware",
+        "1",
+        "all",
+        &[Entry::File("../../etc/passwd", b"x".to_vec(), 0o644)],
+        1_600_000_000,
+    );
+    fs::write(
+        evil_dir.join("raspi-firmware_1.20220830+ds-1_all.deb"),
+        evil,
+    )
+    .unwrap();
+    expect_failure(t, &["--inputs", "evil"], e, "..");
+
+    // An input the build cannot read (a dangling link in the inputs folder).
+    let dang = t.join("dangling");
+    write_fixture(&dang, false);
+    std::os::unix::fs::symlink("/nonexistent/pimg-input", dang.join("gone.deb")).unwrap();
+    expect_failure(t, &["--inputs", "dangling"], e, "gone.deb");
+
+    expect_failure(t, &[], &[("SOURCE_DATE_EPOCH", "-1")], "out of range");
+    expect_failure(
+        t,
+        &[],
+        &[("SOURCE_DATE_EPOCH", "99999999999")],
+        "out of range",
+    );
+    expect_failure(
+        t,
+        &["--source-date-epoch", "yesterday"],
+        &[],
+        "not a whole number",
+    );
+
+    expect_failure(
+        t,
+        &["--overlay", "nonexistent-overlay"],
+        e,
+        "unknown overlay",
+    );
+    let ov = t.join("ov");
+    fs::create_dir_all(ov.join("etc")).unwrap();
+    fs::write(ov.join("etc/hostname"), "box\n").unwrap();
+    fs::write(ov.join(".attributes"), "etc/missing 0600 0 0\n").unwrap();
+    expect_failure(
+        t,
+        &["--overlay", ov.to_str().unwrap()],
+        e,
+        "'etc/missing' is not in the overlay",
+    );
+}
+
+#[test]
+fn overlay_directory_matches_embedded_overlay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = build_fixture(tmp.path(), &[("SOURCE_DATE_EPOCH", EPOCH)]);
+    let ov = repo().join("overlays/default");
+    let o = run(
+        tmp.path(),
+        &[
+            "build",
+            "--inputs",
+            "inputs",
+            "--out",
+            "out2",
+            "--overlay",
+            ov.to_str().unwrap(),
+        ],
+        &[("SOURCE_DATE_EPOCH", EPOCH)],
+    );
+    ok(&o);
+    assert_eq!(
+        fs::read(a.join("pimg.apkovl.tar.gz")).unwrap(),
+        fs::read(tmp.path().join("out2/pimg.apkovl.tar.gz")).unwrap()
+    );
+}
+
+#[test]
+fn help_teaches_and_boards_lists() {
+    let o = pimg().args(["build", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        help.contains("SOURCE_DATE_EPOCH") && help.contains("Examples:"),
+        "{help}"
+    );
+    let o = pimg().arg("boards").output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("rpi3b"));
+}

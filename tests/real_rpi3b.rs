@@ -1,0 +1,178 @@
+//! rpi3b from the real Debian inputs (qemu/setup.sh fetches them into inputs/): two builds
+//! under different environments must be identical, and the referees must accept the image.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The real inputs folder: `PIMG_INPUTS` or `inputs/` in the repository.
+fn real_inputs() -> PathBuf {
+    let dir = std::env::var_os("PIMG_INPUTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("inputs"));
+    let names: Vec<String> = fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    for want in ["linux-image-", "raspi-firmware_", "busybox-static_"] {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with(want) && n.ends_with(".deb")),
+            "the real inputs are missing ({want}*.deb in {}): run `sudo qemu/setup.sh` first",
+            dir.display()
+        );
+    }
+    dir
+}
+
+#[test]
+fn real_rpi3b_is_reproducible_and_refereed() {
+    let inputs = real_inputs();
+    for (tool, pkg) in [
+        ("fsck.vfat", "dosfstools"),
+        ("mcopy", "mtools"),
+        ("sfdisk", "fdisk"),
+        ("cpio", "cpio"),
+    ] {
+        need_tool(tool, pkg);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Build A straight from the inputs folder, epoch derived from the packages.
+    let out_a = tmp.path().join("a");
+    let o = run(
+        tmp.path(),
+        &[
+            "build",
+            "--board",
+            "rpi3b",
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            out_a.to_str().unwrap(),
+        ],
+        &[("TZ", "UTC")],
+    );
+    ok(&o);
+
+    // Build B from a copy with new mtimes, under another TZ, locale, umask and directory.
+    let copy = tmp.path().join("deep/er/in puts");
+    fs::create_dir_all(&copy).unwrap();
+    let mut debs: Vec<_> = fs::read_dir(&inputs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    debs.sort();
+    debs.reverse();
+    for d in &debs {
+        let dest = copy.join(d.file_name().unwrap());
+        fs::copy(d, &dest).unwrap();
+        assert!(Command::new("touch")
+            .args(["-d", "2001-02-03 04:05:06"])
+            .arg(&dest)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let script = format!(
+        "umask 027 && exec {} build --inputs 'in puts' --out ../b",
+        env!("CARGO_BIN_EXE_pimg")
+    );
+    let o = Command::new("sh")
+        .current_dir(copy.parent().unwrap())
+        .args(["-c", &script])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("TZ", "America/St_Johns")
+        .env("LC_ALL", "de_DE.UTF-8")
+        .output()
+        .unwrap();
+    ok(&o);
+    let out_b = tmp.path().join("deep/b");
+    assert_eq!(sums(&out_a), sums(&out_b), "real rpi3b builds differ");
+    for (name, _) in sums(&out_a) {
+        assert_eq!(
+            fs::read(out_a.join(&name)).unwrap(),
+            fs::read(out_b.join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+
+    let sh = |cmd: &str| {
+        let o = Command::new("sh")
+            .current_dir(&out_a)
+            .args(["-c", cmd])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "`{cmd}` failed:\n{text}");
+        text
+    };
+    sh("sha256sum -c SHA256SUMS");
+    let j: serde_json::Value = serde_json::from_str(&sh("sfdisk -J rpi3b.img")).unwrap();
+    assert_eq!(j["partitiontable"]["partitions"][0]["start"], 8192);
+    sh("dd if=rpi3b.img of=part.img bs=1M skip=4 status=none && cp part.img part.orig");
+    let fsck = sh("fsck.vfat -a -v part.img");
+    assert!(!fsck.contains("Warning"), "{fsck}");
+    sh("cmp part.img part.orig");
+    sh("mkdir x && mcopy -s -n -i part.img ::/ x/");
+    let info: serde_json::Value =
+        serde_json::from_slice(&fs::read(out_a.join("rpi3b.buildinfo.json")).unwrap()).unwrap();
+    for f in info["boot_partition"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        let line = sh(&format!("sha256sum 'x/{path}'"));
+        assert_eq!(&line[..64], f["sha256"].as_str().unwrap(), "{path}");
+    }
+    for want in [
+        "bootcode.bin",
+        "start.elf",
+        "fixup.dat",
+        "bcm2837-rpi-3-b.dtb",
+        "boot/vmlinuz-rpi",
+        "config.txt",
+        "cmdline.txt",
+    ] {
+        assert!(
+            x_has(&out_a, want),
+            "{want} missing from the boot partition"
+        );
+    }
+    let list = sh("gzip -dc rpi3b.initramfs.cpio.gz | cpio -it --quiet");
+    for m in [
+        "sdhci-iproc.ko",
+        "sdhci-pltfm.ko",
+        "sdhci.ko",
+        "bcm2835.ko",
+        "vfat.ko",
+        "fat.ko",
+        "nls_iso8859-1.ko",
+        "bcm2835_wdt.ko",
+    ] {
+        assert!(
+            list.lines().any(|l| l.ends_with(&format!("/{m}"))),
+            "{m} not in the initramfs:\n{list}"
+        );
+    }
+    assert!(
+        info["epoch_source"]
+            .as_str()
+            .unwrap()
+            .contains("linux-image-"),
+        "{}",
+        info["epoch_source"]
+    );
+}
+
+fn x_has(out: &std::path::Path, path: &str) -> bool {
+    out.join("x").join(path).is_file()
+}
