@@ -302,13 +302,13 @@ fn check(p: &BoardProfile, origin: &str) -> Result<(), BoardError> {
         message,
     };
     let size = p.image.size.0;
-    if size == 0 || size % 512 != 0 {
+    if size == 0 || !size.is_multiple_of(512) {
         return Err(bad(
             "image.size",
             format!("{size} is not a positive multiple of 512 bytes"),
         ));
     }
-    if p.boot.offset.0 % 512 != 0 || p.boot.offset.0 == 0 {
+    if !p.boot.offset.0.is_multiple_of(512) || p.boot.offset.0 == 0 {
         return Err(bad(
             "boot.offset",
             "must be a positive multiple of 512 bytes".into(),

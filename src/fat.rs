@@ -515,7 +515,7 @@ fn label_bytes(label: &str) -> Result<[u8; 11], FatError> {
 
 fn volume_sectors(size: u64) -> Result<u32, FatError> {
     let refuse = |reason: String| FatError::VolumeSize { size, reason };
-    if size % SECTOR_SIZE != 0 {
+    if !size.is_multiple_of(SECTOR_SIZE) {
         return Err(refuse(format!("not a multiple of {SECTOR_SIZE}")));
     }
     u32::try_from(size / SECTOR_SIZE)

@@ -71,7 +71,7 @@ struct BuildArgs {
     #[arg(long, default_value = "out", value_name = "DIR")]
     out: PathBuf,
     /// Seconds since 1970 used for every timestamp; derived from the inputs when unset.
-    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS", allow_hyphen_values = true)]
     source_date_epoch: Option<String>,
     /// Print the result as JSON on stdout (no progress display).
     #[arg(long)]

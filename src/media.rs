@@ -47,12 +47,15 @@ pub struct BuildReport {
     pub warnings: Vec<String>,
 }
 
+/// A boot-partition file: destination, bytes, and where it came from.
+type BootFile = (TreePath, Arc<Vec<u8>>, String);
+
 /// Everything resolved from the inputs before any output is written.
 struct Resolved {
     loaded: LoadedProfile,
     overlay: Overlay,
     used_inputs: Vec<(Input, String)>,
-    boot_files: Vec<(TreePath, Arc<Vec<u8>>, String)>,
+    boot_files: Vec<BootFile>,
     initramfs: InitramfsContent,
     builtin_modules: Vec<String>,
     epoch: SourceDateEpoch,
@@ -125,8 +128,7 @@ fn resolve(
         .1
         .modules = true;
 
-    let mut rule_hits: Vec<Vec<(TreePath, Arc<Vec<u8>>, String)>> =
-        vec![Vec::new(); p.boot.files.len()];
+    let mut rule_hits: Vec<Vec<BootFile>> = vec![Vec::new(); p.boot.files.len()];
     let mut busybox: Option<Arc<Vec<u8>>> = None;
     let mut available: BTreeMap<String, (String, ModInfo)> = BTreeMap::new();
     let mut builtin_text: Option<String> = None;
@@ -186,10 +188,11 @@ fn resolve(
             }
             Ok(())
         })?;
-        if input.kind == inputs::InputKind::Deb && input_newest > i64::MIN {
-            if newest.as_ref().is_none_or(|(t, _)| input_newest > *t) {
-                newest = Some((input_newest, input.label()));
-            }
+        if input.kind == inputs::InputKind::Deb
+            && input_newest > i64::MIN
+            && newest.as_ref().is_none_or(|(t, _)| input_newest > *t)
+        {
+            newest = Some((input_newest, input.label()));
         }
     }
 

@@ -120,6 +120,9 @@ pub enum Entry {
     Owned(String, Vec<u8>, u32),
     Dir(&'static str),
     Symlink(&'static str, &'static str),
+    /// A file whose header name is written verbatim, bypassing the tar crate's path checks
+    /// (for hostile members such as `../etc/passwd`).
+    RawName(&'static str, Vec<u8>),
 }
 
 fn tar_gz(entries: &[Entry], mtime: u64) -> Vec<u8> {
@@ -150,6 +153,14 @@ fn tar_gz(entries: &[Entry], mtime: u64) -> Vec<u8> {
                 h.set_mode(0o755);
                 h.set_size(0);
                 b.append_data(&mut h, format!("./{p}/"), &[][..]).unwrap();
+            }
+            Entry::RawName(p, data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(data.len() as u64);
+                h.as_old_mut().name[..p.len()].copy_from_slice(p.as_bytes());
+                h.set_cksum();
+                b.append(&h, data.as_slice()).unwrap();
             }
             Entry::Symlink(p, target) => {
                 h.set_entry_type(tar::EntryType::Symlink);
