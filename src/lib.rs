@@ -20,6 +20,7 @@ pub mod modules;
 pub mod output;
 pub mod overlay;
 pub mod progress;
+pub mod read;
 pub mod tree;
 
 pub use error::Error;
