@@ -16,6 +16,8 @@ fail() {
 }
 
 say "init started (kernel $(uname -r))"
+selfcheck=
+case " $(cat /proc/cmdline) " in *" pimg.selfcheck=1 "*) selfcheck=1 ;; esac
 
 while read -r module; do
 	insmod "/lib/modules/$KERNEL_VERSION/$module" || fail "cannot load module $module"
@@ -47,6 +49,26 @@ tar -C /newroot -zxf "$ovl" || fail "cannot unpack $ovl"
 [ -d /newroot/root ] && chmod 700 /newroot/root
 host=$(cat /newroot/etc/hostname 2>/dev/null)
 say "apkovl applied ${ovl##*/} hostname=$host"
+
+# Self-check (only when `pimg boot` asks for it): report the SHA-256 of every file on the
+# boot media and of every file the overlay put into the new root, then stop the machine
+# once the overlay's own init has run.
+if [ -n "$selfcheck" ]; then
+	n=0
+	for dir in /media/boot /newroot; do
+		tag=sha256
+		[ "$dir" = /newroot ] && tag=ovl-sha256
+		(cd "$dir" && find . -type f | sort) > /tmp/files
+		while IFS= read -r f; do
+			h=$(sha256sum "$dir/${f#./}") || fail "cannot read ${f#./}"
+			say "$tag ${h%% *} ${f#./}"
+			n=$((n + 1))
+		done < /tmp/files
+	done
+	say "selfcheck done files=$n"
+	inittab=/newroot/etc/inittab
+	echo '::once:/bin/sh -c '"'"'echo "pimg: userspace ready hostname=$(hostname)"; sleep 1; exec /sbin/reboot -f'"'" >> "$inittab"
+fi
 
 for d in bin sbin usr/bin usr/sbin proc sys dev tmp media/boot; do mkdir -p "/newroot/$d"; done
 cp /bin/busybox /newroot/bin/busybox

@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod board;
+pub mod boot;
 pub mod disk;
 pub mod embedded;
 pub mod epoch;

@@ -1,11 +1,13 @@
 //! The `pimg` command line: parses arguments once, runs the library, maps errors to exit codes.
 
 use clap::{Parser, Subcommand};
+use pimg::boot::{self, BootRequest};
 use pimg::epoch::SourceDateEpoch;
 use pimg::media::{self, BuildRequest};
 use pimg::progress::Progress;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 const ABOUT: &str = "Build Raspberry Pi install media that are byte-for-byte reproducible.";
 
@@ -54,6 +56,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Boot an image under QEMU and check every milestone and the in-guest self-check.
+    #[command(after_help = BOOT_EXAMPLES)]
+    Boot(BootArgs),
 }
 
 #[derive(clap::Args)]
@@ -76,6 +81,59 @@ struct BuildArgs {
     /// Print the result as JSON on stdout (no progress display).
     #[arg(long)]
     json: bool,
+    /// After building, boot the image under QEMU (as `pimg boot`) and fail if it does not pass.
+    #[arg(long)]
+    boot: bool,
+}
+
+const BOOT_EXAMPLES: &str = "\
+Examples:
+  pimg boot out/rpi3b.img                    milestones and self-check (board from the buildinfo)
+  pimg boot out/rpi3b.img --log console.txt  keep the whole serial console
+  pimg boot --interactive out/rpi3b.img      log in on the serial console (Ctrl-A X quits)
+  pimg boot other.img --board rpi3b --expect 'login:'   an image whose initramfs is not pimg's
+
+Exit status: 0 every milestone reached and the self-check matched, 1 boot failed (the first
+missing milestone or mismatching file is named, the console tail printed), 2 the image or
+the options cannot be used (nothing was started), 130 interrupted.
+The marker protocol is documented in qemu/README.md.";
+
+#[derive(clap::Args)]
+struct BootArgs {
+    /// The disk image to boot (never modified).
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
+    /// Board name or profile file; read from <image>.buildinfo.json beside the image when omitted.
+    #[arg(long, value_name = "BOARD|FILE")]
+    board: Option<String>,
+    /// QEMU machine (default: the board profile's, e.g. raspi3b).
+    #[arg(long, value_name = "MACHINE")]
+    machine: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    timeout: u64,
+    /// Write the whole serial console to FILE.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// A console line (regular expression) that must appear; repeatable, matched in order.
+    /// Replaces pimg's own milestones after "kernel started" and skips the self-check.
+    #[arg(long, value_name = "REGEX")]
+    expect: Vec<String>,
+    /// Kernel path inside the boot partition (default: the board profile's).
+    #[arg(long, value_name = "PATH")]
+    kernel: Option<String>,
+    /// Device tree path inside the boot partition (default: the board profile's).
+    #[arg(long, value_name = "PATH")]
+    dtb: Option<String>,
+    /// Initramfs path inside the boot partition (default: the board profile's).
+    #[arg(long, value_name = "PATH")]
+    initrd: Option<String>,
+    /// Attach the serial console to this terminal (no self-check, no timeout).
+    #[arg(long)]
+    interactive: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +149,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), pimg::Error> {
     match cli.command {
+        Command::Boot(args) => std::process::exit(run_boot(args)),
         Command::Boards { json } => {
             let mut rows = Vec::new();
             for (name, _) in pimg::board::embedded() {
@@ -152,7 +211,109 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
                     println!("{}  {:>11}  {}", o.sha256, o.size, o.name);
                 }
             }
+            if args.boot {
+                let image = PathBuf::from(&report.out_dir).join(format!("{}.img", report.board));
+                let code = run_boot(BootArgs {
+                    image,
+                    board: None,
+                    machine: None,
+                    timeout: 120,
+                    log: None,
+                    expect: Vec::new(),
+                    kernel: None,
+                    dtb: None,
+                    initrd: None,
+                    interactive: false,
+                    json: args.json,
+                });
+                if code != 0 {
+                    std::process::exit(code);
+                }
+            }
             Ok(())
+        }
+    }
+}
+
+/// `pimg boot`: prints the milestones as they are reached and the verdict; returns the exit code.
+fn run_boot(args: BootArgs) -> i32 {
+    let req = BootRequest {
+        image: args.image,
+        board: args.board,
+        machine: args.machine,
+        timeout: Duration::from_secs(args.timeout),
+        log: args.log,
+        expect: args.expect,
+        kernel: args.kernel,
+        dtb: args.dtb,
+        initrd: args.initrd,
+        interactive: args.interactive,
+    };
+    let progress = Progress::new(!args.json && !args.interactive);
+    let result = boot::boot(&req, &|msg: &str| progress.phase(msg));
+    progress.finish();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pimg: error: {e}");
+            return e.exit_code();
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+    } else if !args.interactive {
+        println!("pimg: booted {} on QEMU {}", report.image, report.machine);
+        for m in &report.milestones {
+            match m.at_ms {
+                Some(ms) => println!(
+                    "  [{:>5.1} s] {:<20} {}",
+                    ms as f64 / 1000.0,
+                    m.name,
+                    m.line.as_deref().unwrap_or("")
+                ),
+                None => println!("  [  --   ] {:<20} not reached", m.name),
+            }
+        }
+        if let Some(c) = &report.selfcheck {
+            let against = if c.against_buildinfo {
+                "the FAT listing, the buildinfo and the apkovl"
+            } else {
+                "the FAT listing and the apkovl (no buildinfo beside the image)"
+            };
+            if c.mismatches.is_empty() {
+                println!(
+                    "  self-check: {} boot files and {} overlay files as read by the guest match {against}",
+                    c.boot_files, c.overlay_files
+                );
+            } else {
+                println!("  self-check: {} mismatches against {against}:", c.mismatches.len());
+                for m in &c.mismatches {
+                    println!("    {m}");
+                }
+            }
+        }
+    }
+    match &report.failure {
+        None => {
+            if !args.json && !args.interactive {
+                println!("pimg: boot OK in {:.1} s", report.wall_ms as f64 / 1000.0);
+            }
+            0
+        }
+        Some(f) => {
+            if !args.interactive {
+                eprintln!("pimg: boot FAILED: {f}");
+                if !report.tail.is_empty() {
+                    eprintln!("pimg: last console lines:");
+                    for l in &report.tail {
+                        eprintln!("  | {l}");
+                    }
+                }
+                if let Some(log) = &report.log {
+                    eprintln!("pimg: full console log: {log}");
+                }
+            }
+            1
         }
     }
 }

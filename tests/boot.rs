@@ -1,0 +1,167 @@
+//! `pimg boot` on the image built from the real Debian inputs: the Linux kernel under QEMU is
+//! the referee. A good image reaches every milestone and the guest's hashes match; a
+//! corrupted one is caught; a boot partition without its kernel, DTB or initramfs is refused
+//! before QEMU starts.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+/// One real build shared by every test here; boots run one at a time (2 cores).
+fn built() -> &'static Path {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let inputs = std::env::var_os("PIMG_INPUTS").map(PathBuf::from).unwrap_or_else(|| repo().join("inputs"));
+        assert!(
+            inputs.join(".").is_dir() && fs::read_dir(&inputs).unwrap().count() >= 3,
+            "the real inputs are missing in {}: run `sudo qemu/setup.sh` first",
+            inputs.display()
+        );
+        let dir = tempfile::tempdir().unwrap().keep();
+        let o = run(&dir, &["build", "--inputs", inputs.to_str().unwrap(), "--out", "out"], &[]);
+        ok(&o);
+        dir.join("out")
+    })
+}
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn boot(image: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
+    need_tool("qemu-system-aarch64", "qemu-system-arm");
+    let _guard = serial();
+    let started = std::time::Instant::now();
+    let o = pimg()
+        .arg("boot")
+        .arg(image)
+        .args(["--json", "--timeout", "120"])
+        .args(extra)
+        .output()
+        .unwrap();
+    eprintln!("pimg boot {} took {:.1} s", image.display(), started.elapsed().as_secs_f64());
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o, report)
+}
+
+#[test]
+fn real_image_boots_and_the_guest_sees_what_was_hashed() {
+    let out = built();
+    let log = out.join("console.log");
+    let (o, r) = boot(&out.join("rpi3b.img"), &["--log", log.to_str().unwrap()]);
+    assert!(o.status.success(), "boot failed: {r:#}\n{}", String::from_utf8_lossy(&o.stderr));
+    let names: Vec<&str> = r["milestones"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "kernel started",
+            "init started",
+            "boot media mounted",
+            "apkovl applied",
+            "self-check",
+            "userspace ready",
+            "machine stopped"
+        ]
+    );
+    for m in r["milestones"].as_array().unwrap() {
+        assert!(m["at_ms"].is_u64(), "milestone not reached: {m}");
+    }
+    let check = &r["selfcheck"];
+    assert_eq!(check["mismatches"].as_array().unwrap().len(), 0, "{check}");
+    assert_eq!(check["against_buildinfo"], true);
+    let info: serde_json::Value = serde_json::from_slice(&fs::read(out.join("rpi3b.buildinfo.json")).unwrap()).unwrap();
+    assert_eq!(check["boot_files"].as_u64().unwrap() as usize, info["boot_partition"].as_array().unwrap().len());
+    assert!(check["overlay_files"].as_u64().unwrap() >= 10, "{check}");
+    let console = fs::read_to_string(&log).unwrap();
+    assert!(console.contains("pimg: apkovl applied pimg.apkovl.tar.gz hostname=pimg"), "{console}");
+    // The guest printed the same hash for the kernel as SHA256SUMS' build recorded.
+    let kernel = info["boot_partition"].as_array().unwrap().iter().find(|f| f["path"] == "boot/vmlinuz-rpi").unwrap();
+    assert!(console.contains(&format!("pimg: sha256 {} boot/vmlinuz-rpi", kernel["sha256"].as_str().unwrap())));
+    eprintln!("boot wall time: {} ms", r["wall_ms"]);
+}
+
+#[test]
+fn image_of_odd_size_boots_from_a_padded_copy_and_is_not_modified() {
+    let out = built();
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("odd.img");
+    fs::copy(out.join("rpi3b.img"), &img).unwrap();
+    let f = fs::OpenOptions::new().write(true).open(&img).unwrap();
+    f.set_len((256 + 3) << 20).unwrap();
+    drop(f);
+    let before = fs::read(&img).unwrap();
+    let (o, r) = boot(&img, &["--board", "rpi3b"]);
+    assert!(o.status.success(), "{r:#}");
+    assert_eq!(r["selfcheck"]["against_buildinfo"], false);
+    assert!(fs::read(&img).unwrap() == before, "pimg boot modified the image");
+}
+
+#[test]
+fn corrupted_kernel_is_caught() {
+    let out = built();
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("rpi3b.img");
+    fs::copy(out.join("rpi3b.img"), &img).unwrap();
+    fs::copy(out.join("rpi3b.buildinfo.json"), dir.path().join("rpi3b.buildinfo.json")).unwrap();
+    // Find a distinctive run of the kernel inside the image and flip one byte of it.
+    let part = dir.path().join("part.img");
+    let st = Command::new("mcopy").arg("-n").arg("-i").arg(format!("{}@@4M", img.display())).arg("::/boot/vmlinuz-rpi").arg(&part).status().unwrap();
+    assert!(st.success());
+    let kernel = fs::read(&part).unwrap();
+    let needle = &kernel[20 << 20..(20 << 20) + 64];
+    let mut bytes = fs::read(&img).unwrap();
+    let at = bytes.windows(64).position(|w| w == needle).expect("kernel bytes in the image");
+    bytes[at + 7] ^= 0x40;
+    fs::write(&img, &bytes).unwrap();
+    let (o, r) = boot(&img, &[]);
+    assert!(!o.status.success(), "a corrupted kernel passed: {r:#}");
+    let failure = r["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("boot/vmlinuz-rpi") || failure.contains("milestone not reached") || failure.contains("panic"),
+        "{failure}"
+    );
+    eprintln!("corruption reported as: {failure}");
+}
+
+#[test]
+fn missing_boot_files_are_refused_before_qemu_starts() {
+    need_tool("mdel", "mtools");
+    let out = built();
+    for (path, what) in [
+        ("bcm2837-rpi-3-b.dtb", "device tree"),
+        ("boot/initramfs-rpi", "initramfs"),
+        ("boot/vmlinuz-rpi", "kernel"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("x.img");
+        fs::copy(out.join("rpi3b.img"), &img).unwrap();
+        let st = Command::new("mdel").arg("-i").arg(format!("{}@@4M", img.display())).arg(format!("::/{path}")).status().unwrap();
+        assert!(st.success());
+        let started = std::time::Instant::now();
+        let o = pimg().arg("boot").arg(&img).args(["--board", "rpi3b"]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("has no {path} (the {what}")), "{err}");
+        assert!(started.elapsed().as_secs() < 10, "took too long: QEMU must not start");
+    }
+}
+
+#[test]
+fn missing_qemu_says_how_to_install_it() {
+    let out = built();
+    let o = pimg().arg("boot").arg(out.join("rpi3b.img")).env("PATH", "/nonexistent").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("qemu-system-aarch64 not found") && err.contains("apt-get install qemu-system-arm"), "{err}");
+}
