@@ -17,8 +17,19 @@ pub const MAX_NAME: u32 = 64 * 1024;
 pub const TRAILER: &str = "TRAILER!!!";
 
 const FIELD_NAMES: [&str; 13] = [
-    "inode", "mode", "uid", "gid", "nlink", "mtime", "file size", "dev major", "dev minor",
-    "rdev major", "rdev minor", "name size", "check",
+    "inode",
+    "mode",
+    "uid",
+    "gid",
+    "nlink",
+    "mtime",
+    "file size",
+    "dev major",
+    "dev minor",
+    "rdev major",
+    "rdev minor",
+    "name size",
+    "check",
 ];
 
 /// One entry's header, as stored, with where its parts are in the stream.
@@ -118,14 +129,17 @@ pub struct CpioEnd {
 }
 
 fn hex_field(b: &[u8], field: &str, offset: u64) -> Result<u32, ReadError> {
-    let s = std::str::from_utf8(b).ok().filter(|s| s.bytes().all(|c| c.is_ascii_hexdigit()));
-    s.and_then(|s| u32::from_str_radix(s, 16).ok()).ok_or_else(|| {
-        ReadError::invalid(
-            format!("cpio header field '{field}'"),
-            offset,
-            format!("\"{}\" is not 8 hexadecimal digits", super::printable(b)),
-        )
-    })
+    let s = std::str::from_utf8(b)
+        .ok()
+        .filter(|s| s.bytes().all(|c| c.is_ascii_hexdigit()));
+    s.and_then(|s| u32::from_str_radix(s, 16).ok())
+        .ok_or_else(|| {
+            ReadError::invalid(
+                format!("cpio header field '{field}'"),
+                offset,
+                format!("\"{}\" is not 8 hexadecimal digits", super::printable(b)),
+            )
+        })
 }
 
 /// Reads every entry of a newc archive, handing each header and its data to `visit`, until
@@ -162,8 +176,25 @@ pub fn read<R: Read>(
                 format!("is {namesize}; names take 1 to {MAX_NAME} bytes with their NUL"),
             ));
         }
-        let mut name = vec![0u8; namesize as usize];
-        r.fill(&mut name, "cpio entry name")?;
+        // Grown as bytes arrive: the name size claim alone allocates nothing.
+        let mut name = Vec::new();
+        let got = r
+            .by_ref()
+            .take(u64::from(namesize))
+            .read_to_end(&mut name)
+            .map_err(|source| ReadError::Io {
+                what: "cpio entry name".into(),
+                offset: offset + HEADER_LEN,
+                source,
+            })?;
+        if got < namesize as usize {
+            return Err(ReadError::Truncated {
+                what: "cpio entry name".into(),
+                offset: offset + HEADER_LEN,
+                needed: u64::from(namesize),
+                end: r.pos,
+            });
+        }
         if name.pop() != Some(0) {
             return Err(ReadError::invalid(
                 "cpio entry name",
@@ -205,7 +236,10 @@ pub fn read<R: Read>(
         r.section(size, &what, |data| visit(&header, data))?;
         let (data_end, padded) = header.data_end();
         let mut pad = [0u8; 3];
-        r.fill(&mut pad[..(padded - data_end) as usize], "cpio data padding")?;
+        r.fill(
+            &mut pad[..(padded - data_end) as usize],
+            "cpio data padding",
+        )?;
         entries += 1;
     }
 }

@@ -146,7 +146,12 @@ impl BootSector {
         let r = &self.raw;
         let mut f = vec![
             Field::new("jump instruction", 0, 3, hex(&self.jump)),
-            Field::new("OEM name", 3, 8, format!("{:?}", printable(r.get(3..11).unwrap_or(&[])))),
+            Field::new(
+                "OEM name",
+                3,
+                8,
+                format!("{:?}", printable(r.get(3..11).unwrap_or(&[]))),
+            ),
             Field::new("bytes per sector", 11, 2, self.bytes_per_sector),
             Field::new("sectors per cluster", 13, 1, self.sectors_per_cluster),
             Field::new("reserved sectors", 14, 2, self.reserved_sectors),
@@ -164,7 +169,12 @@ impl BootSector {
             f.extend([
                 Field::new("sectors per FAT (32-bit)", 36, 4, self.fat_size_32),
                 Field::new("extended flags", 40, 2, format!("0x{:04x}", self.ext_flags)),
-                Field::new("file system version", 42, 2, format!("0x{:04x}", self.fs_version)),
+                Field::new(
+                    "file system version",
+                    42,
+                    2,
+                    format!("0x{:04x}", self.fs_version),
+                ),
                 Field::new("root directory cluster", 44, 4, self.root_cluster),
                 Field::new("FSInfo sector", 48, 2, self.fsinfo_sector),
                 Field::new("backup boot sector", 50, 2, self.backup_boot_sector),
@@ -177,20 +187,48 @@ impl BootSector {
         let eu = e as usize;
         f.extend([
             Field::new("drive number", e, 1, format!("0x{:02x}", self.drive_number)),
-            Field::new("reserved byte", e + 1, 1, format!("0x{:02x}", r.get(eu + 1).copied().unwrap_or(0))),
-            Field::new("extended boot signature", e + 2, 1, format!("0x{:02x}", self.ext_boot_signature)),
+            Field::new(
+                "reserved byte",
+                e + 1,
+                1,
+                format!("0x{:02x}", r.get(eu + 1).copied().unwrap_or(0)),
+            ),
+            Field::new(
+                "extended boot signature",
+                e + 2,
+                1,
+                format!("0x{:02x}", self.ext_boot_signature),
+            ),
             Field::new("volume ID", e + 3, 4, format!("{:08x}", self.volume_id)),
-            Field::new("volume label", e + 7, 11, format!("{:?}", printable(r.get(eu + 7..eu + 18).unwrap_or(&[])))),
-            Field::new("file system type", e + 18, 8, format!("{:?}", printable(r.get(eu + 18..eu + 26).unwrap_or(&[])))),
+            Field::new(
+                "volume label",
+                e + 7,
+                11,
+                format!("{:?}", printable(r.get(eu + 7..eu + 18).unwrap_or(&[]))),
+            ),
+            Field::new(
+                "file system type",
+                e + 18,
+                8,
+                format!("{:?}", printable(r.get(eu + 18..eu + 26).unwrap_or(&[]))),
+            ),
             Field::new("boot code", e + 26, 510 - (e + 26), block(r, eu + 26, 510)),
-            Field::new("boot signature", 510, 2, format!("0x{:04x}", self.signature)),
+            Field::new(
+                "boot signature",
+                510,
+                2,
+                format!("0x{:04x}", self.signature),
+            ),
         ]);
         f
     }
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn block(r: &[u8], a: usize, b: usize) -> String {
@@ -232,13 +270,33 @@ impl FsInfo {
     pub fn fields(&self) -> Vec<Field> {
         let o = self.offset;
         vec![
-            Field::new("lead signature", o, 4, format!("0x{:08x}", self.lead_signature)),
+            Field::new(
+                "lead signature",
+                o,
+                4,
+                format!("0x{:08x}", self.lead_signature),
+            ),
             Field::new("reserved bytes 4-483", o + 4, 480, block(&self.raw, 4, 484)),
-            Field::new("structure signature", o + 484, 4, format!("0x{:08x}", self.struct_signature)),
+            Field::new(
+                "structure signature",
+                o + 484,
+                4,
+                format!("0x{:08x}", self.struct_signature),
+            ),
             Field::new("free cluster count", o + 488, 4, self.free_count),
             Field::new("next free cluster", o + 492, 4, self.next_free),
-            Field::new("reserved bytes 496-507", o + 496, 12, block(&self.raw, 496, 508)),
-            Field::new("trail signature", o + 508, 4, format!("0x{:08x}", self.trail_signature)),
+            Field::new(
+                "reserved bytes 496-507",
+                o + 496,
+                12,
+                block(&self.raw, 496, 508),
+            ),
+            Field::new(
+                "trail signature",
+                o + 508,
+                4,
+                format!("0x{:08x}", self.trail_signature),
+            ),
         ]
     }
 }
@@ -330,7 +388,11 @@ impl std::fmt::Display for FatTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.unix {
             Some(t) => write!(f, "{} ({t})", iso8601(t)),
-            None => write!(f, "invalid (date 0x{:04x}, time 0x{:04x})", self.date, self.time),
+            None => write!(
+                f,
+                "invalid (date 0x{:04x}, time 0x{:04x})",
+                self.date, self.time
+            ),
         }
     }
 }
@@ -343,7 +405,8 @@ fn decode_time(date: u16, time: u16, tenths: u8) -> Option<i64> {
     let hour = i64::from(time >> 11);
     let minute = i64::from((time >> 5) & 0x3F);
     let second = i64::from(time & 0x1F) * 2 + i64::from(tenths / 100);
-    if !(1..=12).contains(&month) || day == 0 || day > 31 || hour > 23 || minute > 59 || second > 59 {
+    if !(1..=12).contains(&month) || day == 0 || day > 31 || hour > 23 || minute > 59 || second > 59
+    {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
@@ -435,12 +498,32 @@ impl FatEntry {
     pub fn fields(&self) -> Vec<Field> {
         let o = self.entry_offset;
         vec![
-            Field::new("short name", o, 11, format!("{:?}", printable(&self.short_name_raw))),
-            Field::new("attributes", o + 11, 1, format!("0x{:02x} ({})", self.attributes, self.attribute_letters())),
+            Field::new(
+                "short name",
+                o,
+                11,
+                format!("{:?}", printable(&self.short_name_raw)),
+            ),
+            Field::new(
+                "attributes",
+                o + 11,
+                1,
+                format!("0x{:02x} ({})", self.attributes, self.attribute_letters()),
+            ),
             Field::new("case flags", o + 12, 1, format!("0x{:02x}", self.nt_flags)),
-            Field::new("create time", o + 13, 5, format!("{} [tenths {}]", self.created, self.created.tenths)),
+            Field::new(
+                "create time",
+                o + 13,
+                5,
+                format!("{} [tenths {}]", self.created, self.created.tenths),
+            ),
             Field::new("access date", o + 18, 2, self.accessed),
-            Field::new("first cluster (high word)", o + 20, 2, self.first_cluster >> 16),
+            Field::new(
+                "first cluster (high word)",
+                o + 20,
+                2,
+                self.first_cluster >> 16,
+            ),
             Field::new("modify time", o + 22, 4, self.modified),
             Field::new("first cluster", o + 26, 2, self.first_cluster & 0xFFFF),
             Field::new("size", o + 28, 4, self.size),
@@ -452,7 +535,11 @@ impl FatEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slot {
     /// A long-name part: sequence byte, checksum, 13 UTF-16 units.
-    LongName { ord: u8, checksum: u8, units: [u16; 13] },
+    LongName {
+        ord: u8,
+        checksum: u8,
+        units: [u16; 13],
+    },
     /// A short entry (file, directory, `.`/`..`, or the volume label).
     Short,
     /// A deleted entry (first byte 0xE5).
@@ -507,7 +594,10 @@ impl<R: Read + Seek> FatVolume<R> {
             return Err(ReadError::invalid(
                 "FAT32 extended flags",
                 40,
-                format!("name FAT {active} as active but there are {}", v.geometry.fat_count),
+                format!(
+                    "name FAT {active} as active but there are {}",
+                    v.geometry.fat_count
+                ),
             ));
         }
         v.fat = v.read_fat(active)?;
@@ -539,7 +629,11 @@ impl<R: Read + Seek> FatVolume<R> {
     pub fn read_fat(&mut self, copy: u8) -> Result<Vec<u32>, ReadError> {
         let g = self.geometry;
         if copy >= g.fat_count {
-            return Err(ReadError::invalid("FAT", g.fat_offset, format!("there is no FAT {copy}")));
+            return Err(ReadError::invalid(
+                "FAT",
+                g.fat_offset,
+                format!("there is no FAT {copy}"),
+            ));
         }
         let entries = u64::from(g.cluster_count) + 2;
         let needed = match g.kind {
@@ -548,7 +642,9 @@ impl<R: Read + Seek> FatVolume<R> {
             FatKind::Fat32 => entries * 4,
         };
         let base = g.fat_offset + u64::from(copy) * g.fat_len;
-        let raw = self.dev.read_vec(base, needed, &format!("FAT {}", copy + 1))?;
+        let raw = self
+            .dev
+            .read_vec(base, needed, &format!("FAT {}", copy + 1))?;
         let mut fat = Vec::with_capacity(entries as usize);
         for c in 0..entries as usize {
             let v = match g.kind {
@@ -595,7 +691,11 @@ impl<R: Read + Seek> FatVolume<R> {
                     self.fat_link_offset(out.last().copied()),
                     format!(
                         "cluster chain {} cluster {c}, outside the data area (2..{})",
-                        if out.is_empty() { "starts at" } else { "links to" },
+                        if out.is_empty() {
+                            "starts at"
+                        } else {
+                            "links to"
+                        },
                         u64::from(g.cluster_count) + 2
                     ),
                 ));
@@ -633,7 +733,9 @@ impl<R: Read + Seek> FatVolume<R> {
 
     /// Volume offset of the active FAT's entry for `cluster` (or the FAT start).
     fn fat_link_offset(&self, cluster: Option<u32>) -> u64 {
-        cluster.map_or(self.geometry.fat_offset, |c| self.geometry.fat_entry_range(0, c).0)
+        cluster.map_or(self.geometry.fat_offset, |c| {
+            self.geometry.fat_entry_range(0, c).0
+        })
     }
 
     /// Reads raw bytes of the volume (bounded by its length).
@@ -642,28 +744,46 @@ impl<R: Read + Seek> FatVolume<R> {
     }
 
     /// Fills `buf` from volume offset `offset`.
-    pub fn read_raw_into(&mut self, offset: u64, buf: &mut [u8], what: &str) -> Result<(), ReadError> {
+    pub fn read_raw_into(
+        &mut self,
+        offset: u64,
+        buf: &mut [u8],
+        what: &str,
+    ) -> Result<(), ReadError> {
         self.dev.read_at(offset, buf, what)
     }
 
     /// The byte ranges (volume offset, length) of a directory's storage: the fixed root
     /// region, or its clusters.
-    pub fn dir_extents(&self, first_cluster: Option<u32>, what: &str) -> Result<Vec<(u64, u64)>, ReadError> {
+    pub fn dir_extents(
+        &self,
+        first_cluster: Option<u32>,
+        what: &str,
+    ) -> Result<Vec<(u64, u64)>, ReadError> {
         let g = self.geometry;
         let first = match first_cluster {
-            None if g.kind != FatKind::Fat32 => return Ok(vec![(g.root_dir_offset, g.root_dir_len)]),
+            None if g.kind != FatKind::Fat32 => {
+                return Ok(vec![(g.root_dir_offset, g.root_dir_len)])
+            }
             None => self.boot.root_cluster,
             Some(c) => c,
         };
         let limit = MAX_DIR_SLOTS * DIR_ENTRY_LEN / g.cluster_size;
         let chain = self.chain(first, Some(limit.max(1)), what)?;
-        Ok(chain.iter().map(|&c| (g.cluster_offset(c), g.cluster_size)).collect())
+        Ok(chain
+            .iter()
+            .map(|&c| (g.cluster_offset(c), g.cluster_size))
+            .collect())
     }
 
     /// Every slot of a directory (`None` = root), raw and classified.
     pub fn dir_listing(&mut self, dir: Option<&FatEntry>) -> Result<DirListing, ReadError> {
         let path = dir.map_or(String::new(), |d| d.path.clone());
-        let what = if path.is_empty() { "root directory".to_string() } else { format!("directory {path}") };
+        let what = if path.is_empty() {
+            "root directory".to_string()
+        } else {
+            format!("directory {path}")
+        };
         let extents = self.dir_extents(dir.map(|d| d.first_cluster), &what)?;
         let mut slots = Vec::new();
         let mut ended = false;
@@ -679,10 +799,17 @@ impl<R: Read + Seek> FatVolume<R> {
                     Slot::Deleted
                 } else if b[11] & 0x3F == ATTR_LONG_NAME {
                     let mut units = [0u16; 13];
-                    for (k, at) in [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30].iter().enumerate() {
+                    for (k, at) in [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30]
+                        .iter()
+                        .enumerate()
+                    {
                         units[k] = le16(&b, *at);
                     }
-                    Slot::LongName { ord: b[0], checksum: b[13], units }
+                    Slot::LongName {
+                        ord: b[0],
+                        checksum: b[13],
+                        units,
+                    }
                 } else {
                     Slot::Short
                 };
@@ -698,7 +825,11 @@ impl<R: Read + Seek> FatVolume<R> {
         let mut lfn: Vec<(u64, u8, u8, [u16; 13])> = Vec::new();
         for (off, slot, b) in &listing.slots {
             match slot {
-                Slot::LongName { ord, checksum, units } => lfn.push((*off, *ord, *checksum, *units)),
+                Slot::LongName {
+                    ord,
+                    checksum,
+                    units,
+                } => lfn.push((*off, *ord, *checksum, *units)),
                 Slot::Deleted => lfn.clear(),
                 Slot::Free => break,
                 Slot::Short => {
@@ -716,7 +847,11 @@ impl<R: Read + Seek> FatVolume<R> {
                         e.lfn_offsets = parts.iter().map(|p| p.0).collect();
                     }
                     let name = e.long_name.clone().unwrap_or_else(|| e.short_name.clone());
-                    e.path = if listing.path.is_empty() { name } else { format!("{}/{name}", listing.path) };
+                    e.path = if listing.path.is_empty() {
+                        name
+                    } else {
+                        format!("{}/{name}", listing.path)
+                    };
                     out.push(e);
                 }
             }
@@ -810,7 +945,9 @@ impl<R: Read + Seek> FatVolume<R> {
         }
         all.into_iter()
             .find(|e| e.path.eq_ignore_ascii_case(want))
-            .ok_or_else(|| ReadError::NotFound { path: want.to_string() })
+            .ok_or_else(|| ReadError::NotFound {
+                path: want.to_string(),
+            })
     }
 
     /// The clusters holding a file's data: exactly as many as its size needs.
@@ -822,7 +959,10 @@ impl<R: Read + Seek> FatVolume<R> {
             return Err(ReadError::invalid(
                 what,
                 e.entry_offset + 28,
-                format!("size {} needs {needed} clusters but the volume has {}", e.size, g.cluster_count),
+                format!(
+                    "size {} needs {needed} clusters but the volume has {}",
+                    e.size, g.cluster_count
+                ),
             ));
         }
         if needed == 0 {
@@ -847,7 +987,11 @@ impl<R: Read + Seek> FatVolume<R> {
     /// Streams a file's content into `out`; returns the bytes written (its size).
     pub fn copy_file(&mut self, e: &FatEntry, out: &mut dyn Write) -> Result<u64, ReadError> {
         if e.is_dir {
-            return Err(ReadError::invalid(format!("'{}'", e.path), e.entry_offset, "is a directory"));
+            return Err(ReadError::invalid(
+                format!("'{}'", e.path),
+                e.entry_offset,
+                "is a directory",
+            ));
         }
         let chain = self.file_clusters(e)?;
         let cs = self.geometry.cluster_size;
@@ -908,14 +1052,24 @@ impl Write for HashWriter {
 }
 
 fn geometry(b: &BootSector, len: u64) -> Result<Geometry, ReadError> {
-    let bad = |offset: u64, field: &str, message: String| ReadError::invalid(format!("FAT boot sector field '{field}'"), offset, message);
+    let bad = |offset: u64, field: &str, message: String| {
+        ReadError::invalid(format!("FAT boot sector field '{field}'"), offset, message)
+    };
     let bps = u64::from(b.bytes_per_sector);
     if !matches!(bps, 512 | 1024 | 2048 | 4096) {
-        return Err(bad(11, "bytes per sector", format!("is {bps}, not 512, 1024, 2048 or 4096")));
+        return Err(bad(
+            11,
+            "bytes per sector",
+            format!("is {bps}, not 512, 1024, 2048 or 4096"),
+        ));
     }
     let spc = u64::from(b.sectors_per_cluster);
     if spc == 0 || !spc.is_power_of_two() {
-        return Err(bad(13, "sectors per cluster", format!("is {spc}, not a power of two")));
+        return Err(bad(
+            13,
+            "sectors per cluster",
+            format!("is {spc}, not a power of two"),
+        ));
     }
     let cluster_size = spc * bps;
     if b.reserved_sectors == 0 {
@@ -926,7 +1080,11 @@ fn geometry(b: &BootSector, len: u64) -> Result<Geometry, ReadError> {
     }
     let total = b.total_sectors();
     if total == 0 {
-        return Err(bad(19, "total sectors", "both total-sector fields are 0".into()));
+        return Err(bad(
+            19,
+            "total sectors",
+            "both total-sector fields are 0".into(),
+        ));
     }
     let volume_len = total * bps;
     if volume_len > len {
@@ -960,18 +1118,34 @@ fn geometry(b: &BootSector, len: u64) -> Result<Geometry, ReadError> {
         FatKind::Fat32
     };
     if clusters > 0x0FFF_FFF5 {
-        return Err(bad(32, "total sectors", format!("give {clusters} clusters, more than FAT32 can address")));
+        return Err(bad(
+            32,
+            "total sectors",
+            format!("give {clusters} clusters, more than FAT32 can address"),
+        ));
     }
     if kind == FatKind::Fat32 {
         if !b.fat32_layout {
-            return Err(bad(22, "sectors per FAT (16-bit)", format!("is set, but {clusters} clusters make this FAT32")));
+            return Err(bad(
+                22,
+                "sectors per FAT (16-bit)",
+                format!("is set, but {clusters} clusters make this FAT32"),
+            ));
         }
         let rc = u64::from(b.root_cluster);
         if rc < 2 || rc >= clusters + 2 {
-            return Err(bad(44, "root directory cluster", format!("is {rc}, outside 2..{}", clusters + 2)));
+            return Err(bad(
+                44,
+                "root directory cluster",
+                format!("is {rc}, outside 2..{}", clusters + 2),
+            ));
         }
     } else if b.root_entries == 0 {
-        return Err(bad(17, "root directory entries", format!("is 0 on a {kind} volume")));
+        return Err(bad(
+            17,
+            "root directory entries",
+            format!("is 0 on a {kind} volume"),
+        ));
     }
     let entry_bits = match kind {
         FatKind::Fat12 => 12,
@@ -983,7 +1157,10 @@ fn geometry(b: &BootSector, len: u64) -> Result<Geometry, ReadError> {
         return Err(bad(
             22,
             "sectors per FAT",
-            format!("{fat_sectors} sectors cannot hold {} {kind} entries", clusters + 2),
+            format!(
+                "{fat_sectors} sectors cannot hold {} {kind} entries",
+                clusters + 2
+            ),
         ));
     }
     Ok(Geometry {
@@ -1003,7 +1180,8 @@ fn geometry(b: &BootSector, len: u64) -> Result<Geometry, ReadError> {
 
 /// The checksum of an 8.3 name that LFN entries carry.
 pub fn short_name_checksum(name: &[u8; 11]) -> u8 {
-    name.iter().fold(0u8, |sum, &c| (sum >> 1 | (sum & 1) << 7).wrapping_add(c))
+    name.iter()
+        .fold(0u8, |sum, &c| (sum >> 1 | (sum & 1) << 7).wrapping_add(c))
 }
 
 fn short_entry(b: &[u8; 32], offset: u64, _parent: &str) -> FatEntry {
@@ -1022,7 +1200,11 @@ fn short_entry(b: &[u8; 32], offset: u64, _parent: &str) -> FatEntry {
     if nt & 0x10 != 0 {
         ext = ext.to_lowercase();
     }
-    let short_name = if ext.is_empty() { base } else { format!("{base}.{ext}") };
+    let short_name = if ext.is_empty() {
+        base
+    } else {
+        format!("{base}.{ext}")
+    };
     let first_cluster = u32::from(le16(b, 20)) << 16 | u32::from(le16(b, 26));
     let attributes = b[11];
     FatEntry {
@@ -1050,13 +1232,19 @@ fn latin(b: &[u8]) -> String {
 }
 
 /// Joins LFN parts (in on-disk order: last part first) into a name, checking order and checksum.
-fn assemble_long_name(parts: &[(u64, u8, u8, [u16; 13])], short: &[u8; 11]) -> Result<String, String> {
+fn assemble_long_name(
+    parts: &[(u64, u8, u8, [u16; 13])],
+    short: &[u8; 11],
+) -> Result<String, String> {
     let n = parts.len();
     let sum = short_name_checksum(short);
     for (i, (_, ord, checksum, _)) in parts.iter().enumerate() {
         let expect = (n - i) as u8 | if i == 0 { 0x40 } else { 0 };
         if *ord != expect {
-            return Err(format!("long-name entry {} has sequence byte 0x{ord:02x}, expected 0x{expect:02x}", i + 1));
+            return Err(format!(
+                "long-name entry {} has sequence byte 0x{ord:02x}, expected 0x{expect:02x}",
+                i + 1
+            ));
         }
         if *checksum != sum {
             return Err(format!(

@@ -42,10 +42,16 @@ impl GptHeader {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if &self.signature != SIGNATURE {
-            p.push(format!("signature is \"{}\", not \"EFI PART\"", super::printable(&self.signature)));
+            p.push(format!(
+                "signature is \"{}\", not \"EFI PART\"",
+                super::printable(&self.signature)
+            ));
         }
         if !(92..=512).contains(&self.header_size) {
-            p.push(format!("header size {} is outside 92..=512", self.header_size));
+            p.push(format!(
+                "header size {} is outside 92..=512",
+                self.header_size
+            ));
         }
         if self.computed_crc32.is_some_and(|c| c != self.header_crc32) {
             p.push(format!(
@@ -54,8 +60,11 @@ impl GptHeader {
                 self.computed_crc32.unwrap_or(0)
             ));
         }
-        if self.entry_size < 128 || self.entry_size % 8 != 0 {
-            p.push(format!("entry size {} is not a multiple of 8 of at least 128", self.entry_size));
+        if self.entry_size < 128 || !self.entry_size.is_multiple_of(8) {
+            p.push(format!(
+                "entry size {} is not a multiple of 8 of at least 128",
+                self.entry_size
+            ));
         }
         p
     }
@@ -72,7 +81,12 @@ impl GptHeader {
             Field::new("signature", o, 8, super::printable(&self.signature)),
             Field::new("revision", o + 8, 4, format!("0x{:08x}", self.revision)),
             Field::new("header size", o + 12, 4, self.header_size),
-            Field::new("header CRC32", o + 16, 4, format!("{:08x}", self.header_crc32)),
+            Field::new(
+                "header CRC32",
+                o + 16,
+                4,
+                format!("{:08x}", self.header_crc32),
+            ),
             Field::new("reserved", o + 20, 4, self.reserved),
             Field::new("current LBA", o + 24, 8, self.current_lba),
             Field::new("backup LBA", o + 32, 8, self.backup_lba),
@@ -82,12 +96,21 @@ impl GptHeader {
             Field::new("partition entries LBA", o + 72, 8, self.entries_lba),
             Field::new("number of partition entries", o + 80, 4, self.entry_count),
             Field::new("partition entry size", o + 84, 4, self.entry_size),
-            Field::new("partition entries CRC32", o + 88, 4, format!("{:08x}", self.entries_crc32)),
+            Field::new(
+                "partition entries CRC32",
+                o + 88,
+                4,
+                format!("{:08x}", self.entries_crc32),
+            ),
             Field::new(
                 "bytes after the header",
                 o + 92,
                 SECTOR_SIZE - 92,
-                if self.tail_nonzero { "not all zero" } else { "all zero" },
+                if self.tail_nonzero {
+                    "not all zero"
+                } else {
+                    "all zero"
+                },
             ),
         ]
     }
@@ -125,7 +148,12 @@ impl GptEntry {
             Field::new("partition GUID", o + 16, 16, guid_string(&self.unique_guid)),
             Field::new("first LBA", o + 32, 8, self.first_lba),
             Field::new("last LBA", o + 40, 8, self.last_lba),
-            Field::new("attributes", o + 48, 8, format!("0x{:016x}", self.attributes)),
+            Field::new(
+                "attributes",
+                o + 48,
+                8,
+                format!("0x{:016x}", self.attributes),
+            ),
             Field::new("name", o + 56, 72, format!("{:?}", self.name)),
         ]
     }
@@ -236,7 +264,7 @@ fn read_side<R: Read + Seek>(
     let array_len = h.entry_array_len().unwrap_or(u64::MAX);
     let array_off = h.entries_lba.checked_mul(SECTOR_SIZE);
     if h.entry_size >= 128
-        && h.entry_size % 8 == 0
+        && h.entry_size.is_multiple_of(8)
         && array_len <= MAX_ENTRY_ARRAY
         && array_off.is_some_and(|o| o.checked_add(array_len).is_some_and(|e| e <= dev.len()))
     {

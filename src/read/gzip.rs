@@ -48,15 +48,30 @@ impl GzipHeader {
         ];
         let mut at = 10u64;
         if let Some(x) = &self.extra {
-            f.push(Field::new("extra field", at, 2 + x.len() as u64, super::printable(x)));
+            f.push(Field::new(
+                "extra field",
+                at,
+                2 + x.len() as u64,
+                super::printable(x),
+            ));
             at += 2 + x.len() as u64;
         }
         if let Some(n) = &self.name {
-            f.push(Field::new("file name", at, n.len() as u64 + 1, super::printable(n)));
+            f.push(Field::new(
+                "file name",
+                at,
+                n.len() as u64 + 1,
+                super::printable(n),
+            ));
             at += n.len() as u64 + 1;
         }
         if let Some(c) = &self.comment {
-            f.push(Field::new("comment", at, c.len() as u64 + 1, super::printable(c)));
+            f.push(Field::new(
+                "comment",
+                at,
+                c.len() as u64 + 1,
+                super::printable(c),
+            ));
             at += c.len() as u64 + 1;
         }
         if let Some(h) = self.header_crc16 {
@@ -85,7 +100,12 @@ impl GzipTrailer {
     /// Both fields with their byte ranges.
     pub fn fields(&self) -> Vec<Field> {
         vec![
-            Field::new("trailer CRC32", self.offset, 4, format!("{:08x}", self.crc32)),
+            Field::new(
+                "trailer CRC32",
+                self.offset,
+                4,
+                format!("{:08x}", self.crc32),
+            ),
             Field::new("trailer size", self.offset + 4, 4, self.isize),
         ]
     }
@@ -160,9 +180,20 @@ pub fn read_header<R: Read>(r: &mut R) -> Result<GzipHeader, ReadError> {
         let hi = read_byte(r, at + 1, "gzip extra length")?;
         let n = u16::from_le_bytes([lo, hi]) as usize;
         at += 2;
-        let mut x = vec![0u8; n];
-        r.read_exact(&mut x)
+        let mut x = Vec::new();
+        let got = r
+            .by_ref()
+            .take(n as u64)
+            .read_to_end(&mut x)
             .map_err(|e| io_err("the gzip extra field", at, e))?;
+        if got < n {
+            return Err(ReadError::Truncated {
+                what: "gzip extra field".into(),
+                offset: at,
+                needed: n as u64,
+                end: at + got as u64,
+            });
+        }
         at += n as u64;
         Some(x)
     } else {
@@ -312,7 +343,9 @@ impl<R: Read> Read for GzipReader<R> {
             return Ok(0);
         }
         let room = self.limit.saturating_sub(self.out);
-        let want = buf.len().min(usize::try_from(room.saturating_add(1)).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(room.saturating_add(1)).unwrap_or(usize::MAX));
         let n = match self.decoder.read(&mut buf[..want]) {
             Ok(n) => n,
             Err(e) => {
@@ -350,7 +383,11 @@ pub fn decompress(data: &[u8]) -> Result<(GzipHeader, Vec<u8>, GzipTrailer), Rea
         source,
     })?;
     let trailer = r.trailer.clone().ok_or_else(|| {
-        ReadError::invalid("gzip stream", r.compressed_offset(), "ended without a trailer")
+        ReadError::invalid(
+            "gzip stream",
+            r.compressed_offset(),
+            "ended without a trailer",
+        )
     })?;
     Ok((r.header, out, trailer))
 }

@@ -68,17 +68,52 @@ impl Mbr {
                 4,
                 format!("{:08x}", self.disk_signature),
             ),
-            Field::new("reserved bytes 444-445", 444, 2, format!("0x{:04x}", self.reserved)),
+            Field::new(
+                "reserved bytes 444-445",
+                444,
+                2,
+                format!("0x{:04x}", self.reserved),
+            ),
         ];
         for (i, e) in self.entries.iter().enumerate() {
             let base = (ENTRIES_OFFSET + i * ENTRY_LEN) as u64;
             let p = format!("partition {}", i + 1);
-            f.push(Field::new(format!("{p} › status"), base, 1, format!("0x{:02x}", e.status)));
-            f.push(Field::new(format!("{p} › first CHS"), base + 1, 3, hex3(e.first_chs)));
-            f.push(Field::new(format!("{p} › type"), base + 4, 1, format!("0x{:02x}", e.part_type)));
-            f.push(Field::new(format!("{p} › last CHS"), base + 5, 3, hex3(e.last_chs)));
-            f.push(Field::new(format!("{p} › start LBA"), base + 8, 4, e.start_lba));
-            f.push(Field::new(format!("{p} › sectors"), base + 12, 4, e.sectors));
+            f.push(Field::new(
+                format!("{p} › status"),
+                base,
+                1,
+                format!("0x{:02x}", e.status),
+            ));
+            f.push(Field::new(
+                format!("{p} › first CHS"),
+                base + 1,
+                3,
+                hex3(e.first_chs),
+            ));
+            f.push(Field::new(
+                format!("{p} › type"),
+                base + 4,
+                1,
+                format!("0x{:02x}", e.part_type),
+            ));
+            f.push(Field::new(
+                format!("{p} › last CHS"),
+                base + 5,
+                3,
+                hex3(e.last_chs),
+            ));
+            f.push(Field::new(
+                format!("{p} › start LBA"),
+                base + 8,
+                4,
+                e.start_lba,
+            ));
+            f.push(Field::new(
+                format!("{p} › sectors"),
+                base + 12,
+                4,
+                e.sectors,
+            ));
         }
         f.push(Field::new(
             "boot signature",

@@ -69,7 +69,12 @@ impl TarEntry {
     pub fn fields(&self) -> Vec<Field> {
         let o = self.header_offset;
         let r = &self.raw;
-        let text = |a: usize, b: usize| format!("{:?}", super::printable(trim_nul(r.get(a..b).unwrap_or(&[]))));
+        let text = |a: usize, b: usize| {
+            format!(
+                "{:?}",
+                super::printable(trim_nul(r.get(a..b).unwrap_or(&[])))
+            )
+        };
         let mut f = vec![
             Field::new("name", o, 100, text(0, 100)),
             Field::new("mode", o + 100, 8, format!("0{:o}", self.mode)),
@@ -78,7 +83,12 @@ impl TarEntry {
             Field::new("size", o + 124, 12, self.size),
             Field::new("mtime", o + 136, 12, self.mtime),
             Field::new("checksum", o + 148, 8, format!("0{:o}", self.checksum)),
-            Field::new("type", o + 156, 1, format!("{:?} ({})", self.typeflag as char, self.kind())),
+            Field::new(
+                "type",
+                o + 156,
+                1,
+                format!("{:?} ({})", self.typeflag as char, self.kind()),
+            ),
             Field::new("link name", o + 157, 100, text(157, 257)),
             Field::new("magic", o + 257, 8, format!("{:?}", self.magic)),
             Field::new("owner name", o + 265, 32, text(265, 297)),
@@ -88,9 +98,19 @@ impl TarEntry {
         ];
         if self.magic.starts_with("ustar\0") {
             f.push(Field::new("prefix", o + 345, 155, text(345, 500)));
-            f.push(Field::new("header padding", o + 500, 12, super::mbr::digest_or_zero(r.get(500..512).unwrap_or(&[]))));
+            f.push(Field::new(
+                "header padding",
+                o + 500,
+                12,
+                super::mbr::digest_or_zero(r.get(500..512).unwrap_or(&[])),
+            ));
         } else {
-            f.push(Field::new("GNU extra fields", o + 345, 167, super::mbr::digest_or_zero(r.get(345..512).unwrap_or(&[]))));
+            f.push(Field::new(
+                "GNU extra fields",
+                o + 345,
+                167,
+                super::mbr::digest_or_zero(r.get(345..512).unwrap_or(&[])),
+            ));
         }
         f
     }
@@ -123,18 +143,34 @@ pub fn number(b: &[u8], field: &str, offset: u64) -> Result<u64, ReadError> {
     if let Some(&first) = b.first() {
         if first & 0x80 != 0 {
             if first == 0xFF {
-                return Err(ReadError::invalid(format!("tar header field '{field}'"), offset, "is a negative base-256 number"));
+                return Err(ReadError::invalid(
+                    format!("tar header field '{field}'"),
+                    offset,
+                    "is a negative base-256 number",
+                ));
             }
             let mut v: u64 = u64::from(first & 0x7F);
             for &c in &b[1..] {
-                v = v.checked_mul(256).and_then(|v| v.checked_add(u64::from(c))).ok_or_else(|| {
-                    ReadError::invalid(format!("tar header field '{field}'"), offset, "base-256 number overflows 64 bits")
-                })?;
+                v = v
+                    .checked_mul(256)
+                    .and_then(|v| v.checked_add(u64::from(c)))
+                    .ok_or_else(|| {
+                        ReadError::invalid(
+                            format!("tar header field '{field}'"),
+                            offset,
+                            "base-256 number overflows 64 bits",
+                        )
+                    })?;
             }
             return Ok(v);
         }
     }
-    let s: Vec<u8> = b.iter().copied().skip_while(|&c| c == b' ').take_while(|&c| c != 0 && c != b' ').collect();
+    let s: Vec<u8> = b
+        .iter()
+        .copied()
+        .skip_while(|&c| c == b' ')
+        .take_while(|&c| c != 0 && c != b' ')
+        .collect();
     if s.is_empty() {
         return Ok(0);
     }
@@ -160,8 +196,28 @@ pub fn looks_like_header(b: &[u8]) -> bool {
 }
 
 fn checksum_matches(b: &[u8], stored: u64) -> bool {
-    let unsigned: u64 = b.iter().enumerate().map(|(i, &c)| if (148..156).contains(&i) { 32 } else { u64::from(c) }).sum();
-    let signed: i64 = b.iter().enumerate().map(|(i, &c)| if (148..156).contains(&i) { 32 } else { i64::from(c as i8) }).sum();
+    let unsigned: u64 = b
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(c)
+            }
+        })
+        .sum();
+    let signed: i64 = b
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                i64::from(c as i8)
+            }
+        })
+        .sum();
     stored == unsigned || i64::try_from(stored).is_ok_and(|s| s == signed)
 }
 
@@ -175,8 +231,14 @@ pub fn pax_records(data: &[u8], offset: u64) -> Result<Vec<(String, String)>, Re
             break;
         }
         let bad = |m: &str| ReadError::invalid("pax extended header record", at, m.to_string());
-        let sp = rest.iter().position(|&c| c == b' ').ok_or_else(|| bad("has no length"))?;
-        let len: usize = std::str::from_utf8(&rest[..sp]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| bad("length is not a decimal number"))?;
+        let sp = rest
+            .iter()
+            .position(|&c| c == b' ')
+            .ok_or_else(|| bad("has no length"))?;
+        let len: usize = std::str::from_utf8(&rest[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("length is not a decimal number"))?;
         if len <= sp + 1 || len > rest.len() {
             return Err(bad("length runs past the header"));
         }
@@ -185,8 +247,14 @@ pub fn pax_records(data: &[u8], offset: u64) -> Result<Vec<(String, String)>, Re
             return Err(bad("does not end with a newline"));
         }
         let rec = &rec[..rec.len() - 1];
-        let eq = rec.iter().position(|&c| c == b'=').ok_or_else(|| bad("has no '='"))?;
-        out.push((String::from_utf8_lossy(&rec[..eq]).into_owned(), String::from_utf8_lossy(&rec[eq + 1..]).into_owned()));
+        let eq = rec
+            .iter()
+            .position(|&c| c == b'=')
+            .ok_or_else(|| bad("has no '='"))?;
+        out.push((
+            String::from_utf8_lossy(&rec[..eq]).into_owned(),
+            String::from_utf8_lossy(&rec[eq + 1..]).into_owned(),
+        ));
         rest = &rest[len..];
         at += len as u64;
     }
@@ -212,14 +280,29 @@ pub fn read<R: Read>(
         let got = r.fill_upto(&mut b, "tar header")?;
         if got == 0 && offset > 0 && ext_offsets.is_empty() {
             // No end marker: accepted (some writers stop here), reported as 0 zero blocks.
-            return Ok(TarEnd { entries, end_offset: offset, zero_blocks: 0, trailing: 0, trailing_nonzero: false });
+            return Ok(TarEnd {
+                entries,
+                end_offset: offset,
+                zero_blocks: 0,
+                trailing: 0,
+                trailing_nonzero: false,
+            });
         }
         if got < 512 {
-            return Err(ReadError::Truncated { what: "tar header".into(), offset, needed: 512, end: offset + got as u64 });
+            return Err(ReadError::Truncated {
+                what: "tar header".into(),
+                offset,
+                needed: 512,
+                end: offset + got as u64,
+            });
         }
         if b.iter().all(|&c| c == 0) {
             if !ext_offsets.is_empty() {
-                return Err(ReadError::invalid("tar archive", offset, "ends after an extension header with no member"));
+                return Err(ReadError::invalid(
+                    "tar archive",
+                    offset,
+                    "ends after an extension header with no member",
+                ));
             }
             let mut b2 = [0u8; 512];
             let got2 = r.fill_upto(&mut b2, "tar end marker")?;
@@ -240,7 +323,17 @@ pub fn read<R: Read>(
         }
         let stored = number(&b[148..156], "checksum", offset + 148)?;
         if !checksum_matches(&b, stored) {
-            let sum: u64 = b.iter().enumerate().map(|(i, &c)| if (148..156).contains(&i) { 32 } else { u64::from(c) }).sum();
+            let sum: u64 = b
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    if (148..156).contains(&i) {
+                        32
+                    } else {
+                        u64::from(c)
+                    }
+                })
+                .sum();
             return Err(ReadError::invalid(
                 "tar header checksum",
                 offset + 148,
@@ -249,18 +342,44 @@ pub fn read<R: Read>(
         }
         let magic = String::from_utf8_lossy(&b[257..265]).into_owned();
         if !(b[257..262] == *b"ustar" || b[257..265].iter().all(|&c| c == 0)) {
-            return Err(ReadError::invalid("tar header magic", offset + 257, format!("is {magic:?}, not ustar")));
+            return Err(ReadError::invalid(
+                "tar header magic",
+                offset + 257,
+                format!("is {magic:?}, not ustar"),
+            ));
         }
         let typeflag = b[156];
         let size_field = number(&b[124..136], "size", offset + 124)?;
         match typeflag {
             b'L' | b'K' | b'x' | b'g' => {
                 if size_field > MAX_EXTENSION {
-                    return Err(ReadError::Limit { what: "tar extension header size".into(), offset: offset + 124, value: size_field, max: MAX_EXTENSION });
+                    return Err(ReadError::Limit {
+                        what: "tar extension header size".into(),
+                        offset: offset + 124,
+                        value: size_field,
+                        max: MAX_EXTENSION,
+                    });
                 }
                 let data_at = r.pos;
-                let mut data = vec![0u8; size_field as usize];
-                r.fill(&mut data, "tar extension header data")?;
+                // Grown as bytes arrive: a header's size claim alone allocates nothing.
+                let mut data = Vec::new();
+                let got = r
+                    .by_ref()
+                    .take(size_field)
+                    .read_to_end(&mut data)
+                    .map_err(|source| ReadError::Io {
+                        what: "tar extension header data".into(),
+                        offset: data_at,
+                        source,
+                    })?;
+                if (got as u64) < size_field {
+                    return Err(ReadError::Truncated {
+                        what: "tar extension header data".into(),
+                        offset: data_at,
+                        needed: size_field,
+                        end: data_at + got as u64,
+                    });
+                }
                 skip_padding(&mut r, size_field)?;
                 match typeflag {
                     b'L' => long_name = Some(text(&data)),
@@ -274,8 +393,16 @@ pub fn read<R: Read>(
             _ => {}
         }
         let name = text(&b[0..100]);
-        let prefix = if b[257..263] == *b"ustar\0" { text(&b[345..500]) } else { String::new() };
-        let mut path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+        let prefix = if b[257..263] == *b"ustar\0" {
+            text(&b[345..500])
+        } else {
+            String::new()
+        };
+        let mut path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
         if let Some(l) = long_name.take() {
             path = l;
         }
@@ -304,7 +431,11 @@ pub fn read<R: Read>(
             pax: Vec::new(),
             raw: b.to_vec(),
         };
-        let pax: Vec<(String, String)> = global.iter().cloned().chain(std::mem::take(&mut local)).collect();
+        let pax: Vec<(String, String)> = global
+            .iter()
+            .cloned()
+            .chain(std::mem::take(&mut local))
+            .collect();
         for (k, v) in &pax {
             let num = |v: &str| v.split('.').next().and_then(|s| s.parse::<i64>().ok());
             match k.as_str() {
@@ -312,7 +443,11 @@ pub fn read<R: Read>(
                 "linkpath" => e.link_name = v.clone(),
                 "uname" => e.uname = v.clone(),
                 "gname" => e.gname = v.clone(),
-                "size" => e.size = num(v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| ReadError::invalid("pax size", offset, format!("{v:?} is not a size")))?,
+                "size" => {
+                    e.size = num(v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| {
+                        ReadError::invalid("pax size", offset, format!("{v:?} is not a size"))
+                    })?
+                }
                 "uid" => e.uid = num(v).and_then(|n| u64::try_from(n).ok()).unwrap_or(e.uid),
                 "gid" => e.gid = num(v).and_then(|n| u64::try_from(n).ok()).unwrap_or(e.gid),
                 "mtime" => e.mtime = num(v).unwrap_or(e.mtime),

@@ -1,0 +1,142 @@
+//! Writes small valid inputs for every fuzz target into `<dir>/<target>/`, built with pimg's
+//! own writers, so the fuzzers start from real structure.
+use pimg::archive::{cpio, gzip, tar};
+use pimg::disk::{self, DiskLayout, TableKind};
+use pimg::fat::{self, FatParams, FatType};
+use pimg::tree::{Node, Tree, TreePath};
+use std::io::Cursor;
+use std::path::Path;
+
+fn tree() -> Tree {
+    let mut t = Tree::new();
+    let p = |s: &str| TreePath::new(s).unwrap();
+    t.insert(p("boot"), Node::dir(0o755), "seed").unwrap();
+    t.insert(
+        p("boot/vmlinuz-rpi"),
+        Node::file(vec![7u8; 3000], 0o644),
+        "seed",
+    )
+    .unwrap();
+    t.insert(
+        p("config.txt"),
+        Node::file(b"arm_64bit=1\n".to_vec(), 0o644),
+        "seed",
+    )
+    .unwrap();
+    t.insert(
+        p("a-rather-long-file-name-for-lfn.txt"),
+        Node::file(vec![1u8; 700], 0o600),
+        "seed",
+    )
+    .unwrap();
+    t.insert(p("link"), Node::symlink("config.txt"), "seed")
+        .unwrap();
+    t
+}
+
+fn fat_tree() -> Tree {
+    let mut t = Tree::new();
+    for (path, node) in tree().iter() {
+        if !matches!(node.kind, pimg::tree::NodeKind::Symlink(_)) {
+            t.insert(path.clone(), node.clone(), "seed").unwrap();
+        }
+    }
+    t
+}
+
+fn fat_volume(size: u64) -> Vec<u8> {
+    let mut v = Cursor::new(vec![0u8; size as usize]);
+    let params = FatParams {
+        fat_type: FatType::Fat12,
+        bytes_per_cluster: 512,
+        volume_id: 0x1234_5678,
+        label: "PIBOOT".into(),
+        epoch: 1_700_000_000,
+    };
+    fat::write_fat(&mut v, size, &fat_tree(), &params).unwrap();
+    v.into_inner()
+}
+
+fn disk(table: TableKind) -> Vec<u8> {
+    let size = 256 * 1024;
+    let (offset, part) = (64 * 1024, 128 * 1024);
+    let mut d = Cursor::new(vec![0u8; size as usize]);
+    let layout = DiskLayout {
+        size,
+        table,
+        part_offset: offset,
+        part_size: part,
+        mbr_type: 0x0c,
+        bootable: false,
+        disk_signature: 0xdead_beef,
+        disk_guid: [1; 16],
+        part_guid: [2; 16],
+        part_name: "PIBOOT".into(),
+    };
+    disk::write_table(&mut d, &layout).unwrap();
+    let mut d = d.into_inner();
+    let vol = fat_volume(part);
+    d[offset as usize..(offset + part) as usize].copy_from_slice(&vol);
+    d
+}
+
+fn main() {
+    let dir = std::env::args().nth(1).expect("usage: seeds DIR");
+    let dir = Path::new(&dir);
+    let put = |target: &str, name: &str, data: &[u8]| {
+        let d = dir.join(target);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), data).unwrap();
+    };
+    let t = tree();
+    let tar_bytes = tar::write_tree(Vec::new(), &t, 1_700_000_000).unwrap();
+    let mut w = cpio::CpioWriter::new(Vec::new());
+    for (i, (path, node)) in t.iter().enumerate() {
+        let data: &[u8] = match &node.kind {
+            pimg::tree::NodeKind::File(d) => d,
+            pimg::tree::NodeKind::Symlink(s) => s.as_bytes(),
+            _ => &[],
+        };
+        w.append(&cpio::CpioEntry {
+            name: path.as_str(),
+            ino: i as u32 + 1,
+            mode: node.type_bits() | node.mode,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            mtime: 1_700_000_000,
+            dev_major: 0,
+            dev_minor: 0,
+            rdev_major: 0,
+            rdev_minor: 0,
+            data,
+        })
+        .unwrap();
+    }
+    let cpio_bytes = w.finish().unwrap();
+    put("partitions", "mbr.img", &disk(TableKind::Mbr));
+    put("partitions", "gpt.img", &disk(TableKind::Gpt));
+    put("fat", "fat12.img", &fat_volume(128 * 1024));
+    put(
+        "gzip",
+        "text.gz",
+        &gzip::gzip_bytes(b"hello, hello, hello pimg\n", 9),
+    );
+    put("gzip", "cpio.gz", &gzip::gzip_bytes(&cpio_bytes, 9));
+    put("cpio", "plain.cpio", &cpio_bytes);
+    put("cpio", "cpio.gz", &gzip::gzip_bytes(&cpio_bytes, 6));
+    put("tar", "plain.tar", &tar_bytes);
+    put("tar", "tar.gz", &gzip::gzip_bytes(&tar_bytes, 6));
+    let mut pair = vec![128u8];
+    pair.extend_from_slice(&gzip::gzip_bytes(&tar_bytes, 6));
+    let mut t2 = tar_bytes.clone();
+    t2[100] ^= 1;
+    pair.extend_from_slice(&gzip::gzip_bytes(&t2, 6));
+    put("diff_archives", "tar-pair", &pair);
+    let mut pair = vec![128u8];
+    pair.extend_from_slice(&cpio_bytes);
+    let mut c2 = cpio_bytes.clone();
+    c2[50] = b'F';
+    pair.extend_from_slice(&c2);
+    put("diff_archives", "cpio-pair", &pair);
+}

@@ -1,0 +1,909 @@
+//! `pimg inspect`, `pimg diff` and `pimg verify` on fixture builds: single-byte flips in every
+//! region of every artifact must make verify fail and diff name the partition, file, entry or
+//! field; builds with different epochs must diff as timestamps; rebuilds must reproduce the
+//! outputs and name a swapped input. The expected names come from the tests' own walk of the
+//! bytes (FAT spec offsets, cpio/tar headers), not from pimg's readers.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// One fixture build shared by the tests of this binary (kept for the process lifetime).
+fn fixture() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap().keep();
+        write_fixture(&tmp.join("inputs"), false);
+        let o = run(
+            &tmp,
+            &["build", "--inputs", "inputs", "--out", "out", "--json"],
+            &[("SOURCE_DATE_EPOCH", EPOCH)],
+        );
+        ok(&o);
+        tmp
+    })
+}
+
+fn out() -> PathBuf {
+    fixture().join("out")
+}
+
+/// A copy of the output folder to damage.
+fn copy_out(to: &Path) -> PathBuf {
+    let dst = to.join("b");
+    fs::create_dir_all(&dst).unwrap();
+    for (name, _) in sums(&out()) {
+        fs::copy(out().join(&name), dst.join(&name)).unwrap();
+    }
+    fs::copy(out().join("SHA256SUMS"), dst.join("SHA256SUMS")).unwrap();
+    dst
+}
+
+/// Deterministic xorshift.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn flip(&mut self) -> u8 {
+        (self.next() % 255 + 1) as u8
+    }
+}
+
+fn xor_at(path: &Path, offset: u64, x: u8) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(&[b[0] ^ x]).unwrap();
+}
+
+fn le16(b: &[u8], at: usize) -> u64 {
+    u64::from(u16::from_le_bytes([b[at], b[at + 1]]))
+}
+fn le32(b: &[u8], at: usize) -> u64 {
+    u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]))
+}
+
+/// Flips one byte of `artifact` in the damaged folder, runs diff and verify, restores it.
+/// `expect` lists words that must all appear in the diff output.
+fn flip_and_check(dir_b: &Path, artifact: &str, offset: u64, x: u8, expect: &[String]) {
+    let b = dir_b.join(artifact);
+    xor_at(&b, offset, x);
+    let a = out().join(artifact);
+    let d = run(
+        fixture(),
+        &["diff", a.to_str().unwrap(), b.to_str().unwrap()],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&d.stdout).into_owned();
+    let ctx = format!(
+        "{artifact}: byte {offset} ^ 0x{x:02x}: diff exit {:?}\nstdout:\n{text}\nstderr:\n{}",
+        d.status.code(),
+        String::from_utf8_lossy(&d.stderr)
+    );
+    assert_eq!(d.status.code(), Some(1), "{ctx}");
+    for e in expect {
+        assert!(text.contains(e.as_str()), "diff does not name {e:?}\n{ctx}");
+    }
+    let v = run(fixture(), &["verify", dir_b.to_str().unwrap()], &[]);
+    assert_eq!(
+        v.status.code(),
+        Some(1),
+        "verify must fail after {ctx}\nverify:\n{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(String::from_utf8_lossy(&v.stdout).contains(&format!("FAIL  {artifact}")));
+    xor_at(&b, offset, x);
+}
+
+/// The field of a FAT32 boot sector at byte `i`, per the FAT specification.
+fn boot_sector_field(i: u64) -> &'static str {
+    const F: &[(u64, u64, &str)] = &[
+        (0, 3, "jump instruction"),
+        (3, 11, "OEM name"),
+        (11, 13, "bytes per sector"),
+        (13, 14, "sectors per cluster"),
+        (14, 16, "reserved sectors"),
+        (16, 17, "number of FATs"),
+        (17, 19, "root directory entries"),
+        (19, 21, "total sectors (16-bit)"),
+        (21, 22, "media descriptor"),
+        (22, 24, "sectors per FAT (16-bit)"),
+        (24, 26, "sectors per track"),
+        (26, 28, "number of heads"),
+        (28, 32, "hidden sectors"),
+        (32, 36, "total sectors (32-bit)"),
+        (36, 40, "sectors per FAT (32-bit)"),
+        (40, 42, "extended flags"),
+        (42, 44, "file system version"),
+        (44, 48, "root directory cluster"),
+        (48, 50, "FSInfo sector"),
+        (50, 52, "backup boot sector"),
+        (52, 64, "reserved bytes 52-63"),
+        (64, 65, "drive number"),
+        (65, 66, "reserved byte"),
+        (66, 67, "extended boot signature"),
+        (67, 71, "volume ID"),
+        (71, 82, "volume label"),
+        (82, 90, "file system type"),
+        (90, 510, "boot code"),
+        (510, 512, "boot signature"),
+    ];
+    F.iter()
+        .find(|(a, b, _)| i >= *a && i < *b)
+        .map(|f| f.2)
+        .unwrap()
+}
+
+fn mbr_field(i: u64) -> String {
+    match i {
+        0..440 => "bootstrap code".into(),
+        440..444 => "disk signature".into(),
+        444..446 => "reserved bytes".into(),
+        446..510 => {
+            let n = (i - 446) / 16 + 1;
+            let f = match (i - 446) % 16 {
+                0 => "status",
+                1..=3 => "first CHS",
+                4 => "type",
+                5..=7 => "last CHS",
+                8..=11 => "start LBA",
+                _ => "sectors",
+            };
+            format!("partition {n} › {f}")
+        }
+        _ => "boot signature".into(),
+    }
+}
+
+/// The fixture image's layout, read with the FAT specification's arithmetic.
+struct Layout {
+    part: u64,
+    fat: u64,
+    fat_len: u64,
+    clusters: u64,
+    data: u64,
+    cluster: u64,
+    root: u64,
+}
+
+fn layout(img: &[u8]) -> Layout {
+    let part = le32(img, 446 + 8) * 512;
+    let bs = &img[part as usize..part as usize + 512];
+    let bps = le16(bs, 11);
+    let spc = u64::from(bs[13]);
+    let reserved = le16(bs, 14);
+    let fats = u64::from(bs[16]);
+    let fat_sectors = le32(bs, 36);
+    let total = le32(bs, 32);
+    let data_sector = reserved + fats * fat_sectors;
+    Layout {
+        part,
+        fat: part + reserved * bps,
+        fat_len: fat_sectors * bps,
+        clusters: (total - data_sector) / spc,
+        data: part + data_sector * bps,
+        cluster: spc * bps,
+        root: le32(bs, 44),
+    }
+}
+
+/// Root directory slots: (image offset, long name of the entry it belongs to, is LFN).
+fn root_slots(img: &[u8], l: &Layout) -> Vec<(u64, String, bool)> {
+    let start = l.data + (l.root - 2) * l.cluster;
+    let mut out = Vec::new();
+    let mut pending: Vec<(u64, Vec<u16>)> = Vec::new();
+    for i in 0..(l.cluster / 32) {
+        let off = start + i * 32;
+        let s = &img[off as usize..off as usize + 32];
+        if s[0] == 0 {
+            break;
+        }
+        if s[11] == 0x0F {
+            let mut units = Vec::new();
+            for at in [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30] {
+                units.push(le16(s, at) as u16);
+            }
+            pending.push((off, units));
+            continue;
+        }
+        if s[11] & 0x08 != 0 {
+            continue;
+        }
+        let mut units: Vec<u16> = pending.iter().rev().flat_map(|p| p.1.clone()).collect();
+        if let Some(e) = units.iter().position(|&u| u == 0) {
+            units.truncate(e);
+        }
+        let name = String::from_utf16(&units).unwrap();
+        for (o, _) in pending.drain(..) {
+            out.push((o, name.clone(), true));
+        }
+        out.push((off, name, false));
+    }
+    out
+}
+
+fn short_entry_field(i: u64) -> &'static str {
+    match i {
+        0..11 => "short name",
+        11 => "attributes",
+        12 => "case flags",
+        13..18 => "create time",
+        18..20 => "access date",
+        20..22 => "first cluster (high word)",
+        22..26 => "modify time",
+        26..28 => "first cluster",
+        _ => "size",
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn byte_flips_in_the_image_are_named_by_diff_and_fail_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir_b = copy_out(tmp.path());
+    let img = fs::read(out().join("rpi3b.img")).unwrap();
+    let l = layout(&img);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let name = "rpi3b.img";
+    let per_region = 20;
+
+    // MBR: every field of sector 0.
+    for _ in 0..per_region {
+        let off = rng.below(512);
+        flip_and_check(
+            &dir_b,
+            name,
+            off,
+            rng.flip(),
+            &["partition table › MBR".into(), mbr_field(off)],
+        );
+    }
+    // FAT boot sector fields.
+    for _ in 0..per_region {
+        let i = rng.below(512);
+        let expect = vec![
+            "partition 1 › FAT › boot sector".to_string(),
+            boot_sector_field(i).to_string(),
+        ];
+        flip_and_check(&dir_b, name, l.part + i, rng.flip(), &expect);
+    }
+    // FAT tables: entries of used and free clusters, both copies.
+    for k in 0..per_region {
+        let copy = k % 2;
+        let cluster = 2 + rng.below(l.clusters);
+        let off = l.fat + copy * l.fat_len + cluster * 4 + rng.below(3);
+        let expect = vec![
+            format!("FAT {}", copy + 1),
+            format!("entry for cluster {cluster}"),
+        ];
+        flip_and_check(&dir_b, name, off, rng.flip() & 0x7f | 1, &expect);
+    }
+    // Directory entries in the root: short-entry fields and long-name slots.
+    let slots = root_slots(&img, &l);
+    for _ in 0..per_region {
+        let (off, entry, lfn) = slots[rng.below(slots.len() as u64) as usize].clone();
+        let i = rng.below(32);
+        let mut expect = vec![format!("directory entry {entry}")];
+        if lfn {
+            expect.push("long".into());
+        } else {
+            expect.push(short_entry_field(i).into());
+        }
+        flip_and_check(&dir_b, name, off + i, rng.flip(), &expect);
+    }
+    // File data: firmware files (contiguous on a fresh volume), found by their content.
+    let debs = fixture_debs();
+    let _ = debs;
+    for k in 0..per_region {
+        let (file, len) = [
+            ("bootcode.bin", 52_460usize),
+            ("start.elf", 297_353),
+            ("fixup.dat", 7_262),
+            ("bcm2837-rpi-3-b.dtb", 14_993),
+        ][(k % 4) as usize];
+        let content = if file.ends_with(".dtb") {
+            pattern("dtb3b", len)
+        } else {
+            pattern(&format!("usr/lib/raspi-firmware/{file}"), len)
+        };
+        let start = find(&img[l.data as usize..], &content[..256])
+            .expect("file content on the image") as u64
+            + l.data;
+        assert_eq!(
+            &img[start as usize..start as usize + len],
+            &content[..],
+            "{file} is not contiguous"
+        );
+        if k % 5 == 4 {
+            // Slack after the end of the file in its last cluster.
+            let slack = (l.cluster - len as u64 % l.cluster) % l.cluster;
+            if slack > 0 {
+                let off = start + len as u64 + rng.below(slack);
+                flip_and_check(
+                    &dir_b,
+                    name,
+                    off,
+                    rng.flip(),
+                    &[format!("slack after the end of {file}")],
+                );
+                continue;
+            }
+        }
+        let at = rng.below(len as u64);
+        flip_and_check(
+            &dir_b,
+            name,
+            start + at,
+            rng.flip(),
+            &[format!("FAT › {file} › content at offset {at}")],
+        );
+    }
+    // Unallocated space between the MBR and the partition.
+    for _ in 0..3 {
+        let off = 512 + rng.below(l.part - 512);
+        flip_and_check(
+            &dir_b,
+            name,
+            off,
+            rng.flip(),
+            &["unallocated region".into()],
+        );
+    }
+}
+
+/// cpio newc entries of a decompressed payload: (name, header offset, end of padded data).
+fn cpio_walk(d: &[u8]) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at + 110 <= d.len() {
+        let field = |i: usize| {
+            usize::from_str_radix(
+                std::str::from_utf8(&d[at + 6 + 8 * i..at + 14 + 8 * i]).unwrap(),
+                16,
+            )
+            .unwrap()
+        };
+        let (size, namesize) = (field(6), field(11));
+        let name = String::from_utf8_lossy(&d[at + 110..at + 110 + namesize - 1]).into_owned();
+        let data = (at + 110 + namesize).div_ceil(4) * 4;
+        let end = (data + size).div_ceil(4) * 4;
+        out.push((name.clone(), at, end));
+        if name == "TRAILER!!!" {
+            break;
+        }
+        at = end;
+    }
+    out
+}
+
+/// tar entries: (name, header offset, end of padded data).
+fn tar_walk(d: &[u8]) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at + 512 <= d.len() && d[at..at + 512].iter().any(|&b| b != 0) {
+        let h = &d[at..at + 512];
+        let name =
+            String::from_utf8_lossy(&h[..h[..100].iter().position(|&b| b == 0).unwrap_or(100)])
+                .into_owned();
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&h[124..135])
+                .unwrap()
+                .trim_matches(char::from(0)),
+            8,
+        )
+        .unwrap();
+        let end = at + 512 + size.div_ceil(512) * 512;
+        out.push((name, at, end));
+        at = end;
+    }
+    out
+}
+
+fn gunzip_partial(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = flate2::read::GzDecoder::new(b).read_to_end(&mut out);
+    out
+}
+
+/// Flips in a gzip artifact: header and trailer fields by name, deflate data by the entry
+/// whose decompressed bytes first differ.
+type Walk = fn(&[u8]) -> Vec<(String, usize, usize)>;
+
+fn gzip_flips(artifact: &str, walk: Walk) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir_b = copy_out(tmp.path());
+    let a = fs::read(out().join(artifact)).unwrap();
+    let payload = gunzip_partial(&a);
+    let entries = walk(&payload);
+    let mut rng = Rng(0xdead_beef_1234_5678 ^ a.len() as u64);
+    let n = a.len() as u64;
+    for k in 0..24 {
+        let off = match k % 8 {
+            0 => rng.below(10),
+            1 => n - 8 + rng.below(8),
+            _ => 10 + rng.below(n - 18),
+        };
+        let x = rng.flip();
+        let expect: Vec<String> = if off < 10 {
+            let f = match off {
+                0 | 1 => "magic",
+                2 => "compression method",
+                3 => "flags",
+                4..=7 => "mtime",
+                8 => "extra flags",
+                _ => "OS",
+            };
+            vec![format!("gzip header › {f}")]
+        } else if off >= n - 8 {
+            vec![if off < n - 4 {
+                "trailer CRC32"
+            } else {
+                "trailer size"
+            }
+            .to_string()]
+        } else {
+            let mut b = a.clone();
+            b[off as usize] ^= x;
+            let pb = gunzip_partial(&b);
+            let m = payload.len().min(pb.len());
+            match (0..m).find(|&i| payload[i] != pb[i]) {
+                Some(d) => {
+                    let e = entries
+                        .iter()
+                        .find(|e| d >= e.1 && d < e.2)
+                        .map(|e| e.0.clone())
+                        .unwrap_or_default();
+                    vec![format!("{artifact} › {e}")]
+                }
+                // The stream breaks without a wrong byte first: the diff names the offset.
+                None => vec![format!("compressed data at offset {off}")],
+            }
+        };
+        flip_and_check(&dir_b, artifact, off, x, &expect);
+    }
+}
+
+#[test]
+fn byte_flips_in_the_initramfs_are_named() {
+    gzip_flips("rpi3b.initramfs.cpio.gz", cpio_walk);
+}
+
+#[test]
+fn byte_flips_in_the_apkovl_are_named() {
+    gzip_flips("pimg.apkovl.tar.gz", tar_walk);
+}
+
+#[test]
+fn identical_files_diff_silently_and_verify_passes() {
+    let img = out().join("rpi3b.img");
+    let d = run(
+        fixture(),
+        &["diff", img.to_str().unwrap(), img.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(d.status.code(), Some(0));
+    assert!(d.stdout.is_empty());
+    let v = run(fixture(), &["verify", out().to_str().unwrap()], &[]);
+    let text = ok(&v);
+    assert!(
+        text.contains("OK    rpi3b.img › partition 1 › boot/vmlinuz-rpi"),
+        "{text}"
+    );
+    assert!(text.contains("0 failed: OK"), "{text}");
+    let sums = out().join("SHA256SUMS");
+    let v = run(
+        fixture(),
+        &[
+            "verify",
+            "--sums",
+            sums.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ],
+        &[],
+    );
+    ok(&v);
+    let v = run(
+        fixture(),
+        &[
+            "verify",
+            "--sums",
+            sums.to_str().unwrap(),
+            "nonexistent.img",
+        ],
+        &[],
+    );
+    assert_eq!(v.status.code(), Some(2));
+}
+
+#[test]
+fn verify_names_the_boot_file_that_differs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir_b = copy_out(tmp.path());
+    let img = fs::read(out().join("rpi3b.img")).unwrap();
+    let content = pattern("usr/lib/raspi-firmware/start.elf", 297_353);
+    let at = find(&img, &content[..256]).unwrap() as u64 + 1000;
+    xor_at(&dir_b.join("rpi3b.img"), at, 0x40);
+    let v = run(fixture(), &["verify", dir_b.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  rpi3b.img › partition 1 › start.elf: expected sha256"),
+        "{text}"
+    );
+    // The initramfs differs: the copy in the image is the reference for a structural diff.
+    let initramfs = dir_b.join("rpi3b.initramfs.cpio.gz");
+    let n = fs::metadata(&initramfs).unwrap().len();
+    xor_at(&initramfs, n - 3, 0x01);
+    let v = run(
+        fixture(),
+        &["verify", "--json", dir_b.to_str().unwrap()],
+        &[],
+    );
+    let j: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(j["ok"], false);
+    assert!(
+        j["diffs"][0]["differences"][0]["field"]
+            .as_str()
+            .unwrap()
+            .contains("trailer size"),
+        "{j}"
+    );
+}
+
+#[test]
+fn inspect_lists_table_file_system_files_and_archive_entries() {
+    let img = out().join("rpi3b.img");
+    let o = run(
+        fixture(),
+        &["inspect", "--json", img.to_str().unwrap()],
+        &[],
+    );
+    let j: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_slice(&fs::read(out().join("rpi3b.buildinfo.json")).unwrap()).unwrap();
+    assert_eq!(j["kind"], "disk-image");
+    assert_eq!(j["partition_table"]["kind"], "MBR");
+    let fs_ = &j["partitions"][0]["filesystem"];
+    assert_eq!(fs_["fat_type"], "FAT32");
+    assert_eq!(fs_["label"], "PIBOOT");
+    assert_eq!(fs_["volume_id"], info["identifiers"]["fat_volume_id"]);
+    let files = fs_["files"].as_array().unwrap();
+    for b in info["boot_partition"].as_array().unwrap() {
+        let f = files
+            .iter()
+            .find(|f| f["path"] == b["path"])
+            .unwrap_or_else(|| panic!("{} missing", b["path"]));
+        assert_eq!(f["sha256"], b["sha256"]);
+        assert_eq!(f["size"], b["size"]);
+    }
+    let initramfs = files
+        .iter()
+        .find(|f| f["path"] == "boot/initramfs-rpi")
+        .unwrap();
+    let entries = initramfs["archive"]["entries"].as_array().unwrap();
+    let bb = entries.iter().find(|e| e["path"] == "bin/busybox").unwrap();
+    assert_eq!(bb["mode"], "0100755");
+    assert_eq!(bb["mtime"], EPOCH.parse::<i64>().unwrap());
+    let apkovl = run(
+        fixture(),
+        &[
+            "inspect",
+            out().join("pimg.apkovl.tar.gz").to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = ok(&apkovl);
+    assert!(
+        text.contains("0640     0/42") && text.contains("etc/shadow"),
+        "{text}"
+    );
+}
+
+#[test]
+fn different_epochs_diff_as_timestamps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(
+        fixture(),
+        &[
+            "build",
+            "--inputs",
+            "inputs",
+            "--out",
+            tmp.path().join("later").to_str().unwrap(),
+        ],
+        &[("SOURCE_DATE_EPOCH", "1700086400")],
+    );
+    ok(&o);
+    let later = tmp.path().join("later");
+    let (a, b) = (out().join("rpi3b.img"), later.join("rpi3b.img"));
+    let d = run(
+        fixture(),
+        &["diff", a.to_str().unwrap(), b.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(d.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&d.stdout);
+    assert!(
+        text.contains("modify time") && text.contains("mtime"),
+        "{text}"
+    );
+    let j = run(
+        fixture(),
+        &["diff", "--json", a.to_str().unwrap(), b.to_str().unwrap()],
+        &[],
+    );
+    let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    let diffs = j["differences"].as_array().unwrap();
+    let has = |path_end: &[&str], field: &str, a: &str| {
+        diffs.iter().any(|d| {
+            let p: Vec<&str> = d["path"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap())
+                .collect();
+            p.ends_with(path_end)
+                && d["field"] == field
+                && d["a"].as_str().unwrap_or("").contains(a)
+        })
+    };
+    assert!(
+        has(
+            &["directory entry config.txt"],
+            "modify time",
+            "2023-11-14T22:13:20Z"
+        ),
+        "{j}"
+    );
+    assert!(
+        has(
+            &["directory entry boot/vmlinuz-rpi"],
+            "create time",
+            "2023-11-14T22:13:20Z"
+        ),
+        "{j}"
+    );
+    assert!(
+        has(&["boot/initramfs-rpi", "init"], "mtime", "1700000000"),
+        "{j}"
+    );
+    assert!(
+        has(
+            &["pimg.apkovl.tar.gz", "etc/hostname"],
+            "mtime",
+            "1700000000"
+        ),
+        "{j}"
+    );
+    let j = run(
+        fixture(),
+        &[
+            "diff",
+            "--json",
+            out().join("pimg.apkovl.tar.gz").to_str().unwrap(),
+            later.join("pimg.apkovl.tar.gz").to_str().unwrap(),
+        ],
+        &[],
+    );
+    let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    let diffs = j["differences"].as_array().unwrap();
+    assert!(!diffs.is_empty());
+    assert!(diffs.iter().all(|d| d["field"] == "mtime"), "{j}");
+}
+
+#[test]
+fn rebuild_reproduces_the_fixture_and_names_a_swapped_input() {
+    let info = out().join("rpi3b.buildinfo.json");
+    let v = run(
+        fixture(),
+        &[
+            "verify",
+            "--rebuild",
+            info.to_str().unwrap(),
+            "--inputs",
+            "inputs",
+        ],
+        &[],
+    );
+    let text = ok(&v);
+    assert!(text.contains("OK    rpi3b.img (rebuilt)"), "{text}");
+
+    // Another version of busybox-static in place of the recorded one.
+    let tmp = tempfile::tempdir().unwrap();
+    let inputs = tmp.path().join("inputs");
+    write_fixture(&inputs, false);
+    let old = fixture_debs()[0].0.clone();
+    fs::remove_file(inputs.join(&old)).unwrap();
+    let bb = deb(
+        "busybox-static",
+        "1:1.36.1-1",
+        "arm64",
+        &[
+            Entry::Dir("bin"),
+            Entry::File("bin/busybox", pattern("busybox 1.36", 400_000), 0o755),
+        ],
+        FIXTURE_NEWEST_MTIME,
+    );
+    fs::write(inputs.join("busybox-static_1%3a1.36.1-1_arm64.deb"), bb).unwrap();
+    let v = run(
+        fixture(),
+        &[
+            "verify",
+            "--rebuild",
+            info.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  input busybox-static 1:1.35.0-4+deb12u1+b1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("busybox-static_1%3a1.36.1-1_arm64.deb (version 1:1.36.1-1)"),
+        "{text}"
+    );
+
+    // The same file name with other bytes.
+    fs::remove_file(inputs.join("busybox-static_1%3a1.36.1-1_arm64.deb")).unwrap();
+    let bb = deb(
+        "busybox-static",
+        "1:1.35.0-4+deb12u1+b1",
+        "arm64",
+        &[Entry::File("bin/busybox", pattern("other", 400_000), 0o755)],
+        FIXTURE_NEWEST_MTIME,
+    );
+    fs::write(inputs.join(&old), bb).unwrap();
+    let v = run(
+        fixture(),
+        &[
+            "verify",
+            "--rebuild",
+            info.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "FAIL  input busybox-static 1:1.35.0-4+deb12u1+b1 ({old}): expected sha256"
+        )),
+        "{text}"
+    );
+
+    // A missing input is an error naming it.
+    fs::remove_file(inputs.join(&old)).unwrap();
+    let v = run(
+        fixture(),
+        &[
+            "verify",
+            "--rebuild",
+            info.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(v.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&v.stderr).contains("input busybox-static"));
+}
+
+#[test]
+fn rebuild_reproduces_the_real_rpi3b_build() {
+    let inputs = repo().join("inputs");
+    let has_debs = fs::read_dir(&inputs)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().starts_with("linux-image-"))
+        })
+        .unwrap_or(false);
+    assert!(
+        has_debs,
+        "the real inputs are missing in {}: run qemu/setup.sh",
+        inputs.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(
+        tmp.path(),
+        &[
+            "build",
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            "out",
+        ],
+        &[],
+    );
+    ok(&o);
+    let info = tmp.path().join("out/rpi3b.buildinfo.json");
+    let v = run(
+        tmp.path(),
+        &[
+            "verify",
+            "--rebuild",
+            info.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = ok(&v);
+    assert!(text.contains("0 failed: OK"), "{text}");
+    let v = run(tmp.path(), &["verify", "out"], &[]);
+    ok(&v);
+}
+
+/// A short deterministic mutation run of every reader on the fixture's artifacts (the
+/// cargo-fuzz targets in fuzz/ run the same readers for longer): no panic, no hang.
+#[test]
+fn readers_survive_mutated_artifacts() {
+    use pimg::read;
+    let img = fs::read(out().join("rpi3b.img")).unwrap();
+    let l = layout(&img);
+    // A small FAT volume: the first 1.5 MiB of the partition, with the BPB's sizes shrunk.
+    let mut vol = img[l.part as usize..l.part as usize + (1 << 20)].to_vec();
+    let initramfs = fs::read(out().join("rpi3b.initramfs.cpio.gz")).unwrap();
+    let apkovl = fs::read(out().join("pimg.apkovl.tar.gz")).unwrap();
+    let cpio_payload = gunzip_partial(&initramfs);
+    let tar_payload = gunzip_partial(&apkovl);
+    vol[32..36].copy_from_slice(&2048u32.to_le_bytes());
+    let mut rng = Rng(42);
+    let mutate = |rng: &mut Rng, d: &[u8], window: usize| -> Vec<u8> {
+        let mut m = d.to_vec();
+        for _ in 0..1 + rng.below(8) {
+            let i = rng.below(window.min(m.len()) as u64) as usize;
+            m[i] ^= rng.flip();
+        }
+        m
+    };
+    let sink = |r: &mut dyn Read| {
+        let _ = std::io::copy(r, &mut std::io::sink());
+        Ok(())
+    };
+    for _ in 0..300 {
+        let m = mutate(&mut rng, &img[..8192], 8192);
+        let _ = read::partitions(std::io::Cursor::new(&m));
+        let m = mutate(&mut rng, &vol, 1 << 20);
+        if let Ok(mut v) = read::fat::FatVolume::open(std::io::Cursor::new(&m), 0, m.len() as u64) {
+            if let Ok(es) = v.entries() {
+                for e in es.iter().take(5) {
+                    let _ = v.sha256_file(e);
+                }
+            }
+        }
+        let m = mutate(&mut rng, &initramfs[..4096.min(initramfs.len())], 4096);
+        let _ = read::gzip::decompress(&m);
+        let m = mutate(&mut rng, &cpio_payload[..8192], 8192);
+        let _ = read::cpio::read(&m[..], |_, d| sink(d));
+        let m = mutate(&mut rng, &tar_payload, tar_payload.len());
+        let _ = read::tar::read(&m[..], |_, d| sink(d));
+    }
+}
