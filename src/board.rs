@@ -75,6 +75,21 @@ pub struct BootSpec {
     /// Generated text files (config.txt, cmdline.txt, ...).
     #[serde(default)]
     pub text: Vec<TextFile>,
+    /// Alpine's boot repository: `.apk` inputs copied to `apks/<arch>/`, with the
+    /// `apks/.boot_repository` marker the Alpine initramfs looks for.
+    pub apks: Option<ApkRepository>,
+    /// Written as `.alpine-release` at the top of the boot tree (e.g. "3.19.1").
+    pub alpine_release: Option<String>,
+}
+
+/// Which `.apk` inputs go into the boot repository, and for which architecture.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApkRepository {
+    /// Alpine architecture name, the folder under `apks/` (e.g. `aarch64`).
+    pub arch: String,
+    /// Globs over input names; each must match at least one `.apk` input.
+    pub inputs: Vec<String>,
 }
 
 /// Copy the members of one input that match a glob to a place in the boot tree.
@@ -354,6 +369,36 @@ fn check(p: &BoardProfile, origin: &str) -> Result<(), BoardError> {
             ));
         }
     }
+    if let Some(repo) = &p.boot.apks {
+        if repo.arch.is_empty()
+            || !repo
+                .arch
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(bad(
+                "boot.apks.arch",
+                format!(
+                    "'{}' is not an Alpine architecture name (e.g. aarch64)",
+                    repo.arch
+                ),
+            ));
+        }
+        if repo.inputs.is_empty() {
+            return Err(bad(
+                "boot.apks.inputs",
+                "list at least one input name or glob (\"*\" for every .apk input)".into(),
+            ));
+        }
+    }
+    if let Some(r) = &p.boot.alpine_release {
+        if r.trim().is_empty() || r.trim_end_matches('\n').contains('\n') {
+            return Err(bad(
+                "boot.alpine_release",
+                "must be one non-empty line (e.g. \"3.19.1\")".into(),
+            ));
+        }
+    }
     if p.board.name.is_empty()
         || !p
             .board
@@ -398,6 +443,30 @@ mod tests {
         assert!(err.contains("unknown field `sizee`"), "{err}");
         let line = broken.lines().position(|l| l.starts_with("sizee")).unwrap() + 1;
         assert!(err.contains(&format!("line {line}, column 1")), "{err}");
+    }
+
+    #[test]
+    fn apk_repository_keys_are_checked() {
+        let (_, text) = embedded()
+            .iter()
+            .find(|(n, _)| *n == "alpine-rpi-aarch64")
+            .unwrap();
+        let p = parse(text, "a.toml").unwrap().profile;
+        assert_eq!(p.boot.apks.as_ref().unwrap().arch, "aarch64");
+        assert!(p.boot.alpine_release.is_some());
+        let broken = text.replacen(
+            "arch = \"aarch64\"\ninputs",
+            "arch = \"aarch/64\"\ninputs",
+            1,
+        );
+        let err = parse(&broken, "a.toml").unwrap_err().to_string();
+        assert!(err.contains("boot.apks.arch"), "{err}");
+        let broken = text.replacen("[boot.apks]\n", "[boot.apks]\nmirror = 1\n", 1);
+        let err = parse(&broken, "a.toml").unwrap_err().to_string();
+        assert!(err.contains("unknown field `mirror`"), "{err}");
+        // Profiles without the keys still parse (rpi3b has neither).
+        let rpi = load("rpi3b").unwrap().profile;
+        assert!(rpi.boot.apks.is_none() && rpi.boot.alpine_release.is_none());
     }
 
     #[test]

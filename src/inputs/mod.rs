@@ -1,29 +1,38 @@
-//! Inputs: Debian packages and plain directories in one inputs folder, each named, hashed
-//! and read member by member. This module and `overlay` are the only ones that list
-//! directories; every listing is sorted before use.
+//! Inputs: Debian packages, Alpine packages, tarballs and plain directories in one inputs
+//! folder, each named, hashed and read member by member. This module and `overlay` are the
+//! only ones that list directories; every listing is sorted before use.
 
+pub mod apk;
 pub mod deb;
+pub mod tarball;
 
 use crate::overlay::hex;
 use crate::tree::TreePath;
+use apk::ApkError;
 use deb::{DebError, Member, MemberKind};
 use globset::{Glob, GlobMatcher};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use tarball::TarballError;
 
 /// What kind of input a file in the inputs folder is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputKind {
     Deb,
     Dir,
+    /// An Alpine package (apk v2), checked against its `datahash` before use.
+    Apk,
+    /// A `.tar`, `.tar.gz` or `.tgz` archive.
+    Tarball,
 }
 
-/// One input: a `.deb` or a directory in the inputs folder.
+/// One input: a package, a tarball or a directory in the inputs folder.
 #[derive(Debug, Clone)]
 pub struct Input {
-    /// Package name for a `.deb`, directory name for a directory.
+    /// Package name for a `.deb` or `.apk`, the file name without its extension for a
+    /// tarball, the directory name for a directory.
     pub name: String,
     pub version: Option<String>,
     pub arch: Option<String>,
@@ -41,12 +50,18 @@ pub enum InputError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: not a .deb package or a directory; move it out of the inputs folder")]
+    #[error("{path}: not a .deb or .apk package, a .tar/.tar.gz/.tgz archive or a directory; move it out of the inputs folder")]
     Unknown { path: String },
     #[error("{path}: file names in the inputs folder must be UTF-8")]
     NotUtf8 { path: String },
     #[error(transparent)]
     Deb(#[from] DebError),
+    #[error(transparent)]
+    Apk(#[from] ApkError),
+    #[error(transparent)]
+    Tarball(#[from] TarballError),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     #[error("{field}: no input matches '{pattern}' in {dir} (inputs: {available}); run qemu/setup.sh or add it")]
     NoMatch {
         field: String,
@@ -90,7 +105,8 @@ pub struct InputSet {
 }
 
 impl InputSet {
-    /// Lists the folder (sorted), reads each `.deb`'s control file. Dot files are ignored.
+    /// Lists the folder (sorted), reads each `.deb`'s control file and each `.apk`'s
+    /// `.PKGINFO`. Dot files are ignored.
     pub fn discover(dir: &Path) -> Result<Self, InputError> {
         let folder_err = |source| InputError::Folder {
             path: dir.display().to_string(),
@@ -136,6 +152,25 @@ impl InputSet {
                     file,
                     path,
                     kind: InputKind::Deb,
+                }
+            } else if file.ends_with(".apk") && meta.is_file() {
+                let info = apk::read_info(&path)?;
+                Input {
+                    name: info.pkgname,
+                    version: Some(info.pkgver),
+                    arch: Some(info.arch),
+                    file,
+                    path,
+                    kind: InputKind::Apk,
+                }
+            } else if let (Some(stem), true) = (tarball::stem(&file), meta.is_file()) {
+                Input {
+                    name: stem.to_string(),
+                    version: None,
+                    arch: None,
+                    file,
+                    path,
+                    kind: InputKind::Tarball,
                 }
             } else {
                 return Err(InputError::Unknown {
@@ -193,6 +228,19 @@ impl InputSet {
     }
 }
 
+/// The digest of a directory input: its sorted member digests (see `Input::member_digests`).
+pub fn dir_digest(members: &std::collections::BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    h.update(b"pimg dir v2\0");
+    for (path, digest) in members {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(digest.as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize())
+}
+
 /// A glob where `*` stays within one path component.
 pub fn matcher(pattern: &str, field: &str) -> Result<GlobMatcher, InputError> {
     globset::GlobBuilder::new(pattern)
@@ -207,7 +255,7 @@ pub fn matcher(pattern: &str, field: &str) -> Result<GlobMatcher, InputError> {
 }
 
 impl Input {
-    /// SHA-256 of the `.deb` file, or a digest of a directory's sorted content.
+    /// SHA-256 of the package or tarball file, or a digest of a directory's sorted content.
     pub fn sha256(&self) -> Result<String, InputError> {
         let read_err = |p: &Path, source| InputError::Read {
             input: self.name.clone(),
@@ -215,41 +263,42 @@ impl Input {
             source,
         };
         match self.kind {
-            InputKind::Deb => {
+            InputKind::Deb | InputKind::Apk | InputKind::Tarball => {
                 let mut f = fs::File::open(&self.path).map_err(|e| read_err(&self.path, e))?;
                 let mut h = Sha256::new();
                 std::io::copy(&mut f, &mut h).map_err(|e| read_err(&self.path, e))?;
                 Ok(hex(&h.finalize()))
             }
-            InputKind::Dir => {
-                let mut h = Sha256::new();
-                h.update(b"pimg dir v1\0");
-                self.scan(&mut |m, r| {
-                    h.update(m.path.as_str().as_bytes());
-                    h.update(format!("\0{:o}\0", m.mode));
-                    match &m.kind {
-                        MemberKind::File => {
-                            let mut fh = Sha256::new();
-                            std::io::copy(r, &mut fh).map_err(|e| InputError::Read {
-                                input: self.name.clone(),
-                                path: m.path.to_string(),
-                                source: e,
-                            })?;
-                            h.update(fh.finalize());
-                        }
-                        MemberKind::Symlink(t) => h.update(t.as_bytes()),
-                        _ => {}
-                    }
-                    h.update([0]);
-                    Ok(())
-                })?;
-                Ok(hex(&h.finalize()))
-            }
+            InputKind::Dir => Ok(dir_digest(&self.member_digests()?)),
         }
     }
 
-    /// Visits every member in a fixed order (archive order for a `.deb`, sorted for a
-    /// directory). Directory members report mode 0755/0644 from the owner-execute bit and
+    /// For a directory input: every member's path with a digest of its content (files),
+    /// target (symlinks) or kind, so a change can be traced to the file that changed.
+    pub fn member_digests(&self) -> Result<std::collections::BTreeMap<String, String>, InputError> {
+        let mut out = std::collections::BTreeMap::new();
+        self.scan(&mut |m, r| {
+            let digest = match &m.kind {
+                MemberKind::File => {
+                    let mut fh = Sha256::new();
+                    std::io::copy(r, &mut fh).map_err(|e| InputError::Read {
+                        input: self.name.clone(),
+                        path: m.path.to_string(),
+                        source: e,
+                    })?;
+                    format!("{:o} {}", m.mode, hex(&fh.finalize()))
+                }
+                MemberKind::Symlink(t) => format!("-> {t}"),
+                other => format!("{other:?}"),
+            };
+            out.insert(m.path.to_string(), digest);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Visits every member in a fixed order (archive order for a package or tarball, sorted
+    /// for a directory); an `.apk`'s data is checked against its `datahash` first. Directory members report mode 0755/0644 from the owner-execute bit and
     /// mtime 0: a checkout's modes and times say nothing about the content.
     pub fn scan(
         &self,
@@ -271,6 +320,8 @@ impl Input {
                     (Ok(()), None) => Ok(()),
                 }
             }
+            InputKind::Apk => apk::scan_data::<InputError>(&self.path, visit),
+            InputKind::Tarball => tarball::scan::<InputError>(&self.path, visit),
             InputKind::Dir => self.scan_dir(&self.path.clone(), visit),
         }
     }

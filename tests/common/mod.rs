@@ -366,3 +366,348 @@ pub fn list_files(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+// ---- Alpine fixtures (issue 5): .apk packages built the way abuild builds them. ----
+
+/// The Alpine fixture's kernel version (lib/modules/<kver>/ inside linux-rpi).
+pub const ALPINE_KVER: &str = "6.6.31-0-rpi";
+
+/// Newest `.PKGINFO` builddate among the Alpine fixture packages (linux-rpi's).
+pub const ALPINE_NEWEST_BUILDDATE: u64 = 1_710_000_000;
+
+/// The three segments of an apk v2, each one gzip member, kept apart so tests can splice them.
+pub struct ApkParts {
+    /// gzip(tar with `.SIGN.RSA.<key>.rsa.pub`, end blocks cut); empty when unsigned.
+    pub signature: Vec<u8>,
+    /// gzip(tar with `.PKGINFO`, end blocks cut).
+    pub control: Vec<u8>,
+    /// The data tar.gz; `.PKGINFO`'s datahash is the SHA-256 of exactly these bytes.
+    pub data: Vec<u8>,
+}
+
+impl ApkParts {
+    /// The package file: the members concatenated, as `cat` in abuild does.
+    pub fn bytes(&self) -> Vec<u8> {
+        [self.signature.as_slice(), &self.control, &self.data].concat()
+    }
+}
+
+fn gzip9(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(9));
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+fn ustar_header(name: &str, size: u64, mode: u32, mtime: u64, kind: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name).unwrap();
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_mtime(mtime);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_username("root").unwrap();
+    h.set_groupname("root").unwrap();
+    h.set_entry_type(kind);
+    h.set_cksum();
+    h
+}
+
+/// A tar stream of plain files with the two end-of-archive blocks cut (`abuild-tar --cut`).
+fn tar_cut(files: &[(&str, &[u8])], mtime: u64) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let h = ustar_header(
+            name,
+            data.len() as u64,
+            0o644,
+            mtime,
+            tar::EntryType::Regular,
+        );
+        b.append(&h, *data).unwrap();
+    }
+    let mut t = b.into_inner().unwrap();
+    t.truncate(t.len() - 1024);
+    t
+}
+
+/// The data tar as `tar -c | abuild-tar --hash` writes it: no `./` prefix, and a pax header
+/// with `APK-TOOLS.checksum.SHA1` before every regular file (the value here is a stand-in
+/// made from SHA-256: pimg checks the datahash, not these).
+pub fn apk_data_tar(entries: &[Entry], mtime: u64) -> Vec<u8> {
+    use sha2::Digest;
+    let mut b = tar::Builder::new(Vec::new());
+    let pax = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+        let digest: String = sha2::Sha256::digest(data)
+            .iter()
+            .take(20)
+            .map(|x| format!("{x:02x}"))
+            .collect();
+        let rec = format!(" APK-TOOLS.checksum.SHA1={digest}\n");
+        let len = rec.len() + 2;
+        let rec = format!("{len}{rec}");
+        assert_eq!(rec.len(), len);
+        let short: String = name.chars().take(80).collect();
+        let h = ustar_header(
+            &format!("PaxHeader/{short}"),
+            rec.len() as u64,
+            0o644,
+            mtime,
+            tar::EntryType::XHeader,
+        );
+        b.append(&h, rec.as_bytes()).unwrap();
+    };
+    for e in entries {
+        match e {
+            Entry::File(p, data, mode) => {
+                pax(&mut b, p, data);
+                let h = ustar_header(p, data.len() as u64, *mode, mtime, tar::EntryType::Regular);
+                b.append(&h, data.as_slice()).unwrap();
+            }
+            Entry::Owned(p, data, mode) => {
+                pax(&mut b, p, data);
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(*mode);
+                h.set_mtime(mtime);
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, p, data.as_slice()).unwrap();
+            }
+            Entry::Dir(p) => {
+                let h = ustar_header(&format!("{p}/"), 0, 0o755, mtime, tar::EntryType::Directory);
+                b.append(&h, &[][..]).unwrap();
+            }
+            Entry::Symlink(p, target) => {
+                let mut h = ustar_header(p, 0, 0o777, mtime, tar::EntryType::Symlink);
+                h.set_link_name(target).unwrap();
+                h.set_cksum();
+                b.append(&h, &[][..]).unwrap();
+            }
+            Entry::RawName(p, data) => {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_mtime(mtime);
+                h.set_size(data.len() as u64);
+                h.as_old_mut().name[..p.len()].copy_from_slice(p.as_bytes());
+                h.set_cksum();
+                b.append(&h, data.as_slice()).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// The `.PKGINFO` abuild writes (the fields pimg reads plus a few it must skip).
+pub fn pkginfo(
+    pkgname: &str,
+    pkgver: &str,
+    arch: &str,
+    license: &str,
+    builddate: u64,
+    datahash: &str,
+) -> String {
+    format!(
+        "# Generated by abuild 3.12.0-r0\n# using fakeroot version 1.32.1\n\
+         pkgname = {pkgname}\npkgver = {pkgver}\npkgdesc = pimg test fixture\n\
+         url = https://example.invalid/\nbuilddate = {builddate}\n\
+         packager = pimg tests <tests@example.invalid>\nsize = 4096\narch = {arch}\n\
+         origin = {pkgname}\nmaintainer = pimg tests <tests@example.invalid>\n\
+         license = {license}\ndepend = so:libc.musl-aarch64.so.1\ndepend = musl\n\
+         datahash = {datahash}\n"
+    )
+}
+
+/// An Alpine package (apk v2) in parts: data tar.gz, control with a `.PKGINFO` whose datahash
+/// is the data member's SHA-256, and (when `signed`) a signature member in front.
+pub fn apk_parts(
+    pkgname: &str,
+    pkgver: &str,
+    arch: &str,
+    license: &str,
+    builddate: u64,
+    entries: &[Entry],
+    signed: bool,
+) -> ApkParts {
+    use sha2::Digest;
+    let data = gzip9(&apk_data_tar(entries, builddate));
+    let datahash: String = sha2::Sha256::digest(&data)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect();
+    let info = pkginfo(pkgname, pkgver, arch, license, builddate, &datahash);
+    let control = gzip9(&tar_cut(&[(".PKGINFO", info.as_bytes())], builddate));
+    let signature = if signed {
+        gzip9(&tar_cut(
+            &[(
+                ".SIGN.RSA.pimg-tests-65a1b2c3.rsa.pub",
+                &pattern(pkgname, 512)[..],
+            )],
+            builddate,
+        ))
+    } else {
+        Vec::new()
+    };
+    ApkParts {
+        signature,
+        control,
+        data,
+    }
+}
+
+/// An Alpine package (apk v2) as abuild makes it, signed.
+pub fn apk(
+    pkgname: &str,
+    pkgver: &str,
+    arch: &str,
+    license: &str,
+    builddate: u64,
+    entries: &[Entry],
+) -> Vec<u8> {
+    apk_parts(pkgname, pkgver, arch, license, builddate, entries, true).bytes()
+}
+
+/// The Alpine fixture packages: (file name, bytes), matching boards/alpine-rpi-aarch64.toml.
+pub fn fixture_apks() -> Vec<(String, Vec<u8>)> {
+    let newest = ALPINE_NEWEST_BUILDDATE;
+    let fw = |n: &'static str, len| Entry::File(n, pattern(n, len), 0o644);
+    let bootloader = apk(
+        "raspberrypi-bootloader",
+        "1.20240306-r0",
+        "aarch64",
+        "custom",
+        newest - 86_400,
+        &[
+            Entry::Dir("boot"),
+            fw("boot/bootcode.bin", 52_476),
+            fw("boot/fixup.dat", 7_314),
+            fw("boot/fixup4.dat", 5_446),
+            fw("boot/start.elf", 2_981_440),
+            fw("boot/start4.elf", 2_257_984),
+            fw("boot/LICENCE.broadcom", 1_594),
+        ],
+    );
+    let m = |rel: &str, name: &str, deps: &[&str]| {
+        Entry::Owned(
+            format!("lib/modules/{ALPINE_KVER}/kernel/{rel}"),
+            module_elf(name, deps),
+            0o644,
+        )
+    };
+    let kernel = apk(
+        "linux-rpi",
+        "6.6.31-r0",
+        "aarch64",
+        "GPL-2.0-only",
+        newest,
+        &[
+            Entry::Dir("boot"),
+            Entry::File("boot/vmlinuz-rpi", pattern("vmlinuz-rpi", 1_200_000), 0o644),
+            Entry::File("boot/config-rpi", b"CONFIG_ARM64=y\n".to_vec(), 0o644),
+            Entry::Dir("boot/dtbs-rpi"),
+            Entry::File(
+                "boot/dtbs-rpi/bcm2710-rpi-3-b.dtb",
+                pattern("2710", 32_000),
+                0o644,
+            ),
+            Entry::File(
+                "boot/dtbs-rpi/bcm2837-rpi-3-b.dtb",
+                pattern("2837", 15_000),
+                0o644,
+            ),
+            Entry::File(
+                "boot/dtbs-rpi/bcm2711-rpi-4-b.dtb",
+                pattern("2711", 54_000),
+                0o644,
+            ),
+            Entry::Dir("boot/dtbs-rpi/overlays"),
+            Entry::File(
+                "boot/dtbs-rpi/overlays/README",
+                b"overlays\n".to_vec(),
+                0o644,
+            ),
+            Entry::File(
+                "boot/dtbs-rpi/overlays/disable-bt.dtbo",
+                pattern("dbt", 1_200),
+                0o644,
+            ),
+            Entry::File(
+                "boot/dtbs-rpi/overlays/vc4-kms-v3d.dtbo",
+                pattern("vc4", 3_700),
+                0o644,
+            ),
+            m("drivers/mmc/core/mmc_core.ko", "mmc_core", &[]),
+            m("drivers/mmc/host/sdhci.ko", "sdhci", &["mmc_core"]),
+            m("drivers/mmc/host/sdhci-pltfm.ko", "sdhci_pltfm", &["sdhci"]),
+            m(
+                "drivers/mmc/host/sdhci-iproc.ko",
+                "sdhci_iproc",
+                &["sdhci", "sdhci-pltfm"],
+            ),
+            m("drivers/mmc/host/bcm2835.ko", "bcm2835", &["mmc_core"]),
+            m("fs/fat/fat.ko", "fat", &[]),
+            m("fs/fat/vfat.ko", "vfat", &["fat"]),
+            m("fs/nls/nls_cp437.ko", "nls_cp437", &[]),
+            m("drivers/watchdog/bcm2835_wdt.ko", "bcm2835_wdt", &[]),
+            Entry::Owned(
+                format!("lib/modules/{ALPINE_KVER}/modules.builtin"),
+                b"kernel/fs/nls/nls_iso8859-1.ko\n".to_vec(),
+                0o644,
+            ),
+        ],
+    );
+    let busybox = apk(
+        "busybox-static",
+        "1.36.1-r15",
+        "aarch64",
+        "GPL-2.0-only",
+        newest - 3_600,
+        &[
+            Entry::Dir("bin"),
+            Entry::File(
+                "bin/busybox.static",
+                pattern("busybox.static", 900_000),
+                0o755,
+            ),
+        ],
+    );
+    let keys = apk(
+        "alpine-keys",
+        "2.4-r1",
+        "noarch",
+        "MIT",
+        newest - 500_000,
+        &[
+            Entry::Dir("usr"),
+            Entry::Dir("usr/share"),
+            Entry::Dir("usr/share/apk"),
+            Entry::Dir("usr/share/apk/keys"),
+            Entry::File(
+                "usr/share/apk/keys/pimg-tests-65a1b2c3.rsa.pub",
+                b"-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n".to_vec(),
+                0o644,
+            ),
+        ],
+    );
+    vec![
+        ("alpine-keys-2.4-r1.apk".into(), keys),
+        ("busybox-static-1.36.1-r15.apk".into(), busybox),
+        ("linux-rpi-6.6.31-r0.apk".into(), kernel),
+        (
+            "raspberrypi-bootloader-1.20240306-r0.apk".into(),
+            bootloader,
+        ),
+    ]
+}
+
+/// Writes the Alpine fixture packages into `dir` (created), in the given order.
+pub fn write_alpine_fixture(dir: &Path, reverse: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut apks = fixture_apks();
+    if reverse {
+        apks.reverse();
+    }
+    for (name, data) in apks {
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+}
