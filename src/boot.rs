@@ -53,7 +53,10 @@ pub enum BootError {
     #[error("{image}: {source}")]
     Image { image: String, source: ReadError },
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Board(#[from] board::BoardError),
     #[error(
@@ -61,13 +64,25 @@ pub enum BootError {
     )]
     NoBoard { image: String, buildinfo: String },
     #[error("{image}: the boot partition has no {path} (the {what} that {source_of} names); the image cannot boot")]
-    MissingFile { image: String, path: String, what: &'static str, source_of: String },
+    MissingFile {
+        image: String,
+        path: String,
+        what: &'static str,
+        source_of: String,
+    },
     #[error("{image}: the boot partition holds {count} apkovl files at its top level ({names}); the initramfs refuses more than one")]
-    Apkovl { image: String, count: usize, names: String },
+    Apkovl {
+        image: String,
+        count: usize,
+        names: String,
+    },
     #[error("{binary} not found: install QEMU with `apt-get install qemu-system-arm` (or run qemu/setup.sh)")]
     QemuMissing { binary: String },
     #[error("starting {binary}: {source}")]
-    Spawn { binary: String, source: std::io::Error },
+    Spawn {
+        binary: String,
+        source: std::io::Error,
+    },
     #[error("--expect '{pattern}' is not a valid regular expression: {message}")]
     BadExpect { pattern: String, message: String },
     #[error("no QEMU machine is known for board {board}; pass --machine")]
@@ -138,7 +153,11 @@ struct Milestone {
 }
 
 fn milestone(name: &str, pattern: &str) -> Milestone {
-    Milestone { name: name.into(), pattern: Regex::new(pattern).expect("static pattern"), seen: None }
+    Milestone {
+        name: name.into(),
+        pattern: Regex::new(pattern).expect("static pattern"),
+        seen: None,
+    }
 }
 
 /// What the image says it holds, read on the host before QEMU starts.
@@ -162,7 +181,9 @@ fn qemu_binary(arch: &str) -> &'static str {
 
 fn find_in_path(binary: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(binary)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(binary))
+        .find(|p| p.is_file())
 }
 
 fn buildinfo_path(image: &Path) -> PathBuf {
@@ -183,7 +204,10 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
     let loaded: LoadedProfile = match (&req.board, &buildinfo) {
         (Some(b), _) => board::load(b)?,
         (None, Some(info)) => {
-            let name = info["board"]["name"].as_str().unwrap_or_default().to_string();
+            let name = info["board"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             board::load(&name)?
         }
         (None, None) => {
@@ -196,14 +220,21 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
     let q = &loaded.profile.qemu;
     let machine = req.machine.clone().unwrap_or_else(|| q.machine.clone());
     if machine.is_empty() {
-        return Err(BootError::NoMachine { board: loaded.profile.board.name.clone() });
+        return Err(BootError::NoMachine {
+            board: loaded.profile.board.name.clone(),
+        });
     }
     let binary = qemu_binary(&loaded.profile.board.arch);
-    let binary_path = find_in_path(binary).ok_or(BootError::QemuMissing { binary: binary.into() })?;
+    let binary_path = find_in_path(binary).ok_or(BootError::QemuMissing {
+        binary: binary.into(),
+    })?;
 
     // Read the boot set and the listing out of the image with pimg's own readers.
     progress("reading the boot partition");
-    let image_err = |source| BootError::Image { image: image_name.clone(), source };
+    let image_err = |source| BootError::Image {
+        image: image_name.clone(),
+        source,
+    };
     let mut part = BootPartition::open(&req.image).map_err(image_err)?;
     let source_of = format!("board profile {}", loaded.origin);
     let mut take = |path: &str, what: &'static str| -> Result<Vec<u8>, BootError> {
@@ -222,11 +253,20 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
     let initrd = take(req.initrd.as_deref().unwrap_or(&q.initrd), "initramfs")?;
     let cmdline_txt = take("cmdline.txt", "kernel command line")?;
     let selfcheck = !req.interactive && req.expect.is_empty();
-    let expected = if selfcheck { Some(expected_state(&mut part, &image_name, buildinfo.as_ref())?) } else { None };
+    let expected = if selfcheck {
+        Some(expected_state(&mut part, &image_name, buildinfo.as_ref())?)
+    } else {
+        None
+    };
 
     // The kernel command line: cmdline.txt, then the emulated serial console, a log level that
     // shows the kernel's banner, and the self-check switch.
-    let first_line = String::from_utf8_lossy(&cmdline_txt).lines().next().unwrap_or("").trim().to_string();
+    let first_line = String::from_utf8_lossy(&cmdline_txt)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let mut cmdline = format!("{first_line} {}", q.console);
     if !req.interactive {
         cmdline.push_str(" loglevel=6");
@@ -240,7 +280,11 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
     let kernel_path = work.path.join("kernel");
     let dtb_path = work.path.join("dtb");
     let initrd_path = work.path.join("initrd");
-    for (p, data) in [(&kernel_path, &kernel), (&dtb_path, &dtb), (&initrd_path, &initrd)] {
+    for (p, data) in [
+        (&kernel_path, &kernel),
+        (&dtb_path, &dtb),
+        (&initrd_path, &initrd),
+    ] {
         fs::write(p, data).map_err(io_err(p))?;
     }
     // QEMU's SD card must be a power of two: boot a padded copy, never the image itself.
@@ -250,7 +294,10 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
     } else {
         let copy = work.path.join("sd.img");
         fs::copy(&req.image, &copy).map_err(io_err(&copy))?;
-        let f = fs::OpenOptions::new().write(true).open(&copy).map_err(io_err(&copy))?;
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&copy)
+            .map_err(io_err(&copy))?;
         f.set_len(size.next_power_of_two()).map_err(io_err(&copy))?;
         copy
     };
@@ -267,11 +314,21 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
         .arg("-drive")
         .arg(format!("file={},if=sd,format=raw", drive.display()))
         // Guest writes go to a temporary overlay; the image file is never written.
-        .args(["-snapshot", "-display", "none", "-no-reboot", "-nic", "none"]);
+        .args([
+            "-snapshot",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-nic",
+            "none",
+        ]);
     if req.interactive {
         cmd.args(["-serial", "mon:stdio", "-monitor", "none"]);
         eprintln!("pimg: console attached; press Ctrl-A X to quit QEMU");
-        let status = cmd.status().map_err(|source| BootError::Spawn { binary: binary.into(), source })?;
+        let status = cmd.status().map_err(|source| BootError::Spawn {
+            binary: binary.into(),
+            source,
+        })?;
         return Ok(BootReport {
             image: image_name,
             machine,
@@ -283,22 +340,37 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
             tail: Vec::new(),
         });
     }
-    cmd.args(["-serial", "stdio", "-monitor", "none"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(["-serial", "stdio", "-monitor", "none"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
 
-    let mut milestones = vec![milestone("kernel started", r"Linux version \S+|Booting Linux on")];
+    let mut milestones = vec![milestone(
+        "kernel started",
+        r"Linux version \S+|Booting Linux on",
+    )];
     if selfcheck {
         milestones.extend([
             milestone("init started", r"^pimg: init started"),
             milestone("boot media mounted", r"^pimg: boot media mounted (\S+)"),
-            milestone("apkovl applied", r"^pimg: apkovl applied (\S+) hostname=(\S*)"),
+            milestone(
+                "apkovl applied",
+                r"^pimg: apkovl applied (\S+) hostname=(\S*)",
+            ),
             milestone("self-check", r"^pimg: selfcheck done files=(\d+)"),
             milestone("userspace ready", r"^pimg: userspace ready"),
         ]);
     }
     for pattern in &req.expect {
-        let re = Regex::new(pattern)
-            .map_err(|e| BootError::BadExpect { pattern: pattern.clone(), message: e.to_string() })?;
-        milestones.push(Milestone { name: format!("expect /{pattern}/"), pattern: re, seen: None });
+        let re = Regex::new(pattern).map_err(|e| BootError::BadExpect {
+            pattern: pattern.clone(),
+            message: e.to_string(),
+        })?;
+        milestones.push(Milestone {
+            name: format!("expect /{pattern}/"),
+            pattern: re,
+            seen: None,
+        });
     }
 
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -310,7 +382,10 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
 
     progress(&format!("booting under {binary} -M {machine}"));
     let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| BootError::Spawn { binary: binary.into(), source })?;
+    let mut child = cmd.spawn().map_err(|source| BootError::Spawn {
+        binary: binary.into(),
+        source,
+    })?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let (tx, rx) = mpsc::channel::<(Duration, String)>();
@@ -322,7 +397,9 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
             if n == 0 {
                 break;
             }
-            let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
             if tx.send((start.elapsed(), line)).is_err() {
                 break;
             }
@@ -410,7 +487,7 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
     if selfcheck {
         results.push(MilestoneResult {
             name: "machine stopped".into(),
-            at_ms: stopped_by_itself.then(|| wall.as_millis() as u64),
+            at_ms: stopped_by_itself.then_some(wall.as_millis() as u64),
             line: status.map(|s| format!("QEMU exited: {s}")),
         });
     }
@@ -420,7 +497,8 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
         }
     }
 
-    let check = expected.map(|exp| compare(&exp, &guest_boot, &guest_overlay, guest_hostname.as_deref()));
+    let check =
+        expected.map(|exp| compare(&exp, &guest_boot, &guest_overlay, guest_hostname.as_deref()));
     if let Some(c) = &check {
         if failure.is_none() && !c.mismatches.is_empty() {
             failure = Some(format!("self-check: {}", c.mismatches[0]));
@@ -430,7 +508,9 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
     // Keep the full log: where asked, else (on failure) in a file named in the report.
     let log_path = match (&req.log, failure.is_some()) {
         (Some(p), _) => Some(p.clone()),
-        (None, true) => Some(std::env::temp_dir().join(format!("pimg-boot-{}.log", std::process::id()))),
+        (None, true) => {
+            Some(std::env::temp_dir().join(format!("pimg-boot-{}.log", std::process::id())))
+        }
         (None, false) => None,
     };
     if let Some(p) = &log_path {
@@ -461,7 +541,10 @@ fn expected_state(
     image: &str,
     buildinfo: Option<&serde_json::Value>,
 ) -> Result<Expected, BootError> {
-    let image_err = |source| BootError::Image { image: image.to_string(), source };
+    let image_err = |source| BootError::Image {
+        image: image.to_string(),
+        source,
+    };
     let mut listing = BTreeMap::new();
     for path in part.file_paths().map_err(image_err)? {
         let h = part.sha256(&path).map_err(image_err)?;
@@ -471,17 +554,28 @@ fn expected_state(
         info["boot_partition"].as_array().map(|files| {
             files
                 .iter()
-                .filter_map(|f| Some((f["path"].as_str()?.to_string(), f["sha256"].as_str()?.to_string())))
+                .filter_map(|f| {
+                    Some((
+                        f["path"].as_str()?.to_string(),
+                        f["sha256"].as_str()?.to_string(),
+                    ))
+                })
                 .collect::<BTreeMap<_, _>>()
         })
     });
-    let apkovls: Vec<&String> =
-        listing.keys().filter(|p| !p.contains('/') && p.ends_with(".apkovl.tar.gz")).collect();
+    let apkovls: Vec<&String> = listing
+        .keys()
+        .filter(|p| !p.contains('/') && p.ends_with(".apkovl.tar.gz"))
+        .collect();
     if apkovls.len() > 1 {
         return Err(BootError::Apkovl {
             image: image.to_string(),
             count: apkovls.len(),
-            names: apkovls.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            names: apkovls
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     let mut overlay = BTreeMap::new();
@@ -490,12 +584,20 @@ fn expected_state(
         let data = part.read_file(name).map_err(image_err)?.unwrap_or_default();
         for (path, content) in apkovl_files(&data).map_err(image_err)? {
             if path == "etc/hostname" {
-                hostname = String::from_utf8_lossy(&content).lines().next().map(|s| s.trim().to_string());
+                hostname = String::from_utf8_lossy(&content)
+                    .lines()
+                    .next()
+                    .map(|s| s.trim().to_string());
             }
             overlay.insert(path, hex(&Sha256::digest(&content)));
         }
     }
-    Ok(Expected { listing, buildinfo, overlay, hostname })
+    Ok(Expected {
+        listing,
+        buildinfo,
+        overlay,
+        hostname,
+    })
 }
 
 /// Compares the guest's view with the host's: same files, same hashes, same host name.
@@ -506,10 +608,15 @@ fn compare(
     guest_hostname: Option<&str>,
 ) -> SelfCheck {
     let mut mismatches = Vec::new();
-    let mut diff = |what: &str, host_name: &str, host: &BTreeMap<String, String>, guest: &BTreeMap<String, String>| {
+    let mut diff = |what: &str,
+                    host_name: &str,
+                    host: &BTreeMap<String, String>,
+                    guest: &BTreeMap<String, String>| {
         for (path, h) in host {
             match guest.get(path) {
-                None => mismatches.push(format!("{what} {path}: in {host_name} but the booted system did not see it")),
+                None => mismatches.push(format!(
+                    "{what} {path}: in {host_name} but the booted system did not see it"
+                )),
                 Some(g) if g != h => mismatches.push(format!(
                     "{what} {path}: the booted system read sha256 {g}, {host_name} says {h}"
                 )),
@@ -517,17 +624,26 @@ fn compare(
             }
         }
         for path in guest.keys().filter(|p| !host.contains_key(*p)) {
-            mismatches.push(format!("{what} {path}: seen by the booted system but not in {host_name}"));
+            mismatches.push(format!(
+                "{what} {path}: seen by the booted system but not in {host_name}"
+            ));
         }
     };
-    diff("boot file", "the image's FAT listing", &exp.listing, guest_boot);
+    diff(
+        "boot file",
+        "the image's FAT listing",
+        &exp.listing,
+        guest_boot,
+    );
     if let Some(b) = &exp.buildinfo {
         diff("boot file", "the buildinfo", b, guest_boot);
     }
     diff("overlay file", "the apkovl", &exp.overlay, guest_overlay);
     if let (Some(want), Some(got)) = (exp.hostname.as_deref(), guest_hostname) {
         if want != got {
-            mismatches.push(format!("host name: the booted system set '{got}', the overlay says '{want}'"));
+            mismatches.push(format!(
+                "host name: the booted system set '{got}', the overlay says '{want}'"
+            ));
         }
     }
     SelfCheck {
@@ -550,7 +666,11 @@ const BASIC_DATA_GUID: &str = "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7";
 
 impl BootPartition {
     fn open(image: &Path) -> Result<Self, ReadError> {
-        let io = |source| ReadError::Io { what: "the image".into(), offset: 0, source };
+        let io = |source| ReadError::Io {
+            what: "the image".into(),
+            offset: 0,
+            source,
+        };
         let file = fs::File::open(image).map_err(io)?;
         let table = read::partitions(file.try_clone().map_err(io)?)?;
         let part = table
@@ -558,19 +678,31 @@ impl BootPartition {
             .iter()
             .find(|p| {
                 p.mbr_type.is_some_and(|t| FAT_MBR_TYPES.contains(&t))
-                    || p.type_guid.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(BASIC_DATA_GUID))
+                    || p.type_guid
+                        .as_deref()
+                        .is_some_and(|g| g.eq_ignore_ascii_case(BASIC_DATA_GUID))
             })
-            .ok_or_else(|| ReadError::invalid("the partition table", 0, "no FAT partition found"))?;
+            .ok_or_else(|| {
+                ReadError::invalid("the partition table", 0, "no FAT partition found")
+            })?;
         let mut volume = FatVolume::open(file, part.start, part.size)?;
-        let files = volume.entries()?.into_iter().filter(|e| !e.is_dir).map(|e| (e.path.clone(), e)).collect();
+        let files = volume
+            .entries()?
+            .into_iter()
+            .filter(|e| !e.is_dir)
+            .map(|e| (e.path.clone(), e))
+            .collect();
         Ok(BootPartition { volume, files })
     }
 
     /// FAT names are case-insensitive: an exact match first, then one ignoring case.
     fn entry(&self, path: &str) -> Option<&FatEntry> {
-        self.files
-            .get(path)
-            .or_else(|| self.files.iter().find(|(p, _)| p.eq_ignore_ascii_case(path)).map(|(_, e)| e))
+        self.files.get(path).or_else(|| {
+            self.files
+                .iter()
+                .find(|(p, _)| p.eq_ignore_ascii_case(path))
+                .map(|(_, e)| e)
+        })
     }
 
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, ReadError> {
@@ -585,7 +717,10 @@ impl BootPartition {
     }
 
     fn sha256(&mut self, path: &str) -> Result<String, ReadError> {
-        let e = self.entry(path).cloned().ok_or(ReadError::NotFound { path: path.into() })?;
+        let e = self
+            .entry(path)
+            .cloned()
+            .ok_or(ReadError::NotFound { path: path.into() })?;
         Ok(hex(&self.volume.sha256_file(&e)?))
     }
 }
@@ -597,11 +732,13 @@ fn apkovl_files(data: &[u8]) -> Result<Vec<(String, Vec<u8>)>, ReadError> {
     read::tar::read(std::io::Cursor::new(&tar_bytes), |entry, content| {
         if entry.kind() == "file" {
             let mut buf = Vec::new();
-            content.read_to_end(&mut buf).map_err(|source| ReadError::Io {
-                what: format!("apkovl member {}", entry.path),
-                offset: entry.data_offset,
-                source,
-            })?;
+            content
+                .read_to_end(&mut buf)
+                .map_err(|source| ReadError::Io {
+                    what: format!("apkovl member {}", entry.path),
+                    offset: entry.data_offset,
+                    source,
+                })?;
             files.push((entry.path.trim_start_matches("./").to_string(), buf));
         }
         Ok(())
@@ -615,9 +752,13 @@ struct TempDir {
 }
 
 fn tempdir(image: &Path) -> std::io::Result<TempDir> {
-    let stem = image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = image
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     for i in 0..1000u32 {
-        let path = std::env::temp_dir().join(format!("pimg-boot-{}-{}-{i}", std::process::id(), stem));
+        let path =
+            std::env::temp_dir().join(format!("pimg-boot-{}-{}-{i}", std::process::id(), stem));
         match fs::create_dir(&path) {
             Ok(()) => return Ok(TempDir { path }),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

@@ -43,6 +43,11 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(
+        "input {input} changed while pimg was reading it (replaced, modified or removed); \
+         nothing was published: run the build again once the inputs are settled"
+    )]
+    InputChanged { input: String },
+    #[error(
         "output folder {path} is in use by another pimg build (lock held on {lock}); \
          wait for it to finish or use another --out"
     )]
@@ -53,7 +58,7 @@ impl Error {
     /// Exit code: 2 for bad input or configuration the user must fix, 1 for failures to write.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Output { .. } | Error::Busy { .. } => 1,
+            Error::Output { .. } | Error::Busy { .. } | Error::InputChanged { .. } => 1,
             _ => 2,
         }
     }

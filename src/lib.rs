@@ -16,12 +16,18 @@ pub mod fat;
 pub mod ids;
 pub mod initramfs;
 pub mod inputs;
+pub mod lock;
 pub mod media;
 pub mod modules;
 pub mod output;
 pub mod overlay;
 pub mod progress;
 pub mod read;
+pub mod sbom;
 pub mod tree;
 
 pub use error::Error;
+pub mod cli_verify;
+pub mod diff;
+pub mod inspect;
+pub mod verify;

@@ -59,6 +59,15 @@ enum Command {
     /// Boot an image under QEMU and check every milestone and the in-guest self-check.
     #[command(after_help = BOOT_EXAMPLES)]
     Boot(BootArgs),
+    /// Show what an image or archive holds: partition table, FAT parameters, files, archive entries.
+    Inspect(pimg::cli_verify::InspectArgs),
+    /// Show the structural difference between two images or archives (exit 1 if they differ).
+    Diff(pimg::cli_verify::DiffArgs),
+    /// Check outputs against SHA256SUMS and the buildinfo, or rebuild and compare.
+    Verify(pimg::cli_verify::VerifyArgs),
+    /// Pin the inputs, board profile and overlay of a build in a lock file (pimg.lock).
+    #[command(after_help = LOCK_EXAMPLES)]
+    Lock(LockArgs),
 }
 
 #[derive(clap::Args)]
@@ -76,7 +85,12 @@ struct BuildArgs {
     #[arg(long, default_value = "out", value_name = "DIR")]
     out: PathBuf,
     /// Seconds since 1970 used for every timestamp; derived from the inputs when unset.
-    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        env = "SOURCE_DATE_EPOCH",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
     source_date_epoch: Option<String>,
     /// Print the result as JSON on stdout (no progress display).
     #[arg(long)]
@@ -84,6 +98,41 @@ struct BuildArgs {
     /// After building, boot the image under QEMU (as `pimg boot`) and fail if it does not pass.
     #[arg(long)]
     boot: bool,
+    /// Refuse to build unless the profile, overlay and every input match the lock file
+    /// (`pimg lock`); the buildinfo records the lock's digest.
+    #[arg(long)]
+    locked: bool,
+    /// The lock file for --locked.
+    #[arg(long, value_name = "FILE", default_value = pimg::lock::DEFAULT_LOCK_FILE, requires = "locked")]
+    lock: PathBuf,
+}
+
+const LOCK_EXAMPLES: &str = "\
+Examples:
+  pimg lock --board rpi3b --inputs inputs        write pimg.lock for the inputs rpi3b uses
+  pimg build --board rpi3b --inputs inputs --locked   build only from exactly those inputs
+
+The lock lists every input the profile selects (name, version, arch, sha256, file) and the
+digests of the profile and the overlay, sorted, without timestamps or paths: the same inputs
+give the same lock on any machine. Every .apk is checked against its datahash first.";
+
+#[derive(clap::Args)]
+struct LockArgs {
+    /// Board name (see `pimg boards`) or the path of a board profile .toml file.
+    #[arg(long, default_value = "rpi3b", value_name = "BOARD|FILE")]
+    board: String,
+    /// Folder holding the input packages, tarballs and/or directories.
+    #[arg(long, default_value = "inputs", value_name = "DIR")]
+    inputs: PathBuf,
+    /// Overlay name (built in) or directory; the board's default overlay when omitted.
+    #[arg(long, value_name = "NAME|DIR")]
+    overlay: Option<String>,
+    /// Where to write the lock.
+    #[arg(long, value_name = "FILE", default_value = pimg::lock::DEFAULT_LOCK_FILE)]
+    lock: PathBuf,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 const BOOT_EXAMPLES: &str = "\
@@ -150,6 +199,32 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), pimg::Error> {
     match cli.command {
         Command::Boot(args) => std::process::exit(run_boot(args)),
+        Command::Inspect(args) => std::process::exit(pimg::cli_verify::run_inspect(args)),
+        Command::Diff(args) => std::process::exit(pimg::cli_verify::run_diff(args)),
+        Command::Verify(args) => std::process::exit(pimg::cli_verify::run_verify(args)),
+        Command::Lock(args) => {
+            let report = pimg::lock::lock(&pimg::lock::LockRequest {
+                board: args.board,
+                inputs: args.inputs,
+                overlay: args.overlay,
+                lock: args.lock,
+            })?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+            } else {
+                println!(
+                    "pimg: locked {} inputs of {} in {} (sha256 {})",
+                    report.inputs.len(),
+                    report.board,
+                    report.path,
+                    report.sha256
+                );
+                for i in &report.inputs {
+                    println!("{}  {}", i.sha256, i.file);
+                }
+            }
+            Ok(())
+        }
         Command::Boards { json } => {
             let mut rows = Vec::new();
             for (name, _) in pimg::board::embedded() {
@@ -194,7 +269,10 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
                 epoch,
             };
             let progress = Progress::new(!args.json);
-            let result = media::build(&req, &progress);
+            let opts = media::BuildOptions {
+                lock: args.locked.then(|| args.lock.clone()),
+            };
+            let result = media::build_with(&req, &opts, &progress);
             progress.finish();
             let report = result?;
             for w in &report.warnings {
@@ -286,7 +364,10 @@ fn run_boot(args: BootArgs) -> i32 {
                     c.boot_files, c.overlay_files
                 );
             } else {
-                println!("  self-check: {} mismatches against {against}:", c.mismatches.len());
+                println!(
+                    "  self-check: {} mismatches against {against}:",
+                    c.mismatches.len()
+                );
                 for m in &c.mismatches {
                     println!("    {m}");
                 }

@@ -10,11 +10,13 @@ use crate::fat::{self, FatParams, FatType, Window};
 use crate::ids::{self, IdentitySeed};
 use crate::initramfs::{self, InitramfsContent};
 use crate::inputs::deb::MemberKind;
-use crate::inputs::{self, Input, InputError, InputSet};
+use crate::inputs::{self, apk, Input, InputError, InputKind, InputSet};
+use crate::lock::{self, LockRecord};
 use crate::modules::{self, ModInfo};
-use crate::output::{OutputDir, OutputFile};
+use crate::output::{OutputDir, OutputFile, RecordIo};
 use crate::overlay::{self, hex, Overlay};
 use crate::progress::Progress;
+use crate::sbom::{self, SbomInput, SbomOutput};
 use crate::tree::{Node, Tree, TreePath};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -36,6 +38,13 @@ pub struct BuildRequest {
     pub epoch: Option<SourceDateEpoch>,
 }
 
+/// How to build, beyond what to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Refuse to build unless the profile, overlay and inputs match this lock file.
+    pub lock: Option<PathBuf>,
+}
+
 /// What a build produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {
@@ -43,6 +52,9 @@ pub struct BuildReport {
     pub out_dir: String,
     pub source_date_epoch: i64,
     pub epoch_source: String,
+    /// The lock the build was checked against (`--locked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockRecord>,
     pub outputs: Vec<OutputFile>,
     pub warnings: Vec<String>,
 }
@@ -55,15 +67,32 @@ struct Resolved {
     loaded: LoadedProfile,
     overlay: Overlay,
     used_inputs: Vec<(Input, String)>,
+    /// Per-file digests of directory inputs, to name the file when one changes mid-build.
+    dir_members: BTreeMap<String, BTreeMap<String, String>>,
     boot_files: Vec<BootFile>,
     initramfs: InitramfsContent,
     builtin_modules: Vec<String>,
     epoch: SourceDateEpoch,
-    epoch_source: EpochSource,
+    /// Where the epoch came from, as the buildinfo says it.
+    epoch_source: String,
+    /// Licence stated by each used input (by file name), for the SBOM.
+    licenses: BTreeMap<String, String>,
+    /// File names of the inputs the initramfs is made from (busybox, kernel).
+    initramfs_inputs: Vec<String>,
+    lock: Option<LockRecord>,
 }
 
 /// Runs a whole build. On error nothing is left at the output paths.
 pub fn build(req: &BuildRequest, progress: &Progress) -> Result<BuildReport, Error> {
+    build_with(req, &BuildOptions::default(), progress)
+}
+
+/// Like [`build`], with options (a lock to check against).
+pub fn build_with(
+    req: &BuildRequest,
+    opts: &BuildOptions,
+    progress: &Progress,
+) -> Result<BuildReport, Error> {
     progress.phase("reading the board profile and overlay");
     let loaded = board::load(&req.board)?;
     let overlay = overlay::load(
@@ -72,8 +101,71 @@ pub fn build(req: &BuildRequest, progress: &Progress) -> Result<BuildReport, Err
             .unwrap_or(&loaded.profile.overlay.default),
     )?;
     let set = InputSet::discover(&req.inputs)?;
-    let resolved = resolve(loaded, overlay, &set, req.epoch, progress)?;
-    assemble_and_write(resolved, &req.out, progress)
+    let lock = match &opts.lock {
+        Some(path) => {
+            progress.phase(format!("checking the inputs against {}", path.display()));
+            Some(lock::check(path, &loaded, &overlay, &set)?)
+        }
+        None => None,
+    };
+    let mut resolved = resolve(loaded, overlay, &set, req.epoch, progress)?;
+    resolved.lock = lock;
+    assemble_and_write(resolved, &req.out, &req.inputs, progress)
+}
+
+/// Every input the profile selects (boot files, busybox, kernel, boot repository), each
+/// once, sorted by name: what a build reads and what `pimg lock` records.
+pub fn selected_inputs(p: &BoardProfile, set: &InputSet) -> Result<Vec<Input>, InputError> {
+    let mut chosen: BTreeMap<String, Input> = BTreeMap::new();
+    let mut add = |i: &Input| {
+        chosen.entry(i.name.clone()).or_insert_with(|| i.clone());
+    };
+    for (i, rule) in p.boot.files.iter().enumerate() {
+        add(set.select(&rule.input, &format!("boot.files[{i}].input"))?);
+    }
+    add(set.select(&p.initramfs.busybox.input, "initramfs.busybox.input")?);
+    add(set.select(&p.initramfs.kernel_input, "initramfs.kernel_input")?);
+    for i in repository_apks(p, set)? {
+        add(i);
+    }
+    Ok(chosen.into_values().collect())
+}
+
+/// The `.apk` inputs `[boot.apks]` puts into the boot repository, sorted by name.
+fn repository_apks<'a>(p: &BoardProfile, set: &'a InputSet) -> Result<Vec<&'a Input>, InputError> {
+    let Some(repo) = &p.boot.apks else {
+        return Ok(Vec::new());
+    };
+    let apks: Vec<&Input> = set
+        .inputs
+        .iter()
+        .filter(|i| i.kind == InputKind::Apk)
+        .collect();
+    let mut chosen: BTreeMap<&str, &Input> = BTreeMap::new();
+    for (n, pattern) in repo.inputs.iter().enumerate() {
+        let field = format!("boot.apks.inputs[{n}]");
+        let m = inputs::matcher(pattern, &field)?;
+        let hits: Vec<&&Input> = apks.iter().filter(|i| m.is_match(&i.name)).collect();
+        if hits.is_empty() {
+            return Err(InputError::NoMatch {
+                field,
+                pattern: pattern.clone(),
+                dir: set.dir.display().to_string(),
+                available: if apks.is_empty() {
+                    "no .apk inputs".into()
+                } else {
+                    apks.iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            });
+        }
+        for i in hits {
+            chosen.insert(&i.name, i);
+        }
+    }
+    Ok(chosen.into_values().collect())
 }
 
 /// Which parts of one input the profile needs.
@@ -82,6 +174,8 @@ struct Needs {
     rules: Vec<(usize, globset::GlobMatcher)>,
     busybox: Option<TreePath>,
     modules: bool,
+    /// The whole file goes into the boot repository (`[boot.apks]`).
+    whole: bool,
 }
 
 fn resolve(
@@ -127,6 +221,13 @@ fn resolve(
         .or_insert_with(|| (kernel.clone(), Needs::default()))
         .1
         .modules = true;
+    for input in repository_apks(p, set)? {
+        needs
+            .entry(input.file.clone())
+            .or_insert_with(|| (input.clone(), Needs::default()))
+            .1
+            .whole = true;
+    }
 
     let mut rule_hits: Vec<Vec<BootFile>> = vec![Vec::new(); p.boot.files.len()];
     let mut busybox: Option<Arc<Vec<u8>>> = None;
@@ -135,14 +236,56 @@ fn resolve(
     let mut kernel_versions: BTreeSet<String> = BTreeSet::new();
     let mut newest: Option<(i64, String)> = None;
     let mut used_inputs = Vec::new();
+    let mut dir_members = BTreeMap::new();
+    let mut licenses = BTreeMap::new();
+    let mut repository_files: Vec<BootFile> = Vec::new();
 
     for (input, need) in needs.values() {
         progress.phase(format!("reading {}", input.file));
         let label = input.label();
-        let sha = input.sha256()?;
+        // A directory's digest and its per-file digests come from one reading.
+        let sha = if input.kind == InputKind::Dir {
+            let members = input.member_digests()?;
+            let sha = inputs::dir_digest(&members);
+            dir_members.insert(input.file.clone(), members);
+            sha
+        } else {
+            input.sha256()?
+        };
         used_inputs.push((input.clone(), sha));
+        let mut builddate = None;
+        if input.kind == InputKind::Apk {
+            let info = if need.whole {
+                // The bytes checked against the datahash are the bytes copied.
+                let bytes = read_whole(input, p.image.size.0)?;
+                let info = apk::verify_bytes(&input.path, &bytes).map_err(InputError::from)?;
+                let repo_arch = p.boot.apks.as_ref().map(|r| r.arch.as_str()).unwrap_or("");
+                if info.arch != repo_arch && info.arch != "noarch" {
+                    return Err(profile_err(
+                        "boot.apks.arch".into(),
+                        format!(
+                            "input {} is for arch '{}', not '{repo_arch}'; narrow boot.apks.inputs or use the {repo_arch} package",
+                            input.file, info.arch
+                        ),
+                    ));
+                }
+                let dest = format!("apks/{repo_arch}/{}-{}.apk", info.pkgname, info.pkgver);
+                let dest = TreePath::new(&dest)
+                    .map_err(|e| profile_err("boot.apks".into(), e.to_string()))?;
+                repository_files.push((dest, Arc::new(bytes), format!("{label}: {}", input.file)));
+                info
+            } else {
+                apk::read_info(&input.path).map_err(InputError::from)?
+            };
+            builddate = info.builddate;
+            if let Some(l) = info.license {
+                licenses.insert(input.file.clone(), l);
+            }
+        }
+        let scanned = !need.rules.is_empty() || need.busybox.is_some() || need.modules;
         let mut input_newest = i64::MIN;
-        input.scan(&mut |m, r| {
+        if scanned {
+            input.scan(&mut |m, r| {
             input_newest = input_newest.max(m.mtime);
             let path = m.path.as_str();
             let rules: Vec<usize> =
@@ -188,11 +331,28 @@ fn resolve(
             }
             Ok(())
         })?;
-        if input.kind == inputs::InputKind::Deb
-            && input_newest > i64::MIN
-            && newest.as_ref().is_none_or(|(t, _)| input_newest > *t)
-        {
-            newest = Some((input_newest, input.label()));
+        }
+        // An apk's time is its builddate (as apko does); a .deb's or tarball's the newest
+        // mtime inside; a directory has none.
+        let candidate = match (input.kind, builddate) {
+            (InputKind::Apk, Some(t)) => Some((t, format!("builddate of input {label}"))),
+            (InputKind::Deb | InputKind::Tarball | InputKind::Apk, _)
+                if input_newest > i64::MIN =>
+            {
+                Some((
+                    input_newest,
+                    EpochSource::Inputs {
+                        input: label.clone(),
+                    }
+                    .to_string(),
+                ))
+            }
+            _ => None,
+        };
+        if let Some((t, source)) = candidate {
+            if newest.as_ref().is_none_or(|(n, _)| t > *n) {
+                newest = Some((t, source));
+            }
         }
     }
 
@@ -313,10 +473,11 @@ fn resolve(
         .collect();
 
     let (epoch, epoch_source) = match (given_epoch, newest) {
-        (Some(e), _) => (e, EpochSource::Given),
-        (None, Some((t, input))) => (SourceDateEpoch::new(t)?, EpochSource::Inputs { input }),
+        (Some(e), _) => (e, EpochSource::Given.to_string()),
+        (None, Some((t, source))) => (SourceDateEpoch::new(t)?, source),
         (None, None) => return Err(EpochError::Underivable.into()),
     };
+    boot_files.extend(repository_files);
 
     let initramfs = InitramfsContent {
         busybox,
@@ -327,15 +488,21 @@ fn resolve(
         modules_dep,
         boot_label: p.boot.label.clone(),
     };
+    let mut initramfs_inputs = vec![bb.file.clone(), kernel.file.clone()];
+    initramfs_inputs.dedup();
     Ok(Resolved {
         builtin_modules: closure.builtin,
         loaded,
         overlay,
         used_inputs,
+        dir_members,
         boot_files,
         initramfs,
         epoch,
         epoch_source,
+        licenses,
+        initramfs_inputs,
+        lock: None,
     })
 }
 
@@ -351,6 +518,33 @@ fn is_modules_builtin(path: &str) -> bool {
     path.strip_prefix("lib/modules/")
         .and_then(|r| r.split_once('/'))
         .is_some_and(|(_, rel)| rel == "modules.builtin")
+}
+
+/// Reads a whole input file that goes onto the boot partition (refused when larger than the
+/// image, which could never hold it).
+fn read_whole(input: &Input, image_size: u64) -> Result<Vec<u8>, InputError> {
+    let read_err = |source| InputError::Read {
+        input: input.label(),
+        path: input.path.display().to_string(),
+        source,
+    };
+    let f = std::fs::File::open(&input.path).map_err(read_err)?;
+    let len = f.metadata().map_err(read_err)?.len();
+    if len > image_size {
+        return Err(InputError::Member {
+            input: input.label(),
+            path: input.file.clone(),
+            message: format!(
+                "is {} bytes, more than the whole {image_size}-byte image; raise image.size",
+                len
+            ),
+        });
+    }
+    let mut data = Vec::with_capacity(len as usize);
+    f.take(image_size + 1)
+        .read_to_end(&mut data)
+        .map_err(read_err)?;
+    Ok(data)
 }
 
 /// Reads one member fully; the size from the header only bounds the first allocation.
@@ -373,6 +567,7 @@ fn read_member(
 fn assemble_and_write(
     r: Resolved,
     out: &std::path::Path,
+    inputs_dir: &std::path::Path,
     progress: &Progress,
 ) -> Result<BuildReport, Error> {
     let p = &r.loaded.profile;
@@ -423,6 +618,18 @@ fn assemble_and_write(
             "board profile",
         )
         .map_err(tree_err)?;
+    }
+    if let Some(release) = &p.boot.alpine_release {
+        let text = format!("{}\n", release.trim_end_matches('\n'));
+        let path = TreePath::new(".alpine-release").expect("a valid path");
+        boot.insert(path, Node::file(text.into_bytes(), 0o644), "board profile")
+            .map_err(tree_err)?;
+    }
+    if p.boot.apks.is_some() {
+        // The marker Alpine's initramfs looks for to use apks/ as a package repository.
+        let path = TreePath::new("apks/.boot_repository").expect("a valid path");
+        boot.insert(path, Node::file(Vec::new(), 0o644), "board profile")
+            .map_err(tree_err)?;
     }
     let initramfs_path = TreePath::new(&p.initramfs.path)
         .map_err(|e| profile_err("initramfs.path", e.to_string()))?;
@@ -541,10 +748,19 @@ fn assemble_and_write(
             path: img_path.display().to_string(),
             source,
         })?;
-        disk::write_table(file, &layout).map_err(Error::from)?;
-        let window = Window::new(&mut *file, offset, part_size);
-        let report = fat::write_fat(window, part_size, &boot, &params).map_err(Error::from)?;
-        Ok(report)
+        // An I/O failure (a full disk) is an output error, whichever writer met it.
+        let io_failure = std::cell::RefCell::new(None);
+        let as_output = |e: Error| match io_failure.borrow_mut().take() {
+            Some(source) => Error::Output {
+                path: img_path.display().to_string(),
+                source,
+            },
+            None => e,
+        };
+        disk::write_table(&mut RecordIo::new(&mut *file, &io_failure), &layout)
+            .map_err(|e| as_output(e.into()))?;
+        let window = Window::new(RecordIo::new(&mut *file, &io_failure), offset, part_size);
+        fat::write_fat(window, part_size, &boot, &params).map_err(|e| as_output(e.into()))
     })?;
     if let Some(clamped) = report.clamped_epoch {
         warnings.push(format!(
@@ -575,6 +791,50 @@ fn assemble_and_write(
     dir.write_bytes(&apkovl_name, &apkovl_data)?;
     dir.write_bytes(&format!("{board}.initramfs.cpio.gz"), &initramfs_data)?;
 
+    // The SBOM lists every input and the artifacts written so far.
+    let all_inputs: Vec<String> = r.used_inputs.iter().map(|(i, _)| i.file.clone()).collect();
+    let sbom_inputs: Vec<SbomInput> = r
+        .used_inputs
+        .iter()
+        .map(|(i, sha)| SbomInput {
+            name: i.name.clone(),
+            version: i.version.clone(),
+            arch: i.arch.clone(),
+            file: i.file.clone(),
+            sha256: sha.clone(),
+            license: r.licenses.get(&i.file).cloned(),
+            kind: match i.kind {
+                InputKind::Deb => "Debian package",
+                InputKind::Apk => "Alpine package",
+                InputKind::Tarball => "tar archive",
+                InputKind::Dir => "directory",
+            },
+        })
+        .collect();
+    let sbom_outputs: Vec<SbomOutput> = dir
+        .files()
+        .iter()
+        .map(|o| {
+            let (purpose, from) = if o.name == apkovl_name {
+                ("ARCHIVE", Vec::new())
+            } else if o.name.ends_with(".initramfs.cpio.gz") {
+                ("ARCHIVE", r.initramfs_inputs.clone())
+            } else if o.name.ends_with(".img") {
+                ("INSTALL", all_inputs.clone())
+            } else {
+                ("ARCHIVE", all_inputs.clone())
+            };
+            SbomOutput {
+                name: o.name.clone(),
+                sha256: o.sha256.clone(),
+                purpose,
+                generated_from: from,
+            }
+        })
+        .collect();
+    let spdx = sbom::document(&board, r.epoch, &sbom_inputs, &sbom_outputs);
+    dir.write_bytes(&format!("{board}.spdx.json"), &spdx)?;
+
     let buildinfo = Buildinfo {
         format: "pimg-buildinfo/1",
         pimg_version: env!("CARGO_PKG_VERSION"),
@@ -590,7 +850,8 @@ fn assemble_and_write(
             sha256: r.overlay.digest(),
         },
         source_date_epoch: r.epoch.seconds(),
-        epoch_source: r.epoch_source.to_string(),
+        epoch_source: r.epoch_source.clone(),
+        lock: r.lock.clone(),
         identifiers: BuildinfoIds {
             fat_volume_id: format!("{volume_id:08x}"),
             mbr_disk_signature: (p.image.table == TableKind::Mbr)
@@ -639,13 +900,16 @@ fn assemble_and_write(
         .collect();
     dir.write_bytes("SHA256SUMS", sums.as_bytes())?;
 
+    progress.phase("checking that the inputs did not change");
+    recheck_inputs(inputs_dir, &r.used_inputs, &r.dir_members)?;
     progress.phase("publishing");
     let out_dir = dir.commit()?;
     Ok(BuildReport {
         board,
         out_dir,
         source_date_epoch: r.epoch.seconds(),
-        epoch_source: r.epoch_source.to_string(),
+        epoch_source: r.epoch_source.clone(),
+        lock: r.lock.clone(),
         outputs: dir_files_with_sums(outputs, &sums),
         warnings,
     })
@@ -660,9 +924,50 @@ fn dir_files_with_sums(mut outputs: Vec<OutputFile>, sums: &str) -> Vec<OutputFi
     outputs
 }
 
+/// Inputs are opened several times (listing, hashing, scanning); one replaced meanwhile would
+/// leave a buildinfo that describes other bytes than the image holds, so before publishing
+/// every input used must still have the name, version and SHA-256 that were recorded.
+fn recheck_inputs(
+    dir: &std::path::Path,
+    used: &[(Input, String)],
+    dir_members: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<(), Error> {
+    let changed = |input: &Input| {
+        // For a directory, name the first file that differs from what was read.
+        let file = dir_members.get(&input.file).and_then(|before| {
+            let now = input.member_digests().unwrap_or_default();
+            before
+                .iter()
+                .find(|(p, d)| now.get(*p) != Some(*d))
+                .map(|(p, _)| p.clone())
+                .or_else(|| now.keys().find(|p| !before.contains_key(*p)).cloned())
+        });
+        Error::InputChanged {
+            input: match file {
+                Some(f) => format!("{}/{f}", input.file),
+                None => input.file.clone(),
+            },
+        }
+    };
+    let now = InputSet::discover(dir)?;
+    for (input, sha) in used {
+        let same = now.inputs.iter().find(|i| {
+            i.file == input.file
+                && i.name == input.name
+                && i.version == input.version
+                && i.arch == input.arch
+        });
+        match same {
+            Some(i) if i.sha256().ok().as_ref() == Some(sha) => {}
+            _ => return Err(changed(input)),
+        }
+    }
+    Ok(())
+}
+
 /// Shipped profiles keep their `boards/` path; a profile file is named by its file name only,
 /// so the buildinfo does not depend on the directory it was built from.
-fn stable_origin(origin: &str) -> String {
+pub(crate) fn stable_origin(origin: &str) -> String {
     if origin.starts_with("boards/") {
         origin.to_string()
     } else {
@@ -686,6 +991,9 @@ struct Buildinfo {
     overlay: BuildinfoOverlay,
     source_date_epoch: i64,
     epoch_source: String,
+    /// The lock file the build was checked against (`--locked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock: Option<LockRecord>,
     identifiers: BuildinfoIds,
     inputs: Vec<BuildinfoInput>,
     kernel_modules: BuildinfoModules,

@@ -21,6 +21,55 @@ pub struct OutputFile {
     pub sha256: String,
 }
 
+/// A device that remembers its first I/O error, so a failure that a writer reports through
+/// its own error type (a FAT write that hit a full disk) is still reported as an output error.
+pub struct RecordIo<'a, T> {
+    inner: T,
+    first: &'a std::cell::RefCell<Option<std::io::Error>>,
+}
+
+impl<'a, T> RecordIo<'a, T> {
+    /// Wraps `inner`; the first error lands in `first`.
+    pub fn new(inner: T, first: &'a std::cell::RefCell<Option<std::io::Error>>) -> Self {
+        RecordIo { inner, first }
+    }
+
+    fn note<V>(&self, r: std::io::Result<V>) -> std::io::Result<V> {
+        if let Err(e) = &r {
+            let mut first = self.first.borrow_mut();
+            if first.is_none() {
+                *first = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        }
+        r
+    }
+}
+
+impl<T: Read> Read for RecordIo<'_, T> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.inner.read(buf);
+        self.note(r)
+    }
+}
+
+impl<T: Write> Write for RecordIo<'_, T> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
+    }
+}
+
+impl<T: Seek> Seek for RecordIo<'_, T> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        let r = self.inner.seek(pos);
+        self.note(r)
+    }
+}
+
 /// An output folder being written.
 pub struct OutputDir {
     dir: PathBuf,

@@ -15,14 +15,26 @@ use std::sync::{Mutex, OnceLock};
 fn built() -> &'static Path {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     OUT.get_or_init(|| {
-        let inputs = std::env::var_os("PIMG_INPUTS").map(PathBuf::from).unwrap_or_else(|| repo().join("inputs"));
+        let inputs = std::env::var_os("PIMG_INPUTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join("inputs"));
         assert!(
             inputs.join(".").is_dir() && fs::read_dir(&inputs).unwrap().count() >= 3,
             "the real inputs are missing in {}: run `sudo qemu/setup.sh` first",
             inputs.display()
         );
         let dir = tempfile::tempdir().unwrap().keep();
-        let o = run(&dir, &["build", "--inputs", inputs.to_str().unwrap(), "--out", "out"], &[]);
+        let o = run(
+            &dir,
+            &[
+                "build",
+                "--inputs",
+                inputs.to_str().unwrap(),
+                "--out",
+                "out",
+            ],
+            &[],
+        );
         ok(&o);
         dir.join("out")
     })
@@ -44,7 +56,11 @@ fn boot(image: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
         .args(extra)
         .output()
         .unwrap();
-    eprintln!("pimg boot {} took {:.1} s", image.display(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "pimg boot {} took {:.1} s",
+        image.display(),
+        started.elapsed().as_secs_f64()
+    );
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
             "no JSON report ({e}); stdout:\n{}\nstderr:\n{}",
@@ -60,8 +76,17 @@ fn real_image_boots_and_the_guest_sees_what_was_hashed() {
     let out = built();
     let log = out.join("console.log");
     let (o, r) = boot(&out.join("rpi3b.img"), &["--log", log.to_str().unwrap()]);
-    assert!(o.status.success(), "boot failed: {r:#}\n{}", String::from_utf8_lossy(&o.stderr));
-    let names: Vec<&str> = r["milestones"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert!(
+        o.status.success(),
+        "boot failed: {r:#}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let names: Vec<&str> = r["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
         [
@@ -80,14 +105,29 @@ fn real_image_boots_and_the_guest_sees_what_was_hashed() {
     let check = &r["selfcheck"];
     assert_eq!(check["mismatches"].as_array().unwrap().len(), 0, "{check}");
     assert_eq!(check["against_buildinfo"], true);
-    let info: serde_json::Value = serde_json::from_slice(&fs::read(out.join("rpi3b.buildinfo.json")).unwrap()).unwrap();
-    assert_eq!(check["boot_files"].as_u64().unwrap() as usize, info["boot_partition"].as_array().unwrap().len());
+    let info: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("rpi3b.buildinfo.json")).unwrap()).unwrap();
+    assert_eq!(
+        check["boot_files"].as_u64().unwrap() as usize,
+        info["boot_partition"].as_array().unwrap().len()
+    );
     assert!(check["overlay_files"].as_u64().unwrap() >= 10, "{check}");
     let console = fs::read_to_string(&log).unwrap();
-    assert!(console.contains("pimg: apkovl applied pimg.apkovl.tar.gz hostname=pimg"), "{console}");
+    assert!(
+        console.contains("pimg: apkovl applied pimg.apkovl.tar.gz hostname=pimg"),
+        "{console}"
+    );
     // The guest printed the same hash for the kernel as SHA256SUMS' build recorded.
-    let kernel = info["boot_partition"].as_array().unwrap().iter().find(|f| f["path"] == "boot/vmlinuz-rpi").unwrap();
-    assert!(console.contains(&format!("pimg: sha256 {} boot/vmlinuz-rpi", kernel["sha256"].as_str().unwrap())));
+    let kernel = info["boot_partition"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "boot/vmlinuz-rpi")
+        .unwrap();
+    assert!(console.contains(&format!(
+        "pimg: sha256 {} boot/vmlinuz-rpi",
+        kernel["sha256"].as_str().unwrap()
+    )));
     eprintln!("boot wall time: {} ms", r["wall_ms"]);
 }
 
@@ -104,7 +144,10 @@ fn image_of_odd_size_boots_from_a_padded_copy_and_is_not_modified() {
     let (o, r) = boot(&img, &["--board", "rpi3b"]);
     assert!(o.status.success(), "{r:#}");
     assert_eq!(r["selfcheck"]["against_buildinfo"], false);
-    assert!(fs::read(&img).unwrap() == before, "pimg boot modified the image");
+    assert!(
+        fs::read(&img).unwrap() == before,
+        "pimg boot modified the image"
+    );
 }
 
 #[test]
@@ -113,22 +156,38 @@ fn corrupted_kernel_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("rpi3b.img");
     fs::copy(out.join("rpi3b.img"), &img).unwrap();
-    fs::copy(out.join("rpi3b.buildinfo.json"), dir.path().join("rpi3b.buildinfo.json")).unwrap();
+    fs::copy(
+        out.join("rpi3b.buildinfo.json"),
+        dir.path().join("rpi3b.buildinfo.json"),
+    )
+    .unwrap();
     // Find a distinctive run of the kernel inside the image and flip one byte of it.
     let part = dir.path().join("part.img");
-    let st = Command::new("mcopy").arg("-n").arg("-i").arg(format!("{}@@4M", img.display())).arg("::/boot/vmlinuz-rpi").arg(&part).status().unwrap();
+    let st = Command::new("mcopy")
+        .arg("-n")
+        .arg("-i")
+        .arg(format!("{}@@4M", img.display()))
+        .arg("::/boot/vmlinuz-rpi")
+        .arg(&part)
+        .status()
+        .unwrap();
     assert!(st.success());
     let kernel = fs::read(&part).unwrap();
     let needle = &kernel[20 << 20..(20 << 20) + 64];
     let mut bytes = fs::read(&img).unwrap();
-    let at = bytes.windows(64).position(|w| w == needle).expect("kernel bytes in the image");
+    let at = bytes
+        .windows(64)
+        .position(|w| w == needle)
+        .expect("kernel bytes in the image");
     bytes[at + 7] ^= 0x40;
     fs::write(&img, &bytes).unwrap();
     let (o, r) = boot(&img, &[]);
     assert!(!o.status.success(), "a corrupted kernel passed: {r:#}");
     let failure = r["failure"].as_str().unwrap();
     assert!(
-        failure.contains("boot/vmlinuz-rpi") || failure.contains("milestone not reached") || failure.contains("panic"),
+        failure.contains("boot/vmlinuz-rpi")
+            || failure.contains("milestone not reached")
+            || failure.contains("panic"),
         "{failure}"
     );
     eprintln!("corruption reported as: {failure}");
@@ -146,22 +205,44 @@ fn missing_boot_files_are_refused_before_qemu_starts() {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("x.img");
         fs::copy(out.join("rpi3b.img"), &img).unwrap();
-        let st = Command::new("mdel").arg("-i").arg(format!("{}@@4M", img.display())).arg(format!("::/{path}")).status().unwrap();
+        let st = Command::new("mdel")
+            .arg("-i")
+            .arg(format!("{}@@4M", img.display()))
+            .arg(format!("::/{path}"))
+            .status()
+            .unwrap();
         assert!(st.success());
         let started = std::time::Instant::now();
-        let o = pimg().arg("boot").arg(&img).args(["--board", "rpi3b"]).output().unwrap();
+        let o = pimg()
+            .arg("boot")
+            .arg(&img)
+            .args(["--board", "rpi3b"])
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{err}");
         assert!(err.contains(&format!("has no {path} (the {what}")), "{err}");
-        assert!(started.elapsed().as_secs() < 10, "took too long: QEMU must not start");
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "took too long: QEMU must not start"
+        );
     }
 }
 
 #[test]
 fn missing_qemu_says_how_to_install_it() {
     let out = built();
-    let o = pimg().arg("boot").arg(out.join("rpi3b.img")).env("PATH", "/nonexistent").output().unwrap();
+    let o = pimg()
+        .arg("boot")
+        .arg(out.join("rpi3b.img"))
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("qemu-system-aarch64 not found") && err.contains("apt-get install qemu-system-arm"), "{err}");
+    assert!(
+        err.contains("qemu-system-aarch64 not found")
+            && err.contains("apt-get install qemu-system-arm"),
+        "{err}"
+    );
 }
