@@ -8,7 +8,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 inputs=${PIMG_INPUTS:-$here/inputs}
 arch=arm64
-packages_host=(qemu-system-arm dosfstools mtools fdisk cpio busybox gzip util-linux)
+# QEMU and the referees the tests use; faketime and strace for the variation and fault tests;
+# genimage and time for bench/compare.sh.
+packages_host=(qemu-system-arm dosfstools mtools fdisk cpio busybox gzip util-linux faketime strace genimage time)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -75,6 +77,13 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The SPDX referee for the SBOM tests (PyPI; Debian 12 does not package it).
+if ! command -v pyspdxtools >/dev/null 2>&1; then
+    say "installing spdx-tools from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check spdx-tools==0.8.5 >/dev/null \
+        || die "pip could not install spdx-tools: the SBOM tests need pyspdxtools"
 fi
 
 # The kernel image the arm64 meta package points at, in its unsigned form (no shim, plain Image).
