@@ -288,68 +288,6 @@ fn traced(fx: &Fixture, out: &Path, epoch: &str, strace_args: &[&str]) -> Comman
     c
 }
 
-#[test]
-fn killed_while_publishing_leaves_the_previous_build() {
-    // SIGKILL on entering the 1st, 3rd and last rename(2) of the publish step: the folder
-    // must still hold exactly one complete build (the old one, or the new one when the
-    // kill came after the last rename).
-    let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path(), 0);
-    let ref_a = fx.reference(&tmp.path().join("ref-a"), EPOCH_A);
-    let ref_b = fx.reference(&tmp.path().join("ref-b"), EPOCH_B);
-    let n_outputs = sums(&tmp.path().join("ref-a")).len() + 1;
-    let mut problems = Vec::new();
-    for when in [1, 3, n_outputs] {
-        let out = tmp.path().join(format!("out{when}"));
-        ok(&fx.build(&out, EPOCH_A));
-        let inject = format!("inject=rename,renameat,renameat2:signal=SIGKILL:when={when}");
-        let o = traced(
-            &fx,
-            &out,
-            EPOCH_B,
-            &[
-                "-o",
-                "/dev/null",
-                "-e",
-                "trace=rename,renameat,renameat2",
-                "-e",
-                &inject,
-            ],
-        )
-        .output()
-        .unwrap();
-        if o.status.success() {
-            // Fewer renames than that (a different publish step): the build completed.
-            assert_state(&out, Some(&ref_b), &format!("no rename #{when}"));
-            continue;
-        }
-        let finals = contents(&out).0;
-        let sha = fs::read_to_string(out.join("SHA256SUMS")).unwrap_or_default();
-        let verified = Command::new("sha256sum")
-            .args(["-c", "SHA256SUMS"])
-            .current_dir(&out)
-            .output()
-            .unwrap();
-        if !verified.status.success() || (sha != ref_a && sha != ref_b) {
-            problems.push(format!(
-                "killed at rename #{when} of {n_outputs}: the folder holds a mix of the old and \
-                 the new build ({finals:?}); sha256sum -c SHA256SUMS says:\n{}",
-                String::from_utf8_lossy(&verified.stdout)
-            ));
-            continue;
-        }
-        // The next build repairs the folder.
-        ok(&fx.build(&out, EPOCH_B));
-        assert_state(&out, Some(&ref_b), "the build after the kill");
-        assert_no_partials(&out, "the build after the kill");
-    }
-    assert!(
-        problems.is_empty(),
-        "publishing is not atomic across the output files:\n{}",
-        problems.join("\n")
-    );
-}
-
 /// A file system mounted for one test and unmounted (lazily) when dropped.
 struct Mount {
     path: PathBuf,
