@@ -15,14 +15,7 @@ use std::sync::{Mutex, OnceLock};
 fn built() -> &'static Path {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     OUT.get_or_init(|| {
-        let inputs = std::env::var_os("PIMG_INPUTS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join("inputs"));
-        assert!(
-            inputs.join(".").is_dir() && fs::read_dir(&inputs).unwrap().count() >= 3,
-            "the real inputs are missing in {}: run `sudo qemu/setup.sh` first",
-            inputs.display()
-        );
+        let inputs = real_inputs();
         let dir = tempfile::tempdir().unwrap().keep();
         let o = run(
             &dir,

@@ -5,32 +5,7 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::path::PathBuf;
 use std::process::Command;
-
-/// The real inputs folder: `PIMG_INPUTS` or `inputs/` in the repository.
-fn real_inputs() -> PathBuf {
-    let dir = std::env::var_os("PIMG_INPUTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("inputs"));
-    let names: Vec<String> = fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    for want in ["linux-image-", "raspi-firmware_", "busybox-static_"] {
-        assert!(
-            names
-                .iter()
-                .any(|n| n.starts_with(want) && n.ends_with(".deb")),
-            "the real inputs are missing ({want}*.deb in {}): run `sudo qemu/setup.sh` first",
-            dir.display()
-        );
-    }
-    dir
-}
 
 #[test]
 fn real_rpi3b_is_reproducible_and_refereed() {

@@ -998,30 +998,6 @@ fn a_difference_is_reported_by_artifact() {
     eprintln!("the report the suite prints on a difference:\n{msg}");
 }
 
-/// The real Debian inputs (qemu/setup.sh fetches them): `PIMG_INPUTS` or `inputs/`.
-fn real_inputs() -> PathBuf {
-    let dir = std::env::var_os("PIMG_INPUTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("inputs"));
-    let names: Vec<String> = fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    for want in ["linux-image-", "raspi-firmware_", "busybox-static_"] {
-        assert!(
-            names
-                .iter()
-                .any(|n| n.starts_with(want) && n.ends_with(".deb")),
-            "the real inputs are missing ({want}*.deb in {}): run `sudo qemu/setup.sh` first",
-            dir.display()
-        );
-    }
-    dir
-}
-
 #[test]
 fn real_inputs_as_another_user_on_another_clock() {
     // One real-input case (xz and zstd data members, real modules): the variations the

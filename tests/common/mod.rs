@@ -711,3 +711,27 @@ pub fn write_alpine_fixture(dir: &Path, reverse: bool) {
         std::fs::write(dir.join(name), data).unwrap();
     }
 }
+
+/// The real Debian inputs (qemu/setup.sh fetches them): `PIMG_INPUTS` or `inputs/`.
+pub fn real_inputs() -> PathBuf {
+    let dir = std::env::var_os("PIMG_INPUTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("inputs"));
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    for want in ["linux-image-", "raspi-firmware_", "busybox-static_"] {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with(want) && n.ends_with(".deb")),
+            "the real inputs are missing ({want}*.deb in {}): run `sudo qemu/setup.sh` first",
+            dir.display()
+        );
+    }
+    dir
+}
