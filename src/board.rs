@@ -17,7 +17,10 @@ pub struct BoardProfile {
     pub initramfs: InitramfsSpec,
     #[serde(default)]
     pub overlay: OverlaySpec,
-    pub qemu: QemuSpec,
+    /// How QEMU boots this board, one entry per emulated machine (`[[qemu]]`); empty when
+    /// no QEMU machine emulates it. The first is `pimg boot`'s default.
+    #[serde(default)]
+    pub qemu: Vec<QemuSpec>,
 }
 
 /// What board this is.
@@ -26,8 +29,42 @@ pub struct BoardProfile {
 pub struct BoardInfo {
     pub name: String,
     pub description: String,
-    /// Kernel architecture, e.g. `aarch64`.
+    /// CPU architecture the kernel and userland run in: `aarch64` (Pi 3, Zero 2 W, Pi 4),
+    /// `armv7` (Pi 2, 32-bit), `armv6` (Pi 1, Zero). It decides which packages of a mixed
+    /// inputs folder the board takes (see [`BoardInfo::accepts`]) and which QEMU runs it.
     pub arch: String,
+    /// The models the media is for (ids from `pimg check --help`, e.g. `pi3b`, `pi4b`):
+    /// every build checks that the firmware would find its files on each.
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+/// The board architectures pimg knows: (name, Debian architectures, Alpine architectures).
+pub const ARCHES: &[(&str, &[&str], &[&str])] = &[
+    ("aarch64", &["arm64"], &["aarch64"]),
+    ("armv7", &["armhf"], &["armv7"]),
+    // Debian's armhf needs ARMv7; the ARMv6 boards run armel. Alpine's armhf is ARMv6.
+    ("armv6", &["armel"], &["armhf"]),
+];
+
+impl BoardInfo {
+    /// Whether a package built for `pkg_arch` runs on this board: one of the board
+    /// architecture's own (Debian's for a `.deb`, Alpine's for an `.apk`) or an
+    /// architecture-independent one (`all`, `noarch`).
+    pub fn accepts(&self, kind: crate::inputs::InputKind, pkg_arch: &str) -> bool {
+        use crate::inputs::InputKind;
+        if pkg_arch == "all" || pkg_arch == "noarch" {
+            return true;
+        }
+        let Some((_, deb, apk)) = ARCHES.iter().find(|(n, _, _)| *n == self.arch) else {
+            return false;
+        };
+        match kind {
+            InputKind::Deb => deb.contains(&pkg_arch),
+            InputKind::Apk => apk.contains(&pkg_arch),
+            InputKind::Dir | InputKind::Tarball => true,
+        }
+    }
 }
 
 /// The partition table kind.
@@ -166,6 +203,8 @@ impl Default for OverlaySpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QemuSpec {
+    /// Names this entry for `pimg boot --machine`; the machine name when absent.
+    pub name: Option<String>,
     pub machine: String,
     pub memory: String,
     /// Paths inside the boot partition.
@@ -174,6 +213,41 @@ pub struct QemuSpec {
     pub initrd: String,
     /// Appended to cmdline.txt for the emulated serial console.
     pub console: String,
+    /// Fix-ups for devices QEMU does not emulate, applied to the copy of the DTB that QEMU
+    /// gets (the image keeps the board's own): `delete /NODE`, `delete /NODE:PROPERTY`,
+    /// `keep /NODE:PROPERTY CELLS`.
+    #[serde(default)]
+    pub dtb_fixups: Vec<String>,
+}
+
+impl QemuSpec {
+    /// What `pimg boot --machine` calls this entry.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.machine)
+    }
+
+    /// The parsed DTB fix-ups (checked when the profile loads).
+    pub fn fixups(&self) -> Vec<crate::fdt::Fixup> {
+        self.dtb_fixups
+            .iter()
+            .filter_map(|f| f.parse().ok())
+            .collect()
+    }
+}
+
+impl BoardProfile {
+    /// The QEMU entry `pimg boot --machine NAME` means (by label, then by machine), or the
+    /// first when no name is given.
+    pub fn qemu_entry(&self, name: Option<&str>) -> Option<&QemuSpec> {
+        match name {
+            None => self.qemu.first(),
+            Some(n) => self
+                .qemu
+                .iter()
+                .find(|q| q.label() == n)
+                .or_else(|| self.qemu.iter().find(|q| q.machine == n)),
+        }
+    }
 }
 
 /// A byte count written as an integer or with a binary suffix (`4MiB`, `256MiB`, `1GiB`).
@@ -256,6 +330,55 @@ pub struct LoadedProfile {
     pub text: String,
     /// `boards/<name>.toml` for shipped profiles, else the path given.
     pub origin: String,
+    /// Set when the command line chose the partition table (`--table`).
+    pub table_override: Option<TableKind>,
+}
+
+impl TableKind {
+    /// The name used in profiles, on the command line and in the buildinfo.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableKind::Mbr => "mbr",
+            TableKind::Gpt => "gpt",
+        }
+    }
+}
+
+impl std::str::FromStr for TableKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mbr" => Ok(TableKind::Mbr),
+            "gpt" => Ok(TableKind::Gpt),
+            other => Err(format!(
+                "'{other}' is not a partition table: use mbr or gpt"
+            )),
+        }
+    }
+}
+
+/// The profile with another partition table, checked again (GPT needs Pi 4 family models).
+pub fn with_table(
+    mut loaded: LoadedProfile,
+    table: TableKind,
+) -> Result<LoadedProfile, BoardError> {
+    if loaded.profile.image.table != table {
+        loaded.profile.image.table = table;
+        loaded.table_override = Some(table);
+        check(&loaded.profile, &loaded.origin).map_err(|e| match e {
+            BoardError::Invalid {
+                path,
+                field,
+                message,
+            } if field == "image.table" => BoardError::Invalid {
+                path,
+                field: "--table".into(),
+                message,
+            },
+            other => other,
+        })?;
+    }
+    Ok(loaded)
 }
 
 /// Loads a shipped board by name, or a profile file when `spec` ends in `.toml` or names a file.
@@ -291,6 +414,7 @@ pub fn parse(text: &str, origin: &str) -> Result<LoadedProfile, BoardError> {
         profile,
         text: text.to_string(),
         origin: origin.to_string(),
+        table_override: None,
     })
 }
 
@@ -396,6 +520,43 @@ fn check(p: &BoardProfile, origin: &str) -> Result<(), BoardError> {
             return Err(bad(
                 "boot.alpine_release",
                 "must be one non-empty line (e.g. \"3.19.1\")".into(),
+            ));
+        }
+    }
+    if !ARCHES.iter().any(|(n, _, _)| *n == p.board.arch) {
+        return Err(bad(
+            "board.arch",
+            format!(
+                "'{}' is not a board architecture: use {}",
+                p.board.arch,
+                ARCHES.iter().map(|a| a.0).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    for (i, q) in p.qemu.iter().enumerate() {
+        for (j, f) in q.dtb_fixups.iter().enumerate() {
+            if let Err(e) = f.parse::<crate::fdt::Fixup>() {
+                return Err(bad(&format!("qemu[{i}].dtb_fixups[{j}]"), e));
+            }
+        }
+    }
+    for (i, m) in p.board.models.iter().enumerate() {
+        let Some(model) = crate::fwcheck::model_by_id(m) else {
+            return Err(bad(
+                &format!("board.models[{i}]"),
+                format!(
+                    "'{m}' is not a board model: use {}",
+                    crate::fwcheck::model_ids()
+                ),
+            ));
+        };
+        if !model.pi4 && p.image.table == TableKind::Gpt {
+            return Err(bad(
+                "image.table",
+                format!(
+                    "the Pi {}'s boot ROM reads only an MBR; use \"mbr\" (the Pi 4 family's EEPROM boots GPT)",
+                    model.name
+                ),
             ));
         }
     }

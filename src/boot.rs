@@ -85,8 +85,14 @@ pub enum BootError {
     },
     #[error("--expect '{pattern}' is not a valid regular expression: {message}")]
     BadExpect { pattern: String, message: String },
-    #[error("no QEMU machine is known for board {board}; pass --machine")]
+    #[error("the board profile {board} names no QEMU machine (QEMU does not emulate it); pass --machine and --dtb to try one")]
     NoMachine { board: String },
+    #[error("{image}: {dtb}: {source} (the board profile's qemu dtb_fixups do not fit this device tree)")]
+    DtbFixup {
+        image: String,
+        dtb: String,
+        source: crate::fdt::FdtError,
+    },
     #[error("interrupted; QEMU was stopped")]
     Interrupted,
 }
@@ -129,6 +135,9 @@ pub struct SelfCheck {
 pub struct BootReport {
     pub image: String,
     pub machine: String,
+    /// Device tree fix-ups QEMU's copy of the DTB got (devices QEMU does not emulate).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dtb_fixups: Vec<String>,
     pub milestones: Vec<MilestoneResult>,
     pub selfcheck: Option<SelfCheck>,
     /// The first milestone not reached, or the failure the guest reported.
@@ -217,13 +226,20 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
             })
         }
     };
-    let q = &loaded.profile.qemu;
-    let machine = req.machine.clone().unwrap_or_else(|| q.machine.clone());
-    if machine.is_empty() {
+    // A named entry of the profile, or another machine with the first entry's boot set.
+    let p = &loaded.profile;
+    let Some(q) = p
+        .qemu_entry(req.machine.as_deref())
+        .or_else(|| p.qemu.first())
+    else {
         return Err(BootError::NoMachine {
-            board: loaded.profile.board.name.clone(),
+            board: p.board.name.clone(),
         });
-    }
+    };
+    let machine = match &req.machine {
+        Some(m) if p.qemu_entry(Some(m)).is_none() => m.clone(),
+        _ => q.machine.clone(),
+    };
     let binary = qemu_binary(&loaded.profile.board.arch);
     let binary_path = find_in_path(binary).ok_or(BootError::QemuMissing {
         binary: binary.into(),
@@ -249,7 +265,19 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
         }
     };
     let kernel = take(req.kernel.as_deref().unwrap_or(&q.kernel), "kernel")?;
-    let dtb = take(req.dtb.as_deref().unwrap_or(&q.dtb), "device tree")?;
+    let dtb_name = req.dtb.as_deref().unwrap_or(&q.dtb);
+    let mut dtb = take(dtb_name, "device tree")?;
+    // The profile's fix-ups for devices QEMU lacks, on QEMU's copy only (not with --dtb).
+    let dtb_fixups = if req.dtb.is_none() {
+        q.fixups()
+    } else {
+        Vec::new()
+    };
+    crate::fdt::apply(&mut dtb, &dtb_fixups).map_err(|source| BootError::DtbFixup {
+        image: image_name.clone(),
+        dtb: dtb_name.to_string(),
+        source,
+    })?;
     let initrd = take(req.initrd.as_deref().unwrap_or(&q.initrd), "initramfs")?;
     let cmdline_txt = take("cmdline.txt", "kernel command line")?;
     let selfcheck = !req.interactive && req.expect.is_empty();
@@ -332,6 +360,7 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
         return Ok(BootReport {
             image: image_name,
             machine,
+            dtb_fixups: dtb_fixups.iter().map(|f| f.to_string()).collect(),
             milestones: Vec::new(),
             selfcheck: None,
             failure: (!status.success()).then(|| format!("QEMU exited with {status}")),
@@ -527,6 +556,7 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
     Ok(BootReport {
         image: image_name,
         machine,
+        dtb_fixups: dtb_fixups.iter().map(|f| f.to_string()).collect(),
         milestones: results,
         selfcheck: check,
         failure,
@@ -655,7 +685,7 @@ fn compare(
 }
 
 /// The first FAT partition of an image, read with pimg's own (hostile-input safe) readers.
-struct BootPartition {
+pub(crate) struct BootPartition {
     volume: FatVolume<fs::File>,
     files: BTreeMap<String, FatEntry>,
 }
@@ -665,7 +695,7 @@ const FAT_MBR_TYPES: &[u8] = &[0x01, 0x04, 0x06, 0x0b, 0x0c, 0x0e];
 const BASIC_DATA_GUID: &str = "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7";
 
 impl BootPartition {
-    fn open(image: &Path) -> Result<Self, ReadError> {
+    pub(crate) fn open(image: &Path) -> Result<Self, ReadError> {
         let io = |source| ReadError::Io {
             what: "the image".into(),
             offset: 0,
@@ -705,7 +735,7 @@ impl BootPartition {
         })
     }
 
-    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, ReadError> {
+    pub(crate) fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, ReadError> {
         match self.entry(path).cloned() {
             Some(e) => self.volume.read_entry(&e).map(Some),
             None => Ok(None),
@@ -722,6 +752,37 @@ impl BootPartition {
             .cloned()
             .ok_or(ReadError::NotFound { path: path.into() })?;
         Ok(hex(&self.volume.sha256_file(&e)?))
+    }
+}
+
+impl crate::fwcheck::BootFiles for BootPartition {
+    fn size(&mut self, path: &str) -> Option<u64> {
+        self.entry(path.trim_start_matches('/'))
+            .map(|e| e.size as u64)
+    }
+    fn head(&mut self, path: &str, max: usize) -> Option<Vec<u8>> {
+        let e = self.entry(path.trim_start_matches('/'))?.clone();
+        // Only small files are read whole; of a kernel only its header is needed.
+        if e.size as usize <= max {
+            return self.volume.read_entry(&e).ok();
+        }
+        let mut head = Head(Vec::with_capacity(max), max);
+        self.volume.copy_file(&e, &mut head).ok()?;
+        Some(head.0)
+    }
+}
+
+/// A `Write` that keeps the first `.1` bytes and drops the rest.
+struct Head(Vec<u8>, usize);
+
+impl std::io::Write for Head {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = self.1 - self.0.len();
+        self.0.extend_from_slice(&buf[..buf.len().min(room)]);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -37,6 +37,11 @@ pub enum Error {
         field: String,
         message: String,
     },
+    #[error(
+        "board profile {profile}: the firmware would not boot this partition (`pimg check` \
+         reasons; nothing was written):\n  {problems}"
+    )]
+    FirmwareCheck { profile: String, problems: String },
     #[error("output {path}: {source}")]
     Output {
         path: String,

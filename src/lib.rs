@@ -13,6 +13,8 @@ pub mod embedded;
 pub mod epoch;
 pub mod error;
 pub mod fat;
+pub mod fdt;
+pub mod fwcheck;
 pub mod ids;
 pub mod initramfs;
 pub mod inputs;

@@ -272,7 +272,7 @@ pub fn lock(req: &LockRequest) -> Result<LockReport, Error> {
             .as_deref()
             .unwrap_or(&loaded.profile.overlay.default),
     )?;
-    let set = InputSet::discover(&req.inputs)?;
+    let set = InputSet::discover(&req.inputs)?.for_board(&loaded.profile.board)?;
     let selected = crate::media::selected_inputs(&loaded.profile, &set)?;
     let lock = LockFile::compute(&loaded, &overlay, &selected)?;
     let text = lock.to_text();

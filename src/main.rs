@@ -65,9 +65,49 @@ enum Command {
     Diff(pimg::cli_verify::DiffArgs),
     /// Check outputs against SHA256SUMS and the buildinfo, or rebuild and compare.
     Verify(pimg::cli_verify::VerifyArgs),
+    /// Check what the Raspberry Pi firmware reads first: config.txt, its files, cmdline.txt.
+    #[command(after_help = CHECK_HELP)]
+    Check(CheckArgs),
     /// Pin the inputs, board profile and overlay of a build in a lock file (pimg.lock).
     #[command(after_help = LOCK_EXAMPLES)]
     Lock(LockArgs),
+}
+
+const CHECK_HELP: &str = "\
+QEMU starts the kernel itself and never runs the GPU firmware, so this is the only check of
+what real hardware reads first. For each board model it evaluates config.txt as the firmware
+does ([pi4]-style and [board-type=] sections, include, os_prefix) and checks that:
+  - bootcode.bin is there for boards whose boot ROM loads it (all but the Pi 4 family);
+  - the start*.elf/fixup*.dat pair the model would load is there;
+  - the kernel (kernel=) is there and is an arm64 Image exactly when arm_64bit=1 applies;
+  - the initramfs, device tree (device_tree=, or the firmware's default name), overlays
+    (dtoverlay=) and included files exist, and each DTB is a flattened device tree;
+  - cmdline.txt is one line.
+Every pimg build runs the same check on its boot tree before writing anything.
+
+Models: pi0 pi0w pi1a+ pi1b+ pi2b pi3b pi3b+ pi3a+ pi02w pi4b pi400 cm4
+
+Examples:
+  pimg check out/rpi3b.img                    models from the board in the buildinfo beside it
+  pimg check --model pi3b --model pi4b media.img
+  pimg check --board rpi-arm64 --json media.img
+
+Exit status: 0 the firmware would find everything, 1 problems (listed), 2 unreadable image or
+bad arguments.";
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Disk image whose first FAT partition is the boot partition.
+    image: PathBuf,
+    /// Board profile whose models to check for (default: the buildinfo's board).
+    #[arg(long, value_name = "BOARD|FILE")]
+    board: Option<String>,
+    /// A board model to check for (repeatable); overrides --board.
+    #[arg(long = "model", value_name = "ID")]
+    models: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -105,6 +145,10 @@ struct BuildArgs {
     /// The lock file for --locked.
     #[arg(long, value_name = "FILE", default_value = pimg::lock::DEFAULT_LOCK_FILE, requires = "locked")]
     lock: PathBuf,
+    /// Partition table instead of the profile's: mbr, or gpt for boards whose firmware boots
+    /// GPT (the Pi 4 family). The buildinfo records it, so `verify --rebuild` repeats it.
+    #[arg(long, value_name = "mbr|gpt")]
+    table: Option<pimg::board::TableKind>,
 }
 
 const LOCK_EXAMPLES: &str = "\
@@ -202,6 +246,53 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
         Command::Inspect(args) => std::process::exit(pimg::cli_verify::run_inspect(args)),
         Command::Diff(args) => std::process::exit(pimg::cli_verify::run_diff(args)),
         Command::Verify(args) => std::process::exit(pimg::cli_verify::run_verify(args)),
+        Command::Check(args) => {
+            let (models, report) = match pimg::fwcheck::check_image(
+                &args.image,
+                args.board.as_deref(),
+                &args.models,
+            ) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("pimg: error: {e}");
+                    std::process::exit(2);
+                }
+            };
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+            } else {
+                for b in &report.models {
+                    println!(
+                        "{:<6} kernel {} ({}), initramfs {}, device tree {}, firmware {}+{}{}",
+                        b.model,
+                        b.kernel,
+                        if b.arm_64bit { "64-bit" } else { "32-bit" },
+                        b.initramfs.as_deref().unwrap_or("none"),
+                        b.device_tree,
+                        b.start,
+                        b.fixup,
+                        b.bootcode
+                            .as_deref()
+                            .map(|c| format!(" after {c}"))
+                            .unwrap_or_default(),
+                    );
+                }
+                for p in &report.problems {
+                    println!("problem: {p}");
+                }
+                let names: Vec<&str> = models.iter().map(|m| m.id).collect();
+                if report.ok() {
+                    println!("pimg: check OK for {}", names.join(", "));
+                } else {
+                    println!(
+                        "pimg: check FAILED: {} problem(s) for {}",
+                        report.problems.len(),
+                        names.join(", ")
+                    );
+                }
+            }
+            std::process::exit(if report.ok() { 0 } else { 1 });
+        }
         Command::Lock(args) => {
             let report = pimg::lock::lock(&pimg::lock::LockRequest {
                 board: args.board,
@@ -235,7 +326,7 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
                     "arch": p.board.arch,
                     "image_size": p.image.size.0,
                     "table": format!("{:?}", p.image.table).to_lowercase(),
-                    "qemu_machine": p.qemu.machine,
+                    "qemu_machine": p.qemu.iter().map(|q| q.label()).collect::<Vec<_>>().join(","),
                 }));
             }
             if json {
@@ -267,6 +358,7 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
                 overlay: args.overlay,
                 out: args.out,
                 epoch,
+                table: args.table,
             };
             let progress = Progress::new(!args.json);
             let opts = media::BuildOptions {
@@ -341,6 +433,12 @@ fn run_boot(args: BootArgs) -> i32 {
         println!("{}", serde_json::to_string_pretty(&report).expect("json"));
     } else if !args.interactive {
         println!("pimg: booted {} on QEMU {}", report.image, report.machine);
+        if !report.dtb_fixups.is_empty() {
+            println!(
+                "  QEMU's copy of the device tree without what QEMU does not emulate: {}",
+                report.dtb_fixups.join("; ")
+            );
+        }
         for m in &report.milestones {
             match m.at_ms {
                 Some(ms) => println!(

@@ -36,6 +36,8 @@ pub struct BuildRequest {
     pub out: PathBuf,
     /// From `--source-date-epoch` or `SOURCE_DATE_EPOCH`; derived from the inputs when absent.
     pub epoch: Option<SourceDateEpoch>,
+    /// `--table`: the partition table instead of the profile's (GPT for the Pi 4 family).
+    pub table: Option<TableKind>,
 }
 
 /// How to build, beyond what to build.
@@ -94,13 +96,16 @@ pub fn build_with(
     progress: &Progress,
 ) -> Result<BuildReport, Error> {
     progress.phase("reading the board profile and overlay");
-    let loaded = board::load(&req.board)?;
+    let mut loaded = board::load(&req.board)?;
+    if let Some(t) = req.table {
+        loaded = board::with_table(loaded, t)?;
+    }
     let overlay = overlay::load(
         req.overlay
             .as_deref()
             .unwrap_or(&loaded.profile.overlay.default),
     )?;
-    let set = InputSet::discover(&req.inputs)?;
+    let set = InputSet::discover(&req.inputs)?.for_board(&loaded.profile.board)?;
     let lock = match &opts.lock {
         Some(path) => {
             progress.phase(format!("checking the inputs against {}", path.display()));
@@ -651,6 +656,26 @@ fn assemble_and_write(
     )
     .map_err(tree_err)?;
 
+    // What the firmware reads first, checked before anything is written (`pimg check`).
+    let models: Vec<&crate::fwcheck::Model> = p
+        .board
+        .models
+        .iter()
+        .filter_map(|m| crate::fwcheck::model_by_id(m))
+        .collect();
+    let fw = crate::fwcheck::check(&mut crate::fwcheck::TreeFiles(&boot), &models);
+    if !fw.ok() {
+        return Err(Error::FirmwareCheck {
+            profile: r.loaded.origin.clone(),
+            problems: fw
+                .problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n  "),
+        });
+    }
+
     // Identifiers: derived from the profile and the boot content unless fixed in the profile.
     let seed = {
         let mut h = Sha256::new();
@@ -843,6 +868,7 @@ fn assemble_and_write(
             name: board.clone(),
             profile: stable_origin(&r.loaded.origin),
             profile_sha256: hex(&Sha256::digest(r.loaded.text.as_bytes())),
+            table: r.loaded.table_override.map(|t| t.name()),
         },
         overlay: BuildinfoOverlay {
             name: r.overlay.name.clone(),
@@ -1006,6 +1032,9 @@ struct BuildinfoBoard {
     name: String,
     profile: String,
     profile_sha256: String,
+    /// The partition table when `--table` overrode the profile's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table: Option<&'static str>,
 }
 
 #[derive(Serialize)]

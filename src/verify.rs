@@ -157,6 +157,9 @@ pub struct BuildinfoBoard {
     pub name: String,
     pub profile: String,
     pub profile_sha256: String,
+    /// The partition table chosen on the command line, when it was.
+    #[serde(default)]
+    pub table: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -795,6 +798,10 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
             overlay: Some(overlay_spec),
             out: out_dir.clone(),
             epoch,
+            table: match info.board.table.as_deref() {
+                Some(t) => Some(t.parse().map_err(VerifyError::Rebuild)?),
+                None => None,
+            },
         },
         &Progress::hidden(),
     )?;

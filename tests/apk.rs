@@ -130,7 +130,7 @@ fn alpine_layout_and_boot_repository() {
     );
     assert_eq!(
         hash_of("boot/vmlinuz-rpi"),
-        sha256_hex(&pattern("vmlinuz-rpi", 1_200_000))
+        sha256_hex(&arm64_kernel("vmlinuz-rpi", 1_200_000))
     );
 
     // The rpi tarball carries the same tree; config.txt as Alpine writes it.

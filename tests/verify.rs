@@ -324,7 +324,7 @@ fn byte_flips_in_the_image_are_named_by_diff_and_fail_verify() {
             ("bcm2837-rpi-3-b.dtb", 14_993),
         ][(k % 4) as usize];
         let content = if file.ends_with(".dtb") {
-            pattern("dtb3b", len)
+            fdt_blob("dtb3b", len)
         } else {
             pattern(&format!("usr/lib/raspi-firmware/{file}"), len)
         };

@@ -180,19 +180,45 @@ impl InputSet {
             inputs.push(input);
         }
         inputs.sort_by(|a, b| a.name.cmp(&b.name).then(a.file.cmp(&b.file)));
-        for w in inputs.windows(2) {
-            if w[0].name == w[1].name {
-                return Err(InputError::DuplicateName {
-                    name: w[0].name.clone(),
-                    a: w[0].file.clone(),
-                    b: w[1].file.clone(),
-                });
-            }
-        }
-        Ok(InputSet {
+        // One folder may hold the same package for several architectures (busybox-static
+        // for arm64 and armel); a board takes only its own, see `for_board`.
+        let set = InputSet {
             dir: dir.to_path_buf(),
             inputs,
-        })
+        };
+        set.check_unique(|a, b| a.arch == b.arch)?;
+        Ok(set)
+    }
+
+    /// The inputs a board can use: packages for its architecture, architecture-independent
+    /// ones, directories and tarballs. Two usable inputs with one name are an error.
+    pub fn for_board(&self, board: &crate::board::BoardInfo) -> Result<InputSet, InputError> {
+        let set = InputSet {
+            dir: self.dir.clone(),
+            inputs: self
+                .inputs
+                .iter()
+                .filter(|i| i.arch.as_deref().is_none_or(|a| board.accepts(i.kind, a)))
+                .cloned()
+                .collect(),
+        };
+        set.check_unique(|_, _| true)?;
+        Ok(set)
+    }
+
+    fn check_unique(&self, same: impl Fn(&Input, &Input) -> bool) -> Result<(), InputError> {
+        for (n, a) in self.inputs.iter().enumerate() {
+            for b in self.inputs[n + 1..].iter().take_while(|b| b.name == a.name) {
+                if same(a, b) {
+                    return Err(InputError::DuplicateName {
+                        name: a.name.clone(),
+                        a: a.file.clone(),
+                        b: b.file.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The one input whose name matches `pattern` (a glob); `field` names the profile key.

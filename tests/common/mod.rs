@@ -100,6 +100,20 @@ pub fn module_elf(name: &str, depends: &[&str]) -> Vec<u8> {
 }
 
 /// Deterministic filler bytes seeded by a name.
+/// Stand-in for an arm64 kernel Image: pattern bytes with the header magic `pimg check` reads.
+pub fn arm64_kernel(seed: &str, len: usize) -> Vec<u8> {
+    let mut k = pattern(seed, len);
+    k[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    k
+}
+
+/// Stand-in for a flattened device tree: pattern bytes behind the FDT magic.
+pub fn fdt_blob(seed: &str, len: usize) -> Vec<u8> {
+    let mut d = pattern(seed, len);
+    d[..4].copy_from_slice(&[0xd0, 0x0d, 0xfe, 0xed]);
+    d
+}
+
 pub fn pattern(seed: &str, len: usize) -> Vec<u8> {
     let mut x: u32 = seed
         .bytes()
@@ -235,7 +249,7 @@ pub fn fixture_debs() -> Vec<(String, Vec<u8>)> {
             Entry::Dir("boot"),
             Entry::Owned(
                 format!("boot/vmlinuz-{KVER}"),
-                pattern("kernel", 1_500_000),
+                arm64_kernel("kernel", 1_500_000),
                 0o644,
             ),
             Entry::Owned(
@@ -245,12 +259,12 @@ pub fn fixture_debs() -> Vec<(String, Vec<u8>)> {
             ),
             Entry::Owned(
                 format!("usr/lib/linux-image-{KVER}/broadcom/bcm2837-rpi-3-b.dtb"),
-                pattern("dtb3b", 14_993),
+                fdt_blob("dtb3b", 14_993),
                 0o644,
             ),
             Entry::Owned(
                 format!("usr/lib/linux-image-{KVER}/broadcom/bcm2711-rpi-4-b.dtb"),
-                pattern("dtb4b", 27_386),
+                fdt_blob("dtb4b", 27_386),
                 0o644,
             ),
             m("drivers/mmc/host/sdhci.ko", "sdhci", &["mmc_core"]),
@@ -602,22 +616,26 @@ pub fn fixture_apks() -> Vec<(String, Vec<u8>)> {
         newest,
         &[
             Entry::Dir("boot"),
-            Entry::File("boot/vmlinuz-rpi", pattern("vmlinuz-rpi", 1_200_000), 0o644),
+            Entry::File(
+                "boot/vmlinuz-rpi",
+                arm64_kernel("vmlinuz-rpi", 1_200_000),
+                0o644,
+            ),
             Entry::File("boot/config-rpi", b"CONFIG_ARM64=y\n".to_vec(), 0o644),
             Entry::Dir("boot/dtbs-rpi"),
             Entry::File(
                 "boot/dtbs-rpi/bcm2710-rpi-3-b.dtb",
-                pattern("2710", 32_000),
+                fdt_blob("2710", 32_000),
                 0o644,
             ),
             Entry::File(
                 "boot/dtbs-rpi/bcm2837-rpi-3-b.dtb",
-                pattern("2837", 15_000),
+                fdt_blob("2837", 15_000),
                 0o644,
             ),
             Entry::File(
                 "boot/dtbs-rpi/bcm2711-rpi-4-b.dtb",
-                pattern("2711", 54_000),
+                fdt_blob("2711", 54_000),
                 0o644,
             ),
             Entry::Dir("boot/dtbs-rpi/overlays"),
