@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# Installs what pimg's tests and boot checks use, and fetches the real arm64 inputs
-# (Debian kernel, Raspberry Pi firmware, static busybox) into inputs/.
+# Installs what pimg's tests and boot checks use, and fetches the real inputs of every board
+# into inputs/: Debian's kernels (arm64 for the Pi 3/4 family, armhf armmp for the Pi 2,
+# armel rpi for the Pi 1 and Zero), the Raspberry Pi firmware and a static busybox for each
+# architecture. One folder holds them all; each board takes the packages of its own arch.
 # The mirror is taken from this machine's own apt sources; nothing here names a host.
 # Idempotent: a second run changes nothing unless the archive has moved on.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 inputs=${PIMG_INPUTS:-$here/inputs}
-arch=arm64
-# QEMU and the referees the tests use; faketime and strace for the variation and fault tests;
-# genimage and time for bench/compare.sh.
-packages_host=(qemu-system-arm dosfstools mtools fdisk cpio busybox gzip util-linux faketime strace genimage time)
+arches=(arm64 armhf armel)
+# The referees the tests use; faketime and strace for the variation and fault tests; genimage
+# and time for bench/compare.sh. QEMU comes from backports (below): raspi4b needs QEMU 9 or later.
+packages_host=(dosfstools mtools fdisk cpio busybox gzip util-linux faketime strace genimage time)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "run as root (it installs Debian packages and adds the $arch architecture)"
+[ "$(id -u)" = 0 ] || die "run as root (it installs Debian packages and adds the ${arches[*]} architectures)"
 command -v apt-get >/dev/null || die "apt-get not found: this script expects Debian 12"
 
 . /etc/os-release
@@ -44,29 +46,52 @@ mirror_uri() {
 uri=$(mirror_uri | grep -v '^$' | head -n1 || true)
 [ -n "$uri" ] || die "no apt source for '$codename' found in /etc/apt/sources.list{,.d}: add the Debian archive first"
 
-extra=/etc/apt/sources.list.d/pimg-$arch-firmware.sources
+extra=/etc/apt/sources.list.d/pimg-firmware.sources
 want_extra="Types: deb
 URIs: $uri
 Suites: $codename
 Components: non-free-firmware
-Architectures: $arch
+Architectures: ${arches[*]}
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+
+# Backports, for a QEMU with the raspi4b machine (Debian 12 itself has QEMU 7.2).
+backports=/etc/apt/sources.list.d/pimg-backports.sources
+want_backports="Types: deb
+URIs: $uri
+Suites: $codename-backports
+Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
 
 changed=0
-if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
-    say "adding the $arch architecture"
-    dpkg --add-architecture "$arch"
+if [ ! -f "$backports" ] || [ "$(cat "$backports")" != "$want_backports" ]; then
+    say "adding $codename-backports ($backports)"
+    printf '%s\n' "$want_backports" > "$backports"
     changed=1
 fi
+for arch in "${arches[@]}"; do
+    if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+        say "adding the $arch architecture"
+        dpkg --add-architecture "$arch"
+        changed=1
+    fi
+done
+# The file an earlier version of this script wrote for arm64 alone.
+old_extra=/etc/apt/sources.list.d/pimg-arm64-firmware.sources
+[ -f "$old_extra" ] && { rm -f "$old_extra"; changed=1; }
 if [ ! -f "$extra" ] || [ "$(cat "$extra")" != "$want_extra" ]; then
-    say "adding the non-free-firmware component for $arch ($extra)"
+    say "adding the non-free-firmware component ($extra)"
     printf '%s\n' "$want_extra" > "$extra"
     changed=1
 fi
 stamp=/var/lib/apt/lists/.pimg-updated
 if [ "$changed" = 1 ] || [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +720 2>/dev/null)" ]; then
     say "apt-get update"
-    apt-get update -qq
+    # A mirror caught mid-sync fails one index; try again, then go on with what apt has
+    # (every package below is looked up by name, so a missing index shows up there).
+    if ! apt-get update -qq; then
+        sleep 20
+        apt-get update -qq || say "warning: apt-get update reported errors; going on with the lists it has"
+    fi
     touch "$stamp"
 fi
 
@@ -79,6 +104,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# QEMU 9 or later for -M raspi4b; the other Raspberry Pi machines boot on it as well.
+qemu_version=$(dpkg-query -W -f='${Version}' qemu-system-arm 2>/dev/null || true)
+if [ -z "$qemu_version" ] || dpkg --compare-versions "$qemu_version" lt 1:9; then
+    say "installing qemu-system-arm from $codename-backports (raspi4b needs QEMU 9 or later)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -t "$codename-backports" qemu-system-arm >/dev/null \
+        || die "apt-get could not install qemu-system-arm from $codename-backports"
+fi
+qemu-system-aarch64 -machine help 2>/dev/null | grep -q '^raspi4b' \
+    || die "qemu-system-aarch64 has no raspi4b machine; install qemu-system-arm 9 or later"
+
 # The SPDX referee for the SBOM tests (PyPI; Debian 12 does not package it).
 if ! command -v pyspdxtools >/dev/null 2>&1; then
     say "installing spdx-tools from PyPI"
@@ -86,18 +122,17 @@ if ! command -v pyspdxtools >/dev/null 2>&1; then
         || die "pip could not install spdx-tools: the SBOM tests need pyspdxtools"
 fi
 
-# The kernel image the arm64 meta package points at, in its unsigned form (no shim, plain Image).
-meta_dep=$(apt-cache depends "linux-image-$arch:$arch" 2>/dev/null \
-    | awk '/Depends: linux-image-[0-9]/ { sub(":.*", "", $2); print $2; exit }')
-[ -n "$meta_dep" ] || die "cannot resolve linux-image-$arch:$arch; is the $arch architecture in apt's lists?"
-kernel_pkg="${meta_dep%-unsigned}"
-kernel_pkg="${kernel_pkg}-unsigned"
+# The kernel a flavour's meta package points at, e.g. linux-image-arm64 -> linux-image-6.1.0-56-arm64.
+kernel_of() { # meta-package arch
+    apt-cache depends "$1:$2" 2>/dev/null \
+        | awk '/Depends: linux-image-[0-9]/ { sub(":.*", "", $2); print $2; exit }'
+}
 
 mkdir -p "$inputs"
-fetch() { # package[:arch]
-    local spec=$1 name=${1%%:*} file tmp
+fetch() { # package:arch
+    local spec=$1 name=${1%%:*} arch=${1##*:} file tmp
     file=$(apt-get download --print-uris "$spec" 2>/dev/null | awk '{ print $2 }' | head -n1 || true)
-    [ -n "$file" ] || die "apt-get cannot find $spec: is the $arch architecture and the non-free-firmware component in apt's lists?"
+    [ -n "$file" ] || die "apt-get cannot find $spec: is the $arch architecture (and for the firmware the non-free-firmware component) in apt's lists? run apt-get update"
     if [ -f "$inputs/$file" ]; then
         say "have $file"
     else
@@ -109,14 +144,28 @@ fetch() { # package[:arch]
         mv "$tmp/$file" "$inputs/$file.part" && mv "$inputs/$file.part" "$inputs/$file"
         rm -rf "$tmp"
     fi
-    # Drop older versions of the same package so the profile's globs match one file.
+    # Drop older versions of the same package and arch so the profiles' globs match one file.
     local f
-    for f in "$inputs/${name}_"*.deb; do
+    for f in "$inputs/${name}_"*"_$arch.deb"; do
+        [ -e "$f" ] || continue
         [ "$(basename "$f")" = "$file" ] || { say "removing stale $(basename "$f")"; rm -f "$f"; }
     done
 }
-fetch "$kernel_pkg:$arch"
-fetch raspi-firmware        # Architecture: all
-fetch "busybox-static:$arch"
+
+# arm64: the generic kernel in its unsigned form (no shim, plain Image).
+k=$(kernel_of linux-image-arm64 arm64)
+[ -n "$k" ] || die "cannot resolve linux-image-arm64:arm64; is the arm64 architecture in apt's lists?"
+fetch "${k%-unsigned}-unsigned:arm64"
+# armhf: the multiplatform ARMv7 kernel (Pi 2). armel: the ARMv6 rpi kernel (Pi 1, Zero).
+k=$(kernel_of linux-image-armmp armhf)
+[ -n "$k" ] || die "cannot resolve linux-image-armmp:armhf; is the armhf architecture in apt's lists?"
+fetch "$k:armhf"
+k=$(kernel_of linux-image-rpi armel)
+[ -n "$k" ] || die "cannot resolve linux-image-rpi:armel; is the armel architecture in apt's lists?"
+fetch "$k:armel"
+fetch raspi-firmware:all
+for arch in "${arches[@]}"; do
+    fetch "busybox-static:$arch"
+done
 say "inputs ready in $inputs:"
 ls -1 "$inputs" >&2
