@@ -328,7 +328,10 @@ mod tests {
             ),
             "len 8, then the first two cells, then NOPs"
         );
-        assert!(!has(&b, &[0, 0, 0, 2, 0, 0, 0, 3]), "the third cell is gone");
+        assert!(
+            !has(&b, &[0, 0, 0, 2, 0, 0, 0, 3]),
+            "the third cell is gone"
+        );
     }
 
     #[test]

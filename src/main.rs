@@ -327,6 +327,7 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
                     "image_size": p.image.size.0,
                     "table": format!("{:?}", p.image.table).to_lowercase(),
                     "qemu_machine": p.qemu.iter().map(|q| q.label()).collect::<Vec<_>>().join(","),
+                    "models": p.board.models,
                 }));
             }
             if json {

@@ -742,12 +742,21 @@ pub fn real_inputs() -> PathBuf {
                 .collect()
         })
         .unwrap_or_default();
-    for want in ["linux-image-", "raspi-firmware_", "busybox-static_"] {
+    let wanted = [
+        ("linux-image-", "_arm64.deb"),
+        ("linux-image-", "_armhf.deb"),
+        ("linux-image-", "_armel.deb"),
+        ("raspi-firmware_", "_all.deb"),
+        ("busybox-static_", "_arm64.deb"),
+        ("busybox-static_", "_armhf.deb"),
+        ("busybox-static_", "_armel.deb"),
+    ];
+    for (start, end) in wanted {
         assert!(
             names
                 .iter()
-                .any(|n| n.starts_with(want) && n.ends_with(".deb")),
-            "the real inputs are missing ({want}*.deb in {}): run `sudo qemu/setup.sh` first",
+                .any(|n| n.starts_with(start) && n.ends_with(end)),
+            "the real inputs are missing ({start}*{end} in {}): run `sudo qemu/setup.sh` first",
             dir.display()
         );
     }

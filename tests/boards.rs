@@ -1,0 +1,221 @@
+//! Every shipped board profile, built from the real Debian inputs of its architecture: the
+//! build's own firmware check and `pimg check` pass for every model the profile lists, and
+//! every QEMU machine the profile names boots the image to userspace with the in-guest
+//! self-check matching. One build per board; boots run one at a time (2 cores).
+//!
+//! Each boot prints a row of the README's board table to stderr (`--nocapture` shows them).
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Boards built here. alpine-rpi-aarch64 needs Alpine's .apk packages, which Debian's
+/// registries do not serve: tests/apk.rs builds it from fixture packages instead.
+const BOARDS: &[&str] = &[
+    "cm4",
+    "rpi-arm64",
+    "rpi-armel",
+    "rpi0",
+    "rpi1",
+    "rpi2b",
+    "rpi3ap",
+    "rpi3b",
+    "rpi3bp",
+    "rpi400",
+    "rpi4b",
+    "rpizero2w",
+];
+const NOT_HERE: &[&str] = &["alpine-rpi-aarch64"];
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn profile(board: &str) -> serde_json::Value {
+    let o = pimg().args(["boards", "--json"]).output().unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == board)
+        .unwrap_or_else(|| panic!("pimg boards does not list {board}"))
+        .clone()
+}
+
+fn build(board: &str) -> PathBuf {
+    let inputs = real_inputs();
+    let dir = tempfile::tempdir().unwrap().keep();
+    let started = std::time::Instant::now();
+    let o = run(
+        &dir,
+        &[
+            "build",
+            "--board",
+            board,
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            "out",
+        ],
+        &[],
+    );
+    ok(&o);
+    eprintln!("{board}: built in {:.1} s", started.elapsed().as_secs_f64());
+    dir.join("out")
+}
+
+fn check(board: &str, image: &Path, models: &[String]) {
+    let o = pimg()
+        .args(["check", "--json"])
+        .arg(image)
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{board}: pimg check printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    assert!(o.status.success(), "{board}: pimg check failed: {r:#}");
+    let checked: Vec<&str> = r["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(checked, models, "{board}: models checked");
+}
+
+fn boot(board: &str, image: &Path, label: &str) {
+    need_tool(
+        "qemu-system-aarch64",
+        "qemu-system-arm (9 or later, from backports)",
+    );
+    need_tool(
+        "qemu-system-arm",
+        "qemu-system-arm (9 or later, from backports)",
+    );
+    let _guard = serial();
+    let started = std::time::Instant::now();
+    let o = pimg()
+        .arg("boot")
+        .arg(image)
+        .args(["--json", "--timeout", "300", "--machine", label])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{board} on {label}: no JSON report ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    assert!(o.status.success(), "{board} on {label}: boot failed: {r:#}");
+    let milestones = r["milestones"].as_array().unwrap();
+    let missing: Vec<&str> = milestones
+        .iter()
+        .filter(|m| m["at_ms"].is_null())
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{board} on {label}: not reached {missing:?}"
+    );
+    assert!(
+        r["selfcheck"]["mismatches"]
+            .as_array()
+            .is_some_and(|m| m.is_empty()),
+        "{board} on {label}: self-check {:#}",
+        r["selfcheck"]
+    );
+    let at = |name: &str| {
+        milestones
+            .iter()
+            .find(|m| m["name"] == name)
+            .and_then(|m| m["at_ms"].as_u64())
+            .map(|ms| format!("{:.1}", ms as f64 / 1000.0))
+            .unwrap_or_default()
+    };
+    eprintln!(
+        "| {board} | {} | {label} ({}) | yes: all {} milestones, self-check matched | {} s (kernel {} s, init {} s, card mounted {} s) |",
+        profile(board)["arch"].as_str().unwrap_or(""),
+        r["machine"].as_str().unwrap_or(""),
+        milestones.len(),
+        format_args!("{:.1}", started.elapsed().as_secs_f64()),
+        at("kernel started"),
+        at("init started"),
+        at("boot media mounted"),
+    );
+}
+
+fn board(board: &str) {
+    let p = profile(board);
+    let out = build(board);
+    let image = out.join(format!("{board}.img"));
+    let models: Vec<String> = p["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    assert!(!models.is_empty(), "{board}: the profile lists no models");
+    check(board, &image, &models);
+    let labels: Vec<String> = p["qemu_machine"]
+        .as_str()
+        .unwrap_or("")
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    assert!(
+        !labels.is_empty(),
+        "{board}: the profile names no QEMU machine"
+    );
+    for label in &labels {
+        boot(board, &image, label);
+    }
+    let _ = std::fs::remove_dir_all(out.parent().unwrap());
+}
+
+#[test]
+fn every_shipped_board_is_covered() {
+    let o = pimg().args(["boards", "--json"]).output().unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .filter(|n| !NOT_HERE.contains(n))
+        .collect();
+    names.sort();
+    assert_eq!(names, BOARDS, "add the new board to tests/boards.rs");
+}
+
+macro_rules! boards {
+    ($($test:ident => $name:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                board($name);
+            }
+        )*
+    };
+}
+
+boards! {
+    rpi0 => "rpi0",
+    rpi1 => "rpi1",
+    rpi2b => "rpi2b",
+    rpi3b => "rpi3b",
+    rpi3bp => "rpi3bp",
+    rpi3ap => "rpi3ap",
+    rpizero2w => "rpizero2w",
+    rpi4b => "rpi4b",
+    rpi400 => "rpi400",
+    cm4 => "cm4",
+    rpi_arm64 => "rpi-arm64",
+    rpi_armel => "rpi-armel",
+}
