@@ -14,20 +14,30 @@ const ABOUT: &str = "Build Raspberry Pi install media that are byte-for-byte rep
 const LONG_ABOUT: &str = "\
 Build Raspberry Pi install media that are byte-for-byte reproducible.
 
-pimg reads a board profile (boards/<board>.toml, built in), an overlay (overlays/<name>/,
-built in) and an inputs folder of Debian packages or plain directories, and writes into the
-output folder:
+pimg reads a board profile (boards/<board>.toml, built in; `pimg boards` lists them), an
+overlay (overlays/<name>/, built in) and an inputs folder of Debian packages (.deb), Alpine
+packages (.apk), tarballs or plain directories, and writes into the output folder:
 
   <board>.img                 MBR (or GPT) disk image with one FAT boot partition
   <board>.tar.gz              the boot tree as an Alpine-style rpi tarball
   <hostname>.apkovl.tar.gz    the overlay in Alpine's apkovl format (also on the partition)
   <board>.initramfs.cpio.gz   the initramfs (also on the partition)
   <board>.buildinfo.json      every input, output, identifier and the epoch
+  <board>.spdx.json           SPDX 2.3 SBOM of the inputs and outputs
   SHA256SUMS                  checks with `sha256sum -c SHA256SUMS`
+
+One inputs folder can serve every board: each takes the packages of its own architecture
+(arm64, armhf or armel) and architecture-independent ones. Before writing anything a build
+checks that the firmware would find what config.txt names on every model the profile lists
+(`pimg check`).
 
 The same inputs give the same bytes on any machine, in any time zone, with any umask,
 locale or working directory. Every timestamp is SOURCE_DATE_EPOCH, or the newest mtime
-inside the input packages when it is not set; the clock is never read.";
+inside the input packages when it is not set; the clock is never read.
+
+Then prove it: `pimg boot` boots the image under QEMU and compares what the booted system
+hashed; `pimg verify` checks published media or rebuilds them from the buildinfo; `pimg diff`
+names the file and field where two images differ.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -35,6 +45,7 @@ Examples:
   pimg build --board rpi3b --inputs inputs --out out
   SOURCE_DATE_EPOCH=1700000000 pimg build --out out
   pimg build --overlay ./my-overlay --out out    use your own overlay directory
+  pimg build --board rpi4b --table gpt --out out  a GPT disk (the Pi 4 family's EEPROM boots it)
   pimg boards                                    list the built-in board profiles
   (cd out && sha256sum -c SHA256SUMS)            check the outputs";
 
