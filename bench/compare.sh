@@ -93,13 +93,13 @@ pimg_phases() {
         { t_end = $2 }
         index($0, "close(") && index($0, "<" inputs) && !t_lock { t_in = $2 }
         /openat\(.*\.pimg\.lock"/ && !t_lock { t_lock = $2 }
-        /openat\(.*\.img\.pimg-partial"/ && !t_io { t_io = $2 }
-        /fsync\([0-9]+<[^>]*\.img\.pimg-partial>/ && !t_if {
+        /openat\(.*(\.img\.pimg-partial|\.pimg-stage-[0-9a-f]+\/[^\/"]*\.img)"/ && !t_io { t_io = $2 }
+        /fsync\([0-9]+<[^>]*(\.img\.pimg-partial|\.pimg-stage-[0-9a-f]+\/[^\/>]*\.img)>/ && !t_if {
             t_if = $2
             if (match($0, /<[0-9.]+>$/)) t_fe = t_if + substr($0, RSTART + 1, RLENGTH - 2)
         }
-        /close\([0-9]+<[^>]*\.img\.pimg-partial>/ && !t_ic { t_ic = $2 }
-        /openat\(.*\.tar\.gz\.pimg-partial"/ && !t_to && $0 !~ /apkovl/ { t_to = $2 }
+        /close\([0-9]+<[^>]*(\.img\.pimg-partial|\.pimg-stage-[0-9a-f]+\/[^\/>]*\.img)>/ && !t_ic { t_ic = $2 }
+        /openat\(.*(\.tar\.gz\.pimg-partial|\.pimg-stage-[0-9a-f]+\/[^\/"]*\.tar\.gz)"/ && !t_to && $0 !~ /apkovl/ { t_to = $2 }
         END {
             if (!(t_in && t_lock && t_io && t_if && t_fe && t_ic && t_to)) { print "n/a"; exit }
             printf "%.4f %.4f %.4f %.4f %.4f %.4f %.4f\n", t_end - t0, t_in - t0, t_lock - t_in,

@@ -53,8 +53,8 @@ pub enum Error {
     )]
     InputChanged { input: String },
     #[error(
-        "output folder {path} is in use by another pimg build (lock held on {lock}); \
-         wait for it to finish or use another --out"
+        "output folder {path} is in use by another pimg build, which holds the lock on \
+         {lock}; wait for it to finish or use another --out"
     )]
     Busy { path: String, lock: String },
 }

@@ -132,7 +132,9 @@ struct BuildArgs {
     /// Overlay name (built in) or directory; the board's default overlay when omitted.
     #[arg(long, value_name = "NAME|DIR")]
     overlay: Option<String>,
-    /// Output folder; created if missing. Outputs appear only when all are complete.
+    /// Output folder; created if missing, locked against a second build. Outputs appear all
+    /// at once when all are complete: a new folder, staged beside it as .<DIR>.pimg-stage-*,
+    /// replaces it in one rename (one by one, with a warning, where that is impossible).
     #[arg(long, default_value = "out", value_name = "DIR")]
     out: PathBuf,
     /// Seconds since 1970 used for every timestamp; derived from the inputs when unset.

@@ -763,7 +763,7 @@ fn assemble_and_write(
         ));
     }
 
-    // Outputs: staged in the output folder, published only when all are complete.
+    // Outputs: staged beside the output folder, published all at once when all are complete.
     let mut dir = OutputDir::open(out)?;
     let img_name = format!("{board}.img");
     progress.phase(format!("writing {img_name}"));
@@ -930,6 +930,7 @@ fn assemble_and_write(
     recheck_inputs(inputs_dir, &r.used_inputs, &r.dir_members)?;
     progress.phase("publishing");
     let out_dir = dir.commit()?;
+    warnings.extend(dir.warnings().iter().cloned());
     Ok(BuildReport {
         board,
         out_dir,

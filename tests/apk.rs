@@ -259,11 +259,7 @@ fn expect_failure(tmp: &Path, inputs: &str, message: &[&str]) {
     for m in message {
         assert!(stderr.contains(m), "{inputs}: expected {m:?} in:\n{stderr}");
     }
-    let left: Vec<String> = list_files(&tmp.join("out"))
-        .into_iter()
-        .filter(|f| f != ".pimg.lock")
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    assert_nothing_published(&tmp.join("out"), inputs);
 }
 
 /// A copy of the Alpine fixture with busybox-static replaced by `bytes`.

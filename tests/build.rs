@@ -293,14 +293,7 @@ fn expect_failure(tmp: &Path, args: &[&str], envs: &[(&str, &str)], message: &st
         stderr.contains(message),
         "for {args:?} expected message containing {message:?}, got:\n{stderr}"
     );
-    let left: Vec<String> = list_files(&out_dir)
-        .into_iter()
-        .filter(|f| f != ".pimg.lock")
-        .collect();
-    assert!(
-        left.is_empty(),
-        "files left at the output path for {args:?}: {left:?}"
-    );
+    assert_nothing_published(&out_dir, &format!("{args:?}"));
 }
 
 fn profile_variant(tmp: &Path, from: &str, to: &str) -> String {

@@ -1,11 +1,12 @@
-//! Builds under pressure: killed with SIGKILL at random points and while publishing, the
-//! output disk full, a read-only output folder, inputs replaced, truncated or deleted while
-//! pimg reads them, and two builds into one folder at once. After each, the output paths
-//! hold nothing but a complete earlier build (pimg's `.pimg.lock` and `.*.pimg-partial`
-//! files aside, which the next build must clean up), and the next build succeeds.
+//! Builds under pressure: killed with SIGKILL at random points and at each rename while
+//! publishing, the output disk full, a read-only output folder, inputs replaced, truncated or
+//! deleted while pimg reads them, and two builds into one folder at once. After each, the
+//! output paths hold nothing but a complete earlier build, and the next build succeeds and
+//! removes what the killed one left (its staging folder `.<out>.pimg-stage-*` beside the
+//! output folder).
 //!
 //! Needs root (tmpfs and bind mounts, chattr) and strace (to stop pimg at an exact system
-//! call: `-e inject=…:delay_enter=` / `:signal=SIGKILL`).
+//! call: `-e inject=…:delay_enter=` / `:signal=KILL`).
 
 mod common;
 
@@ -13,6 +14,7 @@ use common::*;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -95,7 +97,9 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// What sits in an output folder: (final outputs, pimg's own temporary and lock files).
+/// What sits in an output folder: (final outputs, pimg's own files: `.pimg.lock` and
+/// `.*.pimg-partial`, which only output folders that cannot be swapped hold while a build
+/// runs).
 fn contents(dir: &Path) -> (Vec<String>, Vec<String>) {
     list_files(dir)
         .into_iter()
@@ -157,16 +161,18 @@ fn assert_state_in(dir: &Path, allowed: &[Option<&str>], what: &str) {
     );
 }
 
-/// No temporary files left behind.
-fn assert_no_partials(dir: &Path, what: &str) {
+/// Nothing of pimg's left behind: no partial files or lock file in the folder, no staging
+/// folder beside it.
+fn assert_no_leftovers(dir: &Path, what: &str) {
     let (_, own) = contents(dir);
-    let partial: Vec<&String> = own
-        .iter()
-        .filter(|n| n.ends_with(".pimg-partial"))
-        .collect();
     assert!(
-        partial.is_empty(),
-        "{what}: temporary files left: {partial:?}"
+        own.is_empty(),
+        "{what}: pimg's files left in the folder: {own:?}"
+    );
+    let beside = pimg_files_beside(dir);
+    assert!(
+        beside.is_empty(),
+        "{what}: pimg's files left beside the folder: {beside:?}"
     );
 }
 
@@ -269,7 +275,7 @@ fn killed_at_random_points_leaves_the_previous_build() {
     let o = fx.build(&out, EPOCH_B);
     ok(&o);
     assert_state(&out, Some(&ref_b), "the build after the kills");
-    assert_no_partials(&out, "the build after the kills");
+    assert_no_leftovers(&out, "the build after the kills");
 }
 
 /// pimg under strace, stopped or killed at one exact system call.
@@ -286,6 +292,207 @@ fn traced(fx: &Fixture, out: &Path, epoch: &str, strace_args: &[&str]) -> Comman
         .env("SOURCE_DATE_EPOCH", epoch)
         .stdin(Stdio::null());
     c
+}
+
+/// The rename family: the system calls that publish outputs.
+const RENAMES: &str = "rename,renameat,renameat2";
+
+/// pimg under strace following every thread, without --seccomp-bpf (with it, strace 6.1
+/// does not deliver `signal=` injections).
+fn straced(fx: &Fixture, out: &Path, epoch: &str, strace_args: &[&str]) -> Command {
+    need_tool("strace", "strace");
+    let inner = fx.build_cmd(out, epoch);
+    let mut c = Command::new("strace");
+    c.arg("-f")
+        .args(strace_args)
+        .arg("--")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .current_dir(&fx.root)
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .stdin(Stdio::null());
+    c
+}
+
+/// The rename-family calls a build of `epoch` into `out` makes, in order, each as (system
+/// call, its number among that thread's calls of that name): strace counts `when=` per
+/// system call and per thread, so that pair is what stops the build at exactly that call.
+fn rename_calls(fx: &Fixture, out: &Path, epoch: &str) -> Vec<(String, usize)> {
+    let trace = fx.root.join("renames.trace");
+    let o = straced(
+        fx,
+        out,
+        epoch,
+        &[
+            "-o",
+            trace.to_str().unwrap(),
+            "-e",
+            &format!("trace={RENAMES}"),
+        ],
+    )
+    .output()
+    .unwrap();
+    ok(&o);
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut calls = Vec::new();
+    for line in fs::read_to_string(&trace).unwrap().lines() {
+        let mut words = line.split_whitespace();
+        let (Some(tid), Some(call)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some((name, _)) = call.split_once('(') else {
+            continue;
+        };
+        if RENAMES.split(',').any(|r| r == name) {
+            let n = seen.entry((tid.into(), name.into())).or_default();
+            *n += 1;
+            calls.push((name.to_string(), *n));
+        }
+    }
+    calls
+}
+
+/// Whether `dir` holds exactly one complete build, and which of `builds` (label,
+/// SHA256SUMS): the files at the final paths are exactly those SHA256SUMS lists,
+/// `pimg verify` passes (every hash in SHA256SUMS and the buildinfo matches), and SHA256SUMS
+/// is one of the expected builds'.
+fn one_complete_build(dir: &Path, builds: &[(&str, &str)]) -> Result<String, String> {
+    let (finals, _) = contents(dir);
+    let sums = fs::read_to_string(dir.join("SHA256SUMS"))
+        .map_err(|e| format!("no SHA256SUMS ({e}); outputs at the final paths: {finals:?}"))?;
+    let mut listed: Vec<String> = sums
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(_, n)| n.to_string())
+        .collect();
+    listed.push("SHA256SUMS".into());
+    listed.sort();
+    if finals != listed {
+        return Err(format!(
+            "the files at the final paths {finals:?} are not those SHA256SUMS lists"
+        ));
+    }
+    let v = pimg().arg("verify").arg(dir).output().unwrap();
+    if !v.status.success() {
+        let report: Vec<String> = String::from_utf8_lossy(&v.stdout)
+            .lines()
+            .filter(|l| {
+                l.starts_with("pimg verify:")
+                    || (l.starts_with("FAIL") && l.contains("(SHA256SUMS)"))
+            })
+            .map(str::to_string)
+            .collect();
+        return Err(format!(
+            "`pimg verify {}` fails: the folder mixes two builds:\n{}{}",
+            dir.display(),
+            report.join("\n"),
+            String::from_utf8_lossy(&v.stderr)
+        ));
+    }
+    builds
+        .iter()
+        .find(|(_, s)| *s == sums)
+        .map(|(label, _)| label.to_string())
+        .ok_or_else(|| "a complete build, but neither the previous nor the new one".into())
+}
+
+#[test]
+fn killed_at_each_rename_leaves_one_complete_build() {
+    // SIGKILL (strace fault injection) exactly at the 1st, 2nd, … rename-family system call
+    // of a build over a complete previous build, until a build runs to its end. After each
+    // kill the folder must hold exactly one complete build, the previous or the new one and
+    // never a mix; the next build must succeed and leave nothing of the killed one behind.
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture(tmp.path(), 0);
+    let ref_a = fx.reference(&tmp.path().join("ref-a"), EPOCH_A);
+    let ref_b = fx.reference(&tmp.path().join("ref-b"), EPOCH_B);
+    assert_ne!(ref_a, ref_b);
+    let builds = [("previous", ref_a.as_str()), ("new", ref_b.as_str())];
+    let out = tmp.path().join("out");
+    ok(&fx.build(&out, EPOCH_A));
+    let calls = rename_calls(&fx, &out, EPOCH_B);
+    assert!(
+        !calls.is_empty(),
+        "strace saw no {RENAMES} call in a whole build"
+    );
+    eprintln!("rename-family calls of one build: {calls:?}");
+    let mut problems = Vec::new();
+    let mut kills = 0;
+    for n in 1..=calls.len() + 1 {
+        ok(&fx.build(&out, EPOCH_A));
+        assert_state(&out, Some(&ref_a), "the previous build");
+        let inject = match calls.get(n - 1) {
+            Some((call, k)) => format!("inject={call}:signal=KILL:when={k}"),
+            // Past the last call: no call is reached that often, the build runs to its end.
+            None => format!("inject={RENAMES}:signal=KILL:when={}", calls.len() + 1),
+        };
+        let o = straced(
+            &fx,
+            &out,
+            EPOCH_B,
+            &[
+                "-o",
+                "/dev/null",
+                "-e",
+                &format!("trace={RENAMES}"),
+                "-e",
+                &inject,
+            ],
+        )
+        .output()
+        .unwrap();
+        let what = format!(
+            "SIGKILL at rename-family call {n} of {} ({inject})",
+            calls.len()
+        );
+        // A build that ran to its end holds the new build and nothing else of pimg's.
+        let finished = |what: &str, problems: &mut Vec<String>| {
+            if let Err(e) = one_complete_build(&out, &builds[1..]) {
+                problems.push(format!("{what}: {e}"));
+            }
+            let (_, inside) = contents(&out);
+            let beside = pimg_files_beside(&out);
+            if !inside.is_empty() || !beside.is_empty() {
+                problems.push(format!(
+                    "{what}: pimg's files left in the folder {inside:?} and beside it {beside:?}"
+                ));
+            }
+        };
+        if n > calls.len() {
+            assert!(
+                o.status.success(),
+                "{what}: the build should have run to its end:\n{}",
+                text(&o)
+            );
+            finished(&what, &mut problems);
+            break;
+        }
+        if o.status.signal() != Some(9) {
+            problems.push(format!("{what}: the build was not killed:\n{}", text(&o)));
+            continue;
+        }
+        kills += 1;
+        match one_complete_build(&out, &builds) {
+            Ok(which) => eprintln!("{what}: the folder holds the {which} build"),
+            Err(e) => problems.push(format!("{what}: {e}")),
+        }
+        // The next build succeeds and removes what the killed one left.
+        let o = fx.build(&out, EPOCH_B);
+        if !o.status.success() {
+            problems.push(format!("{what}: the next build failed:\n{}", text(&o)));
+            continue;
+        }
+        finished(&format!("{what}, then a build"), &mut problems);
+    }
+    assert!(
+        kills > 0,
+        "no build was killed by the injected SIGKILL, so nothing was tested"
+    );
+    assert!(
+        problems.is_empty(),
+        "publishing is not atomic across the outputs:\n\n{}",
+        problems.join("\n\n")
+    );
 }
 
 /// A file system mounted for one test and unmounted (lazily) when dropped.
@@ -417,13 +624,13 @@ fn disk_full_while_staging_keeps_the_previous_build() {
         "disk full at the tarball",
     );
     assert_state(&out, Some(&ref_a), "disk full at the tarball");
-    assert_no_partials(&out, "disk full at the tarball");
+    assert_no_leftovers(&out, "disk full at the tarball");
 
     // The next build, with room again, succeeds.
     m.resize(64 << 20);
     ok(&fx.build(&out, EPOCH_B));
     assert_state(&out, Some(&ref_b), "the build after the disk was full");
-    assert_no_partials(&out, "the build after the disk was full");
+    assert_no_leftovers(&out, "the build after the disk was full");
 }
 
 #[test]
@@ -455,7 +662,7 @@ fn disk_full_inside_the_image_is_an_output_error() {
         // Nothing published, nothing left behind: these hold today.
         assert!(!o.status.success(), "{what}: the build succeeded");
         assert_state(&out, expected, what);
-        assert_no_partials(&out, what);
+        assert_no_leftovers(&out, what);
         let err = String::from_utf8_lossy(&o.stderr);
         if !(o.status.code() == Some(1)
             && err.contains("No space left")
@@ -522,7 +729,7 @@ fn read_only_output_folder() {
         "the build after the folder was writable again",
     );
 
-    // An immutable folder (chattr +i): the lock file exists, but nothing can be created.
+    // An immutable folder (chattr +i): it can be locked, but neither replaced nor written.
     let st = Command::new("chattr").arg("+i").arg(&out).output();
     match st {
         Ok(o) if o.status.success() => {
@@ -896,7 +1103,7 @@ fn input_truncated_or_deleted_during_the_build_fails_clearly() {
             );
             assert_eq!(o.status.code(), Some(2), "{what}: {err}");
             assert_state(&out, None, &what);
-            assert_no_partials(&out, &what);
+            assert_no_leftovers(&out, &what);
             eprintln!("{what}: {}", err.trim());
         }
     }
@@ -954,7 +1161,7 @@ fn concurrent_builds_serialize_or_fail_clearly() {
             winners.contains(&got.as_str()),
             "round {round}: the folder holds a build that did not succeed"
         );
-        assert_no_partials(&out, &format!("round {round}"));
+        assert_no_leftovers(&out, &format!("round {round}"));
     }
     assert!(
         busy_seen > 0,

@@ -230,19 +230,22 @@ impl Case {
     }
 }
 
-/// Output file names, without pimg's lock; stray partial files are an error.
+/// Output file names; pimg's lock, partial files or staging folders left behind are an error.
 fn outputs(dir: &Path) -> Vec<String> {
-    let names: Vec<String> = list_files(dir)
-        .into_iter()
-        .filter(|n| n != ".pimg.lock")
-        .collect();
-    let partial: Vec<&String> = names
+    let names = list_files(dir);
+    let own: Vec<&String> = names
         .iter()
-        .filter(|n| n.ends_with(".pimg-partial"))
+        .filter(|n| *n == ".pimg.lock" || n.ends_with(".pimg-partial"))
         .collect();
     assert!(
-        partial.is_empty(),
-        "partial files left in {}: {partial:?}",
+        own.is_empty(),
+        "pimg's files left in {}: {own:?}",
+        dir.display()
+    );
+    let beside = pimg_files_beside(dir);
+    assert!(
+        beside.is_empty(),
+        "pimg's files left beside {}: {beside:?}",
         dir.display()
     );
     names

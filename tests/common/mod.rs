@@ -381,6 +381,50 @@ pub fn list_files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// pimg's own files beside output folder `out`: staging folders (`.<name>.pimg-stage-*`)
+/// and kept old folders (`.<name>.pimg-kept-*`). A finished build, successful or not,
+/// leaves none.
+pub fn pimg_files_beside(out: &Path) -> Vec<String> {
+    let name = out.file_name().unwrap().to_string_lossy().into_owned();
+    let prefix = format!(".{name}.pimg");
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut found: Vec<String> = std::fs::read_dir(parent)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// A build that failed left nothing at output folder `out` (which did not exist before):
+/// no folder, and none of pimg's staging folders beside it.
+pub fn assert_nothing_published(out: &Path, what: &str) {
+    let left = list_files(out);
+    assert!(
+        left.is_empty(),
+        "{what}: files left at the output path {}: {left:?}",
+        out.display()
+    );
+    assert!(
+        !out.exists(),
+        "{what}: the build left an empty folder at the output path {}",
+        out.display()
+    );
+    let beside = pimg_files_beside(out);
+    assert!(
+        beside.is_empty(),
+        "{what}: pimg's files left beside {}: {beside:?}",
+        out.display()
+    );
+}
+
 // ---- Alpine fixtures (issue 5): .apk packages built the way abuild builds them. ----
 
 /// The Alpine fixture's kernel version (lib/modules/<kver>/ inside linux-rpi).
