@@ -693,6 +693,18 @@ pub fn check_image(
     Ok((models, report))
 }
 
+/// [`BootFiles`] over files in memory, by exact path (tests and the fuzz target).
+pub struct MemFiles(pub std::collections::BTreeMap<String, Vec<u8>>);
+
+impl BootFiles for MemFiles {
+    fn size(&mut self, path: &str) -> Option<u64> {
+        self.0.get(path).map(|d| d.len() as u64)
+    }
+    fn head(&mut self, path: &str, max: usize) -> Option<Vec<u8>> {
+        self.0.get(path).map(|d| d[..d.len().min(max)].to_vec())
+    }
+}
+
 /// [`BootFiles`] over an in-memory boot tree (the build checks its own tree).
 pub struct TreeFiles<'a>(pub &'a crate::tree::Tree);
 
@@ -724,16 +736,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    struct Files(BTreeMap<String, Vec<u8>>);
-
-    impl BootFiles for Files {
-        fn size(&mut self, path: &str) -> Option<u64> {
-            self.0.get(path).map(|d| d.len() as u64)
-        }
-        fn head(&mut self, path: &str, max: usize) -> Option<Vec<u8>> {
-            self.0.get(path).map(|d| d[..d.len().min(max)].to_vec())
-        }
-    }
+    type Files = MemFiles;
 
     fn arm64_kernel() -> Vec<u8> {
         let mut k = vec![0u8; 64];
@@ -773,7 +776,7 @@ mod tests {
             b"console=ttyS1,115200 quiet\n".to_vec(),
         );
         f.insert("config.txt".into(), config.as_bytes().to_vec());
-        Files(f)
+        MemFiles(f)
     }
 
     const GOOD: &str = "arm_64bit=1\nkernel=boot/vmlinuz-rpi\ninitramfs boot/initramfs-rpi followkernel\n[pi3]\ndevice_tree=bcm2837-rpi-3-b.dtb\n[pi4]\ndevice_tree=bcm2711-rpi-4-b.dtb\n[all]\ninclude usercfg.txt\n";

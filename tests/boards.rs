@@ -140,7 +140,9 @@ fn boot(board: &str, image: &Path, label: &str) {
     };
     eprintln!(
         "| {board} | {} | {label} ({}) | yes: all {} milestones, self-check matched | {} s (kernel {} s, init {} s, card mounted {} s) |",
-        profile(board)["arch"].as_str().unwrap_or(""),
+        profile(board.split(' ').next().unwrap_or(board))["arch"]
+            .as_str()
+            .unwrap_or(""),
         r["machine"].as_str().unwrap_or(""),
         milestones.len(),
         format_args!("{:.1}", started.elapsed().as_secs_f64()),
@@ -218,4 +220,84 @@ boards! {
     cm4 => "cm4",
     rpi_arm64 => "rpi-arm64",
     rpi_armel => "rpi-armel",
+}
+
+/// The Pi 4 family's EEPROM boots GPT: `--table gpt` builds one, sfdisk reads it, the firmware
+/// check passes, the kernel finds its card under raspi4b, and `verify --rebuild` repeats the
+/// choice from the buildinfo. Boards whose boot ROM reads only an MBR refuse it.
+#[test]
+fn rpi4b_on_gpt() {
+    need_tool("sfdisk", "fdisk");
+    let inputs = real_inputs();
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path();
+    let o = run(
+        t,
+        &[
+            "build",
+            "--board",
+            "rpi3b",
+            "--table",
+            "gpt",
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            "refused",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--table: the Pi 3 B's boot ROM reads only an MBR"),
+        "{err}"
+    );
+    assert!(!t.join("refused/rpi3b.img").exists());
+
+    ok(&run(
+        t,
+        &[
+            "build",
+            "--board",
+            "rpi4b",
+            "--table",
+            "gpt",
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            "out",
+        ],
+        &[],
+    ));
+    let image = t.join("out/rpi4b.img");
+    let o = std::process::Command::new("sfdisk")
+        .arg("--json")
+        .arg(&image)
+        .output()
+        .unwrap();
+    let table: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(table["partitiontable"]["label"], "gpt", "{table}");
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.join("out/rpi4b.buildinfo.json")).unwrap())
+            .unwrap();
+    assert_eq!(info["board"]["table"], "gpt");
+    check("rpi4b", &image, &["pi4b".to_string()]);
+    boot("rpi4b --table gpt", &image, "raspi4b");
+    let o = run(
+        t,
+        &[
+            "verify",
+            "--rebuild",
+            "out/rpi4b.buildinfo.json",
+            "--inputs",
+            inputs.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
