@@ -710,14 +710,19 @@ pub struct TreeFiles<'a>(pub &'a crate::tree::Tree);
 
 impl TreeFiles<'_> {
     fn find(&self, path: &str) -> Option<&crate::tree::Node> {
+        // An exact match first; FAT itself refuses two names that differ only in case.
         let path = path.trim_start_matches('/');
-        self.0
-            .iter()
-            .find(|(p, n)| {
-                p.as_str().eq_ignore_ascii_case(path)
-                    && matches!(n.kind, crate::tree::NodeKind::File(_))
+        let file = |n: &&crate::tree::Node| matches!(n.kind, crate::tree::NodeKind::File(_));
+        crate::tree::TreePath::new(path)
+            .ok()
+            .and_then(|p| self.0.get(&p))
+            .filter(file)
+            .or_else(|| {
+                self.0
+                    .iter()
+                    .find(|(p, n)| p.as_str().eq_ignore_ascii_case(path) && file(n))
+                    .map(|(_, n)| n)
             })
-            .map(|(_, n)| n)
     }
 }
 
