@@ -50,7 +50,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 INPUTS=${INPUTS:-$ROOT/inputs}
-INPUTS=$(cd "$INPUTS" && pwd)
+# Physical path: strace -y prints resolved paths, which the phase boundaries are matched against.
+INPUTS=$(cd "$INPUTS" && pwd -P)
 if [ -z "$PIMG" ]; then
     (cd "$ROOT" && cargo build --release --locked --quiet)
     PIMG=$ROOT/target/release/pimg
