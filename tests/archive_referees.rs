@@ -319,7 +319,7 @@ fn mixed_bytes(len: usize) -> Vec<u8> {
 
 #[test]
 fn multi_piece_gzip_is_read_by_every_referee() {
-    // Many pieces, more than one batch, and a short last piece.
+    // Many pieces, more than the encoder keeps in flight, and a short last piece.
     let data = mixed_bytes(37 * gzip::CHUNK + 4321);
     let gz = gzip::gzip_bytes_threads(&data, 9, 1);
     for threads in [2, 3, 8] {

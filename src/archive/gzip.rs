@@ -12,13 +12,19 @@
 //! `pigz --independent`). The cost is a slightly worse ratio: no match reaches back across a
 //! piece boundary.
 //!
+//! Each encoder with more than one piece starts its own worker threads, hands them full
+//! pieces as the input arrives, and writes the results in order as soon as they are ready; a
+//! bounded number of pieces in flight bounds the memory.
+//!
 //! `flush()` on the encoder does not flush the compressed stream (that would make the bytes
 //! depend on when it is called); write everything, then `finish()`.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
@@ -29,13 +35,13 @@ pub const OS_UNKNOWN: u8 = 255;
 /// it changes every gzip pimg writes.
 pub const CHUNK: usize = 256 * 1024;
 
-/// Pieces buffered before they are compressed together, at least: several for every thread,
-/// since pieces compress at different speeds and a batch takes as long as its slowest thread.
-/// A batch is `max(MIN_BATCH_PIECES, 2 * threads)` pieces.
-const MIN_BATCH_PIECES: usize = 8;
+/// Pieces handed to the threads and not yet written out, at most: `max(MIN_IN_FLIGHT,
+/// 2 * threads)`. Enough that a slow piece does not leave threads idle, few enough to bound
+/// memory (each piece in flight holds its input and its output).
+const MIN_IN_FLIGHT: usize = 8;
 
-/// At most this many threads, whatever the host has. It bounds the memory of a batch: at most
-/// `2 * MAX_THREADS` pieces (8 MiB) uncompressed plus about as much compressed.
+/// At most this many threads, whatever the host has. It bounds the memory: at most
+/// `2 * MAX_THREADS` pieces (8 MiB) in flight, plus about as much compressed.
 const MAX_THREADS: usize = 16;
 
 /// The threads to compress with: the CPUs this process may run on, at most [`MAX_THREADS`].
@@ -47,15 +53,32 @@ pub fn default_threads() -> usize {
         .min(MAX_THREADS)
 }
 
-/// A gzip encoder with the fixed header, writing compressed bytes to `W` as whole batches of
-/// pieces are ready. The caller must call [`GzEncoder::finish`].
+/// One compressed piece: its raw deflate bytes and the CRC-32 state of its input.
+type Piece = (Vec<u8>, crc32fast::Hasher);
+
+/// Compresses one piece with `c` (reset first): its deflate bytes and its CRC-32.
+fn compress_piece(c: &mut Compress, data: &[u8], flush: FlushCompress) -> Piece {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(data);
+    (deflate_piece(c, data, flush), crc)
+}
+
+/// A gzip encoder with the fixed header. Pieces are compressed on worker threads (started
+/// when a second piece begins, so a stream of one piece starts none) and written to `W` in
+/// order as they are done. The caller must call [`GzEncoder::finish`].
 pub struct GzEncoder<W: Write> {
     inner: W,
     level: u32,
     threads: usize,
-    /// Uncompressed bytes not yet compressed; at most one batch plus one byte, so that the
-    /// last piece (which must be finished, not sync-flushed) is known when `finish` comes.
-    pending: Vec<u8>,
+    /// The piece being filled; it is handed on once it is full and more input follows, so
+    /// the last piece (finished, not sync-flushed) is known when `finish` comes.
+    current: Vec<u8>,
+    /// Compresses on the calling thread when there is one thread or no pool could start.
+    local: Option<Compress>,
+    pool: Option<Pool>,
+    /// Pieces handed to the pool, and pieces written out (in order).
+    submitted: usize,
+    written: usize,
     crc: crc32fast::Hasher,
     header_written: bool,
 }
@@ -64,8 +87,8 @@ pub struct GzEncoder<W: Write> {
 /// `finish()`.
 ///
 /// `level` is the deflate level, 0 (store) to 9 (best, the highest accepted; more counts as
-/// 9); the header's XFL byte follows it
-/// (2 for level 9 and above, 4 for level 1 and below, 0 otherwise).
+/// 9); the header's XFL byte follows it (2 for level 9 and above, 4 for level 1 and below,
+/// 0 otherwise).
 pub fn encoder<W: Write>(w: W, level: u32) -> GzEncoder<W> {
     GzEncoder::new(w, level, default_threads())
 }
@@ -74,22 +97,26 @@ impl<W: Write> GzEncoder<W> {
     /// An encoder compressing on up to `threads` threads (0 counts as 1). The bytes written
     /// do not depend on `threads`.
     pub fn new(inner: W, level: u32, threads: usize) -> Self {
-        let threads = threads.clamp(1, MAX_THREADS);
         GzEncoder {
             inner,
             level: level.min(9),
-            threads,
-            pending: Vec::new(),
+            threads: threads.clamp(1, MAX_THREADS),
+            current: Vec::new(),
+            local: None,
+            pool: None,
+            submitted: 0,
+            written: 0,
             crc: crc32fast::Hasher::new(),
             header_written: false,
         }
     }
 
-    fn batch_len(&self) -> usize {
-        MIN_BATCH_PIECES.max(2 * self.threads) * CHUNK
+    fn max_in_flight(&self) -> usize {
+        MIN_IN_FLIGHT.max(2 * self.threads)
     }
 
-    fn write_header(&mut self) -> io::Result<()> {
+    /// Writes a compressed piece (the next in order) and takes its CRC into the trailer's.
+    fn emit(&mut self, (data, crc): Piece) -> io::Result<()> {
         if !self.header_written {
             let xfl = match self.level {
                 9.. => 2,
@@ -101,51 +128,83 @@ impl<W: Write> GzEncoder<W> {
             self.inner.write_all(&header)?;
             self.header_written = true;
         }
+        self.inner.write_all(&data)?;
+        self.crc.combine(&crc);
+        self.written += 1;
         Ok(())
     }
 
-    /// Compresses the first `len` pending bytes and writes them out: whole pieces, all
-    /// sync-flushed, unless `last` (then the last piece may be short and is finished).
-    fn compress_pending(&mut self, len: usize, last: bool) -> io::Result<()> {
-        self.write_header()?;
-        let pieces = compress_pieces(&self.pending[..len], self.level, self.threads, last);
-        for (data, crc) in pieces {
-            self.inner.write_all(&data)?;
-            self.crc.combine(&crc);
+    /// Writes out the pieces done so far that are next in order; with `wait`, first waits
+    /// until the next one is done.
+    fn emit_done(&mut self, wait: bool) -> io::Result<()> {
+        if let Some(pool) = &self.pool {
+            for piece in pool.take_done(self.written, wait)? {
+                self.emit(piece)?;
+            }
         }
-        self.pending.drain(..len);
         Ok(())
+    }
+
+    /// Hands on the current piece: sync-flushed, or finished if `last`.
+    fn submit(&mut self, last: bool) -> io::Result<()> {
+        let data = std::mem::take(&mut self.current);
+        let flush = if last {
+            FlushCompress::Finish
+        } else {
+            FlushCompress::Sync
+        };
+        if self.pool.is_none() && self.local.is_none() && !last && self.threads > 1 {
+            self.pool = Pool::start(self.threads, self.level);
+        }
+        if self.pool.is_none() {
+            let level = self.level;
+            let c = self
+                .local
+                .get_or_insert_with(|| Compress::new(Compression::new(level), false));
+            let piece = compress_piece(c, &data, flush);
+            return self.emit(piece);
+        }
+        while self.submitted - self.written >= self.max_in_flight() {
+            self.emit_done(true)?;
+        }
+        let pool = self.pool.as_ref().expect("started above");
+        pool.push(self.submitted, data, flush);
+        self.submitted += 1;
+        self.emit_done(false)
     }
 
     /// Compresses what is left, writes the trailer and returns the inner writer (not flushed).
     pub fn finish(mut self) -> io::Result<W> {
-        let len = self.pending.len();
-        self.compress_pending(len, true)?;
-        let crc = self.crc.clone();
+        self.submit(true)?;
+        while self.pool.is_some() && self.written < self.submitted {
+            self.emit_done(true)?;
+        }
+        let crc = std::mem::take(&mut self.crc);
         // ISIZE is the input length modulo 2^32.
         let isize = crc.total_len() as u32;
         self.inner.write_all(&crc.finalize().to_le_bytes())?;
         self.inner.write_all(&isize.to_le_bytes())?;
+        // Stops the threads before the writer is handed back.
+        self.pool = None;
         Ok(self.inner)
     }
 }
 
 impl<W: Write> Write for GzEncoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let batch = self.batch_len();
-        let room = batch + 1 - self.pending.len();
-        let n = buf.len().min(room);
-        let len = self.pending.len() + n;
-        if len > self.pending.capacity() {
-            // Grow as a Vec would, but never past one batch plus a byte.
-            let cap = len.next_power_of_two().min(batch + 1);
-            self.pending.reserve_exact(cap - self.pending.len());
+        if buf.is_empty() {
+            return Ok(0);
         }
-        self.pending.extend_from_slice(&buf[..n]);
-        if self.pending.len() > batch {
-            // More input follows the batch, so none of its pieces is the last one.
-            self.compress_pending(batch, false)?;
+        if self.current.len() == CHUNK {
+            // More input follows this full piece, so it is not the last one.
+            self.submit(false)?;
         }
+        if self.current.capacity() == 0 {
+            self.current
+                .reserve_exact(CHUNK.min(buf.len().next_power_of_two()));
+        }
+        let n = buf.len().min(CHUNK - self.current.len());
+        self.current.extend_from_slice(&buf[..n]);
         Ok(n)
     }
 
@@ -155,65 +214,127 @@ impl<W: Write> Write for GzEncoder<W> {
     }
 }
 
-/// One compressed piece: its raw deflate bytes and the CRC-32 state of its input.
-type Piece = (Vec<u8>, crc32fast::Hasher);
+/// Worker threads that compress pieces in any order and keep the results by index.
+struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
 
-/// Compresses `data` piece by piece on up to `threads` threads: for each piece, its raw
-/// deflate bytes and its CRC-32. If `last`, the last piece is finished (and `data` may be
-/// empty or end with a short piece); otherwise every piece is sync-flushed.
-fn compress_pieces(data: &[u8], level: u32, threads: usize, last: bool) -> Vec<Piece> {
-    let count = data.len().div_ceil(CHUNK).max(1);
-    let piece = |i: usize| {
-        let start = i * CHUNK;
-        &data[start..data.len().min(start + CHUNK)]
-    };
-    let flush = |i: usize| {
-        if last && i == count - 1 {
-            FlushCompress::Finish
-        } else {
-            FlushCompress::Sync
-        }
-    };
-    let work = |i: usize, c: &mut Compress| {
-        let p = piece(i);
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(p);
-        (deflate_piece(c, p, flush(i)), crc)
-    };
-    let threads = threads.min(count);
-    if threads <= 1 {
-        let mut c = Compress::new(Compression::new(level), false);
-        return (0..count).map(|i| work(i, &mut c)).collect();
+struct Shared {
+    state: Mutex<PoolState>,
+    /// Signalled when a piece is queued or the pool stops.
+    queued: Condvar,
+    /// Signalled when a piece is done (or a worker failed).
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    queue: VecDeque<(usize, Vec<u8>, FlushCompress)>,
+    done: BTreeMap<usize, Piece>,
+    stop: bool,
+    failed: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // Nothing panics while holding the lock; a poisoned state is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    // Each thread takes the next piece not yet taken; results go to the piece's slot.
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Piece>>> = (0..count).map(|_| Mutex::new(None)).collect();
-    let run = || {
-        let mut c = Compress::new(Compression::new(level), false);
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= count {
-                break;
+}
+
+impl Pool {
+    /// Starts up to `threads` workers; `None` if none could be started.
+    fn start(threads: usize, level: u32) -> Option<Pool> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(PoolState::default()),
+            queued: Condvar::new(),
+            done: Condvar::new(),
+        });
+        let workers: Vec<JoinHandle<()>> = (0..threads)
+            .filter_map(|_| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name("pimg-gzip".into())
+                    .spawn(move || work(&shared, level))
+                    .ok()
+            })
+            .collect();
+        if workers.is_empty() {
+            return None;
+        }
+        Some(Pool { shared, workers })
+    }
+
+    fn push(&self, index: usize, data: Vec<u8>, flush: FlushCompress) {
+        self.shared.lock().queue.push_back((index, data, flush));
+        self.shared.queued.notify_one();
+    }
+
+    /// The done pieces from `next` on, in order, up to the first not yet done; with `wait`,
+    /// waits until `next` is done.
+    fn take_done(&self, mut next: usize, wait: bool) -> io::Result<Vec<Piece>> {
+        let mut st = self.shared.lock();
+        while wait && !st.done.contains_key(&next) {
+            if st.failed {
+                return Err(io::Error::other("a gzip compressing thread failed"));
             }
-            let out = work(i, &mut c);
-            *slots[i].lock().expect("a compressing thread panicked") = Some(out);
+            st = self
+                .shared
+                .done
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-    };
-    std::thread::scope(|s| {
-        for _ in 1..threads {
-            // A thread that cannot be started leaves its pieces to the others: same bytes.
-            let _ = std::thread::Builder::new().spawn_scoped(s, run);
+        let mut out = Vec::new();
+        while let Some(piece) = st.done.remove(&next) {
+            out.push(piece);
+            next += 1;
         }
-        run();
-    });
-    slots
-        .into_iter()
-        .map(|s| {
-            s.into_inner()
-                .expect("a compressing thread panicked")
-                .expect("every piece is compressed")
-        })
-        .collect()
+        Ok(out)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.queued.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// A worker: takes queued pieces until the pool stops.
+fn work(shared: &Shared, level: u32) {
+    let mut c = Compress::new(Compression::new(level), false);
+    loop {
+        let (index, data, flush) = {
+            let mut st = shared.lock();
+            loop {
+                if st.stop {
+                    return;
+                }
+                if let Some(job) = st.queue.pop_front() {
+                    break job;
+                }
+                st = shared
+                    .queued
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        let piece = catch_unwind(AssertUnwindSafe(|| compress_piece(&mut c, &data, flush)));
+        drop(data);
+        let mut st = shared.lock();
+        match piece {
+            Ok(piece) => {
+                st.done.insert(index, piece);
+            }
+            Err(_) => st.failed = true,
+        }
+        drop(st);
+        shared.done.notify_all();
+    }
 }
 
 /// One piece as raw deflate with a fresh compressor state, ended by `flush`.
@@ -310,15 +431,15 @@ mod tests {
         }
     }
 
-    /// The batch length of an encoder on 2 threads.
-    fn batch2() -> usize {
-        GzEncoder::new(Vec::new(), 9, 2).batch_len()
+    /// The bytes of the pieces an encoder on 2 threads may have in flight.
+    fn window2() -> usize {
+        GzEncoder::new(Vec::new(), 9, 2).max_in_flight() * CHUNK
     }
 
     #[test]
     fn same_bytes_for_every_thread_count_and_write_pattern() {
-        // Two batches and a short last piece on 2 threads; one batch on 16.
-        let data = mixed(2 * batch2() + 3 * CHUNK + 12_345);
+        // More pieces than 2 threads may have in flight, fewer than 16, a short last piece.
+        let data = mixed(2 * window2() + 3 * CHUNK + 12_345);
         let one = gzip_bytes_threads(&data, 9, 1);
         assert_eq!(gunzip(&one), data);
         for threads in [2, 3, 5, 16, 64] {
@@ -328,8 +449,8 @@ mod tests {
                 "{threads} threads"
             );
         }
-        // Writes of odd sizes, and writes that end exactly on piece and batch boundaries.
-        for (threads, step) in [(1, 1000), (2, 7919), (3, CHUNK), (2, batch2())] {
+        // Writes of odd sizes, and writes that end exactly on piece boundaries.
+        for (threads, step) in [(1, 1000), (2, 7919), (3, CHUNK), (2, window2())] {
             let mut enc = GzEncoder::new(Vec::new(), 9, threads);
             for part in data.chunks(step) {
                 enc.write_all(part).unwrap();
@@ -344,14 +465,50 @@ mod tests {
     }
 
     #[test]
-    fn inputs_of_whole_pieces_and_batches() {
-        // Lengths that end exactly on a piece or a batch boundary: the last piece is finished.
-        for len in [CHUNK, 2 * CHUNK, batch2(), batch2() + 1, 2 * batch2()] {
+    fn inputs_of_whole_pieces() {
+        // Lengths that end exactly on a piece boundary: the last piece is finished.
+        for len in [
+            CHUNK,
+            CHUNK + 1,
+            2 * CHUNK,
+            window2(),
+            window2() + 1,
+            2 * window2(),
+        ] {
             let data = mixed(len);
             let one = gzip_bytes_threads(&data, 9, 1);
             assert_eq!(gunzip(&one), data, "{len} bytes");
             assert_eq!(gzip_bytes_threads(&data, 9, 2), one, "{len} bytes");
         }
+    }
+
+    #[test]
+    fn dropped_or_failing_encoders_stop_their_threads() {
+        let data = mixed(3 * window2());
+        // Dropped in the middle of a stream, with pieces queued: the threads stop.
+        let mut enc = GzEncoder::new(Vec::new(), 9, 2);
+        enc.write_all(&data[..window2() + CHUNK]).unwrap();
+        drop(enc);
+        // A writer that fails: the error comes back, nothing hangs.
+        struct Full(usize);
+        impl Write for Full {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.0 < b.len() {
+                    return Err(io::Error::new(io::ErrorKind::StorageFull, "full"));
+                }
+                self.0 -= b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut enc = GzEncoder::new(Full(100_000), 9, 3);
+        let e = enc
+            .write_all(&data)
+            .and_then(|_| enc.finish().map(|_| ()))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
     }
 
     #[test]
