@@ -4,11 +4,13 @@
 # target. Needs the real inputs (qemu/setup.sh) and: genimage dosfstools mtools fdisk cpio
 # strace time openssl (diffoscope for the diff row, qemu-system-arm for the boot row).
 #
-#   bench/compare.sh [--runs N] [--pimg PATH] [--inputs DIR] [--full] [--keep]
+#   bench/compare.sh [--runs N] [--pimg PATH] [--inputs DIR] [--full] [--keep] [--only initramfs]
 #
 # pimg's phases (reading inputs, initramfs, image, hashing, tarball) are timed from the
 # system calls that bound them (strace -ttt: the last close of an input, the open of the
 # lock, open/fsync/close of each staged output), so no timing code is needed in pimg.
+# --only initramfs times just pimg and the cpio|gzip (and apkovl tar|gzip) pipelines and prints
+# those rows.
 set -euo pipefail
 
 RUNS=5
@@ -16,13 +18,14 @@ PIMG=""
 INPUTS=""
 FULL=0
 KEEP=0
+ONLY=""
 EPOCH=1700000000
 DIFFOSCOPE_TIMEOUT=300
 DIFFOSCOPE=""
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -33,11 +36,13 @@ while [ $# -gt 0 ]; do
     --inputs) INPUTS=$2; shift 2 ;;
     --full) FULL=1; shift ;;
     --keep) KEEP=1; shift ;;
+    --only) ONLY=$2; shift 2 ;;
     -h | --help) usage 0 ;;
     *) echo "compare.sh: unknown option $1" >&2; usage 2 ;;
     esac
 done
 case "$RUNS" in '' | *[!0-9]* | 0) echo "compare.sh: --runs needs a positive number" >&2; exit 2 ;; esac
+case "$ONLY" in '' | initramfs) ;; *) echo "compare.sh: --only takes initramfs" >&2; exit 2 ;; esac
 
 missing=()
 for t in genimage mkfs.vfat mcopy sfdisk cpio gzip tar sha256sum openssl strace /usr/bin/time awk; do
@@ -50,7 +55,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 INPUTS=${INPUTS:-$ROOT/inputs}
-INPUTS=$(cd "$INPUTS" && pwd)
+# Physical path: strace -y prints resolved paths, which the phase boundaries are matched against.
+INPUTS=$(cd "$INPUTS" && pwd -P)
 if [ -z "$PIMG" ]; then
     (cd "$ROOT" && cargo build --release --locked --quiet)
     PIMG=$ROOT/target/release/pimg
@@ -169,6 +175,30 @@ alpine_image() {
 cpio_gzip() { (cd "$IT" && find . -mindepth 1 | LC_ALL=C sort | cpio --reproducible -o -H newc --quiet | gzip -9n >"$WORK/initramfs.cpio.gz"); }
 tar_gzip() { tar --sort=name --mtime="@$EPOCH" --owner=0 --group=0 --numeric-owner -C "$1" -cf - . | gzip -9n >"$2"; }
 
+MB=$((1024 * 1024))
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a/b }'; }
+verdict() { # verdict RATIO LIMIT
+    awk -v r="$1" -v l="$2" 'BEGIN{ if (r == "n/a") print "n/a"; else if (r <= l) print "PASS"; else print "FAIL" }'
+}
+row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
+secs() { if [ -n "$1" ]; then printf '%.3f s' "$1"; else printf 'n/a'; fi; }
+
+table_head() {
+    echo
+    echo "pimg benchmark, $(date -u +%Y-%m-%d), $(nproc) CPUs, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
+    echo "pimg $("$PIMG" --version | awk '{print $2}'), image $((IMG_SIZE / MB)) MiB, boot tree $(du -sk "$BT" | cut -f1) KiB, medians of $RUNS runs"
+    echo
+    row "measure" "pimg" "other" "ratio" "target" "result"
+    row "---" "---" "---" "---" "---" "---"
+}
+initramfs_rows() {
+    local pin ci r
+    pin=$(med pimg_initramfs) ci=$(med cpio_gzip)
+    r=$(ratio "$pin" "$ci")
+    row "initramfs (gzip -9): pimg phase (with apkovl, boot-tree digest) vs find\|sort\|cpio --reproducible\|gzip -9n" "$(secs "$pin")" "$(secs "$ci")" "$r" "≤ 0.50" "$(verdict "$r" 0.50)"
+    row "apkovl: tar --sort=name --mtime\|gzip -9n (pimg: inside the initramfs phase)" "-" "$(secs "$(med apkovl_tar)")" "-" "" "info"
+}
+
 HAS_VERIFY=0 HAS_DIFF=0 HAS_BOOT=0
 has verify && HAS_VERIFY=1
 has diff && HAS_DIFF=1
@@ -185,6 +215,12 @@ for i in $(seq "$RUNS"); do
         rec pimg_img_write "$iw"; rec pimg_img_sync "$isync"; rec pimg_img_hash "$ih"
         rec pimg_tarball "$tarball"
         rec pimg_image "$(awk -v a="$iw" -v b="$isync" -v c="$ih" 'BEGIN{printf "%.4f", a+b+c}')"
+    fi
+    if [ "$ONLY" = initramfs ]; then
+        timed cpio_gzip cpio_gzip
+        timed apkovl_tar tar_gzip "$OT" "$WORK/apkovl.tar.gz"
+        if [ "$i" -gt 1 ]; then rm -rf "$WORK/p$((i - 1))"; fi
+        continue
     fi
     timed genimage genimage_run "$WORK/g"
     timed g_sync sync "$WORK/g/rpi3b.img"
@@ -212,6 +248,14 @@ LAST=$WORK/p$RUNS
 PIMG_TZ="n/a (one run)"
 if [ "$RUNS" -gt 1 ]; then
     if cmp -s "$WORK/ref/SHA256SUMS" "$LAST/SHA256SUMS"; then PIMG_TZ="yes"; else PIMG_TZ="NO"; fi
+fi
+
+if [ "$ONLY" = initramfs ]; then
+    table_head
+    initramfs_rows
+    echo
+    echo "reproducible (same bytes): pimg across TZ (UTC vs Asia/Kathmandu): $PIMG_TZ"
+    exit 0
 fi
 
 log "reproducibility of genimage and the Alpine pipeline across TZ..."
@@ -289,37 +333,22 @@ if [ "$FULL" = 1 ]; then
 fi
 
 # ---- the table ----------------------------------------------------------------------------
-MB=$((1024 * 1024))
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a/b }'; }
-verdict() { # verdict RATIO LIMIT
-    awk -v r="$1" -v l="$2" 'BEGIN{ if (r == "n/a") print "n/a"; else if (r <= l) print "PASS"; else print "FAIL" }'
-}
-row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
-secs() { if [ -n "$1" ]; then printf '%.3f s' "$1"; else printf 'n/a'; fi; }
-
 gi=$(med genimage) gy=$(med g_sync) gs=$(med g_sha256sum)
 gis=$(awk -v a="$gi" -v b="$gy" -v c="$gs" 'BEGIN{printf "%.4f", a+b+c}')
 pim=$(med pimg_image) pt=$(med pimg_total) piw=$(med pimg_img_write) pih=$(med pimg_img_hash)
 piy=$(med pimg_img_sync)
-pin=$(med pimg_initramfs) ptar=$(med pimg_tarball) pres=$(med pimg_resolve)
-ai=$(med alpine_image) ci=$(med cpio_gzip) at=$(med apkovl_tar) rt=$(med rpi_tar)
+ptar=$(med pimg_tarball) pres=$(med pimg_resolve)
+ai=$(med alpine_image) rt=$(med rpi_tar)
 hs=$(med sha256sum) ho=$(med openssl)
 
-echo
-echo "pimg benchmark, $(date -u +%Y-%m-%d), $(nproc) CPUs, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
-echo "pimg $("$PIMG" --version | awk '{print $2}'), image $((IMG_SIZE / MB)) MiB, boot tree $(du -sk "$BT" | cut -f1) KiB, medians of $RUNS runs"
-echo
-row "measure" "pimg" "other" "ratio" "target" "result"
-row "---" "---" "---" "---" "---" "---"
+table_head
 r=$(ratio "$pim" "$gis")
 row "disk image: pimg image phase (FAT write $(secs "$piw") + fsync $(secs "$piy") + SHA-256 $(secs "$pih")) vs genimage + sync + sha256sum" "$(secs "$pim")" "$(secs "$gi") + $(secs "$gy") + $(secs "$gs")" "$r" "≤ 1.00" "$(verdict "$r" 1.00)"
 r=$(ratio "$pt" "$gis")
 row "disk image: whole pimg build (every output, from the .debs) vs genimage + sync + sha256sum" "$(secs "$pt")" "$(secs "$gis")" "$r" "" "info"
 r=$(ratio "$piw" "$ai")
 row "disk image: pimg FAT write vs mkfs.vfat --invariant + mcopy -s + sfdisk + dd" "$(secs "$piw")" "$(secs "$ai")" "$r" "" "info"
-r=$(ratio "$pin" "$ci")
-row "initramfs (gzip -9): pimg phase (with apkovl, boot-tree digest) vs find\|sort\|cpio --reproducible\|gzip -9n" "$(secs "$pin")" "$(secs "$ci")" "$r" "≤ 0.50" "$(verdict "$r" 0.50)"
-row "apkovl: tar --sort=name --mtime\|gzip -9n (pimg: inside the initramfs phase)" "-" "$(secs "$at")" "-" "" "info"
+initramfs_rows
 r=$(ratio "$ptar" "$rt")
 row "rpi tarball: pimg vs tar --sort=name --mtime\|gzip -9n" "$(secs "$ptar")" "$(secs "$rt")" "$r" "" "info"
 hc=$(med openssl_cold)

@@ -1,5 +1,5 @@
-//! Independent tools judge pimg's archive writers and .deb reader: GNU cpio, busybox cpio
-//! and tar, GNU tar, gzip, xz. A missing tool fails the test with an install hint; these
+//! Independent tools judge pimg's archive writers and .deb reader: GNU cpio, busybox cpio,
+//! tar and gunzip, GNU tar, gzip, xz. A missing tool fails the test with an install hint; these
 //! checks are the point of the file, so they are never skipped.
 
 use std::collections::BTreeMap;
@@ -295,6 +295,79 @@ fn busybox_cpio_reads_the_gzipped_archive() {
 
     let out = dir.path().join("out");
     fs::create_dir(&out).unwrap();
+    run(&out, "busybox", &["cpio", "-id"], &plain);
+    check_extracted(&out, &tree, false, false);
+}
+
+/// Bytes that compress well (runs, a repeating ramp) interleaved with bytes that do not
+/// (a xorshift stream), so that pieces compress to very different sizes and speeds.
+fn mixed_bytes(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match (i / 40_000) % 3 {
+                0 => x as u8,
+                1 => (i % 253) as u8,
+                _ => 0,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn multi_piece_gzip_is_read_by_every_referee() {
+    // Many pieces, more than the encoder keeps in flight, and a short last piece.
+    let data = mixed_bytes(37 * gzip::CHUNK + 4321);
+    let gz = gzip::gzip_bytes_threads(&data, 9, 1);
+    for threads in [2, 3, 8] {
+        assert!(
+            gzip::gzip_bytes_threads(&data, 9, threads) == gz,
+            "{threads} threads gave other bytes than 1"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("big.gz"), &gz).unwrap();
+    run(dir.path(), "gzip", &["-t", "big.gz"], &[]);
+    assert!(
+        run(dir.path(), "gzip", &["-dc", "big.gz"], &[]) == data,
+        "gzip -dc"
+    );
+    assert!(
+        run(dir.path(), "busybox", &["gunzip", "-c"], &gz) == data,
+        "busybox gunzip"
+    );
+
+    let (header, back, trailer) = pimg::read::gzip::decompress(&gz).unwrap();
+    assert!(back == data, "pimg's gzip reader");
+    assert_eq!((header.mtime, header.xfl, header.os), (0, 2, 255));
+    assert_eq!(trailer.crc32, trailer.computed_crc32);
+    assert_eq!(trailer.isize as usize, data.len());
+    assert_eq!(trailer.trailing, 0);
+}
+
+#[test]
+fn busybox_cpio_reads_a_multi_piece_archive() {
+    // A cpio archive of several pieces whose entries straddle piece boundaries.
+    let mut tree = fixture_tree();
+    for (i, len) in [3 * gzip::CHUNK + 17, gzip::CHUNK, 1, 2 * gzip::CHUNK - 1]
+        .into_iter()
+        .enumerate()
+    {
+        let path = TreePath::new(&format!("lib/big{i}.bin")).unwrap();
+        tree.insert(path, Node::file(mixed_bytes(len), 0o644), "fixture")
+            .unwrap();
+    }
+    let mut enc = gzip::GzEncoder::new(Vec::new(), 9, 4);
+    enc.write_all(&cpio_archive(&tree)).unwrap();
+    let archive = enc.finish().unwrap();
+    assert!(archive == gzip::gzip_bytes_threads(&cpio_archive(&tree), 9, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let plain = run(dir.path(), "busybox", &["gunzip", "-c"], &archive);
     run(&out, "busybox", &["cpio", "-id"], &plain);
     check_extracted(&out, &tree, false, false);
 }

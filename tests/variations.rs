@@ -890,7 +890,8 @@ fn clock() {
 fn threads_and_cpu_affinity() {
     let case = Case::new();
     let base_cpus: usize = case.base.probe("nproc").parse().unwrap();
-    // pimg is single-threaded today; these must stay irrelevant if that changes.
+    // gzip compresses on as many threads as pimg may use CPUs (taskset -c 0: one); neither
+    // that nor a thread-pool variable may change a byte.
     let (_, mut run) = case.variant("t1", Shape { reverse: false });
     run.wrapper = vec!["taskset".into(), "-c".into(), "0".into()];
     run.set("RAYON_NUM_THREADS", "1");

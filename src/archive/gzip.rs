@@ -1,31 +1,374 @@
-//! gzip with a fixed header (mtime 0, no name, no comment, no extra, OS byte 255) over
-//! flate2's pure-Rust miniz_oxide backend, so the bytes depend only on input and level.
+//! gzip with a fixed header (mtime 0, no name, no comment, no extra, OS byte 255) whose
+//! deflate data is compressed in parallel and still depends only on the input and the level.
 //!
-//! Never call `flush()` on the encoder: a sync flush inserts an empty stored block and
-//! changes the output. Write everything, then `finish()`.
+//! The uncompressed stream is cut into pieces of [`CHUNK`] bytes, a size fixed here and never
+//! derived from the host. Each piece is compressed as raw deflate by a fresh compressor at
+//! the same level (flate2's pure-Rust miniz_oxide backend, which has no CPU-dependent code
+//! paths); every piece but the last ends with a sync flush (an empty stored block, so the
+//! next piece starts on a byte boundary and no block is marked final), the last with a
+//! finish. The pieces are concatenated in order under one header, and the trailer holds the
+//! CRC-32 and length of the whole input. Pieces are independent of each other, so which
+//! thread compresses which piece, and how many threads there are, cannot change a byte (as
+//! `pigz --independent`). The cost is a slightly worse ratio: no match reaches back across a
+//! piece boundary.
+//!
+//! Each encoder with more than one piece starts its own worker threads, hands them full
+//! pieces as the input arrives, and writes the results in order as soon as they are ready; a
+//! bounded number of pieces in flight bounds the memory.
+//!
+//! `flush()` on the encoder does not flush the compressed stream (that would make the bytes
+//! depend on when it is called); write everything, then `finish()`.
 
-use std::io::Write;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, Write};
+use std::num::NonZeroUsize;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 
-use flate2::write::GzEncoder;
-use flate2::{Compression, GzBuilder};
+use flate2::{Compress, Compression, FlushCompress, Status};
 
 /// The OS byte in the header: 255, "unknown", the same on every host.
 pub const OS_UNKNOWN: u8 = 255;
 
-/// A gzip encoder with the fixed header; the caller must call `finish()`.
+/// Uncompressed bytes per independently compressed piece. Part of the output format: changing
+/// it changes every gzip pimg writes.
+pub const CHUNK: usize = 256 * 1024;
+
+/// Pieces handed to the threads and not yet written out, at most: `max(MIN_IN_FLIGHT,
+/// 2 * threads)`. Enough that a slow piece does not leave threads idle, few enough to bound
+/// memory (each piece in flight holds its input and its output).
+const MIN_IN_FLIGHT: usize = 8;
+
+/// At most this many threads, whatever the host has. It bounds the memory: at most
+/// `2 * MAX_THREADS` pieces (8 MiB) in flight, plus about as much compressed.
+const MAX_THREADS: usize = 16;
+
+/// The threads to compress with: the CPUs this process may run on, at most [`MAX_THREADS`].
+/// The output is the same for every value.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(NonZeroUsize::get)
+        .unwrap_or(1)
+        .min(MAX_THREADS)
+}
+
+/// One compressed piece: its raw deflate bytes and the CRC-32 state of its input.
+type Piece = (Vec<u8>, crc32fast::Hasher);
+
+/// Compresses one piece with `c` (reset first): its deflate bytes and its CRC-32.
+fn compress_piece(c: &mut Compress, data: &[u8], flush: FlushCompress) -> Piece {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(data);
+    (deflate_piece(c, data, flush), crc)
+}
+
+/// A gzip encoder with the fixed header. Pieces are compressed on worker threads (started
+/// when a second piece begins, so a stream of one piece starts none) and written to `W` in
+/// order as they are done. The caller must call [`GzEncoder::finish`].
+pub struct GzEncoder<W: Write> {
+    inner: W,
+    level: u32,
+    threads: usize,
+    /// The piece being filled; it is handed on once it is full and more input follows, so
+    /// the last piece (finished, not sync-flushed) is known when `finish` comes.
+    current: Vec<u8>,
+    /// Compresses on the calling thread when there is one thread or no pool could start.
+    local: Option<Compress>,
+    pool: Option<Pool>,
+    /// Pieces handed to the pool, and pieces written out (in order).
+    submitted: usize,
+    written: usize,
+    crc: crc32fast::Hasher,
+    header_written: bool,
+}
+
+/// A gzip encoder with the fixed header on [`default_threads`] threads; the caller must call
+/// `finish()`.
 ///
-/// `level` is the deflate level, 0 (store) to 9 (best); the header's XFL byte follows it
-/// (2 for level 9 and above, 4 for level 1 and below, 0 otherwise).
+/// `level` is the deflate level, 0 (store) to 9 (best, the highest accepted; more counts as
+/// 9); the header's XFL byte follows it (2 for level 9 and above, 4 for level 1 and below,
+/// 0 otherwise).
 pub fn encoder<W: Write>(w: W, level: u32) -> GzEncoder<W> {
-    GzBuilder::new()
-        .mtime(0)
-        .operating_system(OS_UNKNOWN)
-        .write(w, Compression::new(level))
+    GzEncoder::new(w, level, default_threads())
+}
+
+impl<W: Write> GzEncoder<W> {
+    /// An encoder compressing on up to `threads` threads (0 counts as 1). The bytes written
+    /// do not depend on `threads`.
+    pub fn new(inner: W, level: u32, threads: usize) -> Self {
+        GzEncoder {
+            inner,
+            level: level.min(9),
+            threads: threads.clamp(1, MAX_THREADS),
+            current: Vec::new(),
+            local: None,
+            pool: None,
+            submitted: 0,
+            written: 0,
+            crc: crc32fast::Hasher::new(),
+            header_written: false,
+        }
+    }
+
+    fn max_in_flight(&self) -> usize {
+        MIN_IN_FLIGHT.max(2 * self.threads)
+    }
+
+    /// Writes a compressed piece (the next in order) and takes its CRC into the trailer's.
+    fn emit(&mut self, (data, crc): Piece) -> io::Result<()> {
+        if !self.header_written {
+            let xfl = match self.level {
+                9.. => 2,
+                0 | 1 => 4,
+                _ => 0,
+            };
+            // magic, CM=deflate, FLG=0, MTIME=0, XFL, OS
+            let header = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN];
+            self.inner.write_all(&header)?;
+            self.header_written = true;
+        }
+        self.inner.write_all(&data)?;
+        self.crc.combine(&crc);
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Writes out the pieces done so far that are next in order; with `wait`, first waits
+    /// until the next one is done.
+    fn emit_done(&mut self, wait: bool) -> io::Result<()> {
+        if let Some(pool) = &self.pool {
+            for piece in pool.take_done(self.written, wait)? {
+                self.emit(piece)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands on the current piece: sync-flushed, or finished if `last`.
+    fn submit(&mut self, last: bool) -> io::Result<()> {
+        let data = std::mem::take(&mut self.current);
+        let flush = if last {
+            FlushCompress::Finish
+        } else {
+            FlushCompress::Sync
+        };
+        if self.pool.is_none() && self.local.is_none() && !last && self.threads > 1 {
+            self.pool = Pool::start(self.threads, self.level);
+        }
+        if self.pool.is_none() {
+            let level = self.level;
+            let c = self
+                .local
+                .get_or_insert_with(|| Compress::new(Compression::new(level), false));
+            let piece = compress_piece(c, &data, flush);
+            return self.emit(piece);
+        }
+        while self.submitted - self.written >= self.max_in_flight() {
+            self.emit_done(true)?;
+        }
+        let pool = self.pool.as_ref().expect("started above");
+        pool.push(self.submitted, data, flush);
+        self.submitted += 1;
+        self.emit_done(false)
+    }
+
+    /// Compresses what is left, writes the trailer and returns the inner writer (not flushed).
+    pub fn finish(mut self) -> io::Result<W> {
+        self.submit(true)?;
+        while self.pool.is_some() && self.written < self.submitted {
+            self.emit_done(true)?;
+        }
+        let crc = std::mem::take(&mut self.crc);
+        // ISIZE is the input length modulo 2^32.
+        let isize = crc.total_len() as u32;
+        self.inner.write_all(&crc.finalize().to_le_bytes())?;
+        self.inner.write_all(&isize.to_le_bytes())?;
+        // Stops the threads before the writer is handed back.
+        self.pool = None;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for GzEncoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.current.len() == CHUNK {
+            // More input follows this full piece, so it is not the last one.
+            self.submit(false)?;
+        }
+        if self.current.capacity() == 0 {
+            self.current
+                .reserve_exact(CHUNK.min(buf.len().next_power_of_two()));
+        }
+        let n = buf.len().min(CHUNK - self.current.len());
+        self.current.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    /// Does not flush the compressed stream: a flush point would change the bytes.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Worker threads that compress pieces in any order and keep the results by index.
+struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+struct Shared {
+    state: Mutex<PoolState>,
+    /// Signalled when a piece is queued or the pool stops.
+    queued: Condvar,
+    /// Signalled when a piece is done (or a worker failed).
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    queue: VecDeque<(usize, Vec<u8>, FlushCompress)>,
+    done: BTreeMap<usize, Piece>,
+    stop: bool,
+    failed: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // Nothing panics while holding the lock; a poisoned state is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Pool {
+    /// Starts up to `threads` workers; `None` if none could be started.
+    fn start(threads: usize, level: u32) -> Option<Pool> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(PoolState::default()),
+            queued: Condvar::new(),
+            done: Condvar::new(),
+        });
+        let workers: Vec<JoinHandle<()>> = (0..threads)
+            .filter_map(|_| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name("pimg-gzip".into())
+                    .spawn(move || work(&shared, level))
+                    .ok()
+            })
+            .collect();
+        if workers.is_empty() {
+            return None;
+        }
+        Some(Pool { shared, workers })
+    }
+
+    fn push(&self, index: usize, data: Vec<u8>, flush: FlushCompress) {
+        self.shared.lock().queue.push_back((index, data, flush));
+        self.shared.queued.notify_one();
+    }
+
+    /// The done pieces from `next` on, in order, up to the first not yet done; with `wait`,
+    /// waits until `next` is done.
+    fn take_done(&self, mut next: usize, wait: bool) -> io::Result<Vec<Piece>> {
+        let mut st = self.shared.lock();
+        while wait && !st.done.contains_key(&next) {
+            if st.failed {
+                return Err(io::Error::other("a gzip compressing thread failed"));
+            }
+            st = self
+                .shared
+                .done
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let mut out = Vec::new();
+        while let Some(piece) = st.done.remove(&next) {
+            out.push(piece);
+            next += 1;
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.queued.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// A worker: takes queued pieces until the pool stops.
+fn work(shared: &Shared, level: u32) {
+    let mut c = Compress::new(Compression::new(level), false);
+    loop {
+        let (index, data, flush) = {
+            let mut st = shared.lock();
+            loop {
+                if st.stop {
+                    return;
+                }
+                if let Some(job) = st.queue.pop_front() {
+                    break job;
+                }
+                st = shared
+                    .queued
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        let piece = catch_unwind(AssertUnwindSafe(|| compress_piece(&mut c, &data, flush)));
+        drop(data);
+        let mut st = shared.lock();
+        match piece {
+            Ok(piece) => {
+                st.done.insert(index, piece);
+            }
+            Err(_) => st.failed = true,
+        }
+        drop(st);
+        shared.done.notify_all();
+    }
+}
+
+/// One piece as raw deflate with a fresh compressor state, ended by `flush`.
+fn deflate_piece(c: &mut Compress, piece: &[u8], flush: FlushCompress) -> Vec<u8> {
+    c.reset();
+    // Stored blocks cost 5 bytes per 64 KiB; a sync flush and a final block a few more.
+    let mut out = Vec::with_capacity(piece.len() + piece.len() / 8192 + 64);
+    let mut input = piece;
+    loop {
+        let before = c.total_in();
+        let status = c
+            .compress_vec(input, &mut out, flush)
+            .expect("deflate of an in-memory buffer cannot fail");
+        input = &input[(c.total_in() - before) as usize..];
+        let done = match flush {
+            FlushCompress::Finish => status == Status::StreamEnd,
+            // Done when all input is taken and the flush did not run out of room.
+            _ => input.is_empty() && out.len() < out.capacity(),
+        };
+        if done {
+            return out;
+        }
+        out.reserve(out.capacity().max(64));
+    }
 }
 
 /// Compresses a whole buffer in one call.
 pub fn gzip_bytes(data: &[u8], level: u32) -> Vec<u8> {
-    let mut enc = encoder(Vec::new(), level);
+    gzip_bytes_threads(data, level, default_threads())
+}
+
+/// [`gzip_bytes`] on `threads` threads: the same bytes for every thread count.
+pub fn gzip_bytes_threads(data: &[u8], level: u32, threads: usize) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), level, threads);
     // Writing into a Vec cannot fail.
     enc.write_all(data).expect("writing to a Vec");
     enc.finish().expect("writing to a Vec")
@@ -35,6 +378,31 @@ pub fn gzip_bytes(data: &[u8], level: u32) -> Vec<u8> {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    fn gunzip(gz: &[u8]) -> Vec<u8> {
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut back)
+            .unwrap();
+        back
+    }
+
+    /// Bytes that compress (repeats) mixed with bytes that do not (a xorshift stream).
+    fn mixed(len: usize) -> Vec<u8> {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        (0..len)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if (i / 5000) % 3 == 0 {
+                    x as u8
+                } else {
+                    (i % 251) as u8
+                }
+            })
+            .collect()
+    }
 
     #[test]
     fn fixed_header_and_identical_runs() {
@@ -47,22 +415,128 @@ mod tests {
         assert_eq!(gzip_bytes(&data, 6)[8], 0x00);
         assert_eq!(gzip_bytes(&data, 1)[8], 0x04);
 
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&a[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, data);
+        assert_eq!(gunzip(&a), data);
         // Trailer: CRC32 then ISIZE, little-endian.
+        let crc = crc32fast::hash(&data);
+        assert_eq!(&a[a.len() - 8..a.len() - 4], &crc.to_le_bytes());
         assert_eq!(&a[a.len() - 4..], &(data.len() as u32).to_le_bytes());
     }
 
     #[test]
     fn empty_input_is_a_valid_stream() {
-        let a = gzip_bytes(b"", 9);
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&a[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert!(back.is_empty());
+        for threads in [1, 4] {
+            let a = gzip_bytes_threads(b"", 9, threads);
+            assert!(gunzip(&a).is_empty());
+            assert_eq!(&a[a.len() - 8..], &[0; 8]);
+        }
+    }
+
+    /// The bytes of the pieces an encoder on 2 threads may have in flight.
+    fn window2() -> usize {
+        GzEncoder::new(Vec::new(), 9, 2).max_in_flight() * CHUNK
+    }
+
+    #[test]
+    fn same_bytes_for_every_thread_count_and_write_pattern() {
+        // More pieces than 2 threads may have in flight, fewer than 16, a short last piece.
+        let data = mixed(2 * window2() + 3 * CHUNK + 12_345);
+        let one = gzip_bytes_threads(&data, 9, 1);
+        assert_eq!(gunzip(&one), data);
+        for threads in [2, 3, 5, 16, 64] {
+            assert_eq!(
+                gzip_bytes_threads(&data, 9, threads),
+                one,
+                "{threads} threads"
+            );
+        }
+        // Writes of odd sizes, and writes that end exactly on piece boundaries.
+        for (threads, step) in [(1, 1000), (2, 7919), (3, CHUNK), (2, window2())] {
+            let mut enc = GzEncoder::new(Vec::new(), 9, threads);
+            for part in data.chunks(step) {
+                enc.write_all(part).unwrap();
+                enc.flush().unwrap();
+            }
+            assert_eq!(
+                enc.finish().unwrap(),
+                one,
+                "{threads} threads, writes of {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn inputs_of_whole_pieces() {
+        // Lengths that end exactly on a piece boundary: the last piece is finished.
+        for len in [
+            CHUNK,
+            CHUNK + 1,
+            2 * CHUNK,
+            window2(),
+            window2() + 1,
+            2 * window2(),
+        ] {
+            let data = mixed(len);
+            let one = gzip_bytes_threads(&data, 9, 1);
+            assert_eq!(gunzip(&one), data, "{len} bytes");
+            assert_eq!(gzip_bytes_threads(&data, 9, 2), one, "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn dropped_or_failing_encoders_stop_their_threads() {
+        let data = mixed(3 * window2());
+        // Dropped in the middle of a stream, with pieces queued: the threads stop.
+        let mut enc = GzEncoder::new(Vec::new(), 9, 2);
+        enc.write_all(&data[..window2() + CHUNK]).unwrap();
+        drop(enc);
+        // A writer that fails: the error comes back, nothing hangs.
+        struct Full(usize);
+        impl Write for Full {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.0 < b.len() {
+                    return Err(io::Error::new(io::ErrorKind::StorageFull, "full"));
+                }
+                self.0 -= b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut enc = GzEncoder::new(Full(100_000), 9, 3);
+        let e = enc
+            .write_all(&data)
+            .and_then(|_| enc.finish().map(|_| ()))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+    }
+
+    #[test]
+    fn every_level_round_trips() {
+        let data = mixed(2 * CHUNK + 99);
+        for level in 0..=9 {
+            let gz = gzip_bytes_threads(&data, level, 2);
+            assert_eq!(gunzip(&gz), data, "level {level}");
+            assert_eq!(gz, gzip_bytes_threads(&data, level, 1), "level {level}");
+        }
+    }
+
+    #[test]
+    fn pieces_are_byte_aligned_and_not_final() {
+        // Each piece but the last ends with the empty stored block of a sync flush.
+        let data = mixed(3 * CHUNK);
+        let mut c = Compress::new(Compression::new(9), false);
+        let a = deflate_piece(&mut c, &data[..CHUNK], FlushCompress::Sync);
+        assert_eq!(&a[a.len() - 4..], &[0, 0, 0xff, 0xff]);
+        // BFINAL is the first bit of the piece's first block.
+        assert_eq!(a[0] & 1, 0);
+        let gz = gzip_bytes_threads(&data, 9, 1);
+        assert_eq!(&gz[10..10 + a.len()], &a[..]);
+        // A compressor reused after another piece starts afresh: the same bytes as a new one.
+        let b = deflate_piece(&mut c, &data[CHUNK..2 * CHUNK], FlushCompress::Sync);
+        let mut fresh = Compress::new(Compression::new(9), false);
+        let second = &data[CHUNK..2 * CHUNK];
+        assert_eq!(deflate_piece(&mut fresh, second, FlushCompress::Sync), b);
+        assert_eq!(&gz[10 + a.len()..10 + a.len() + b.len()], &b[..]);
     }
 }
