@@ -98,7 +98,7 @@ pimg_phases() {
         !t0 { t0 = $2 }
         { t_end = $2 }
         index($0, "close(") && index($0, "<" inputs) && !t_lock { t_in = $2 }
-        /openat\(.*\.pimg\.lock"/ && !t_lock { t_lock = $2 }
+        /openat\(.*(\.pimg\.lock|\.pimg-stage-[0-9a-f]+)"/ && !t_lock { t_lock = $2 }
         /openat\(.*(\.img\.pimg-partial|\.pimg-stage-[0-9a-f]+\/[^\/"]*\.img)"/ && !t_io { t_io = $2 }
         /fsync\([0-9]+<[^>]*(\.img\.pimg-partial|\.pimg-stage-[0-9a-f]+\/[^\/>]*\.img)>/ && !t_if {
             t_if = $2
