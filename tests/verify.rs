@@ -818,18 +818,7 @@ fn rebuild_reproduces_the_fixture_and_names_a_swapped_input() {
 
 #[test]
 fn rebuild_reproduces_the_real_rpi3b_build() {
-    let inputs = repo().join("inputs");
-    let has_debs = fs::read_dir(&inputs)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .any(|e| e.file_name().to_string_lossy().starts_with("linux-image-"))
-        })
-        .unwrap_or(false);
-    assert!(
-        has_debs,
-        "the real inputs are missing in {}: run qemu/setup.sh",
-        inputs.display()
-    );
+    let inputs = real_inputs();
     let tmp = tempfile::tempdir().unwrap();
     let o = run(
         tmp.path(),
