@@ -407,8 +407,8 @@ pub fn check(fs: &mut dyn BootFiles, models: &[&Model]) -> Report {
     );
 
     // Every file named anywhere must exist, whichever model the line is for.
-    for l in &lines {
-        let prefix = setting_before(&lines, "os_prefix", l, None).unwrap_or_default();
+    for (at, l) in lines.iter().enumerate() {
+        let prefix = setting_before(&lines, "os_prefix", at).unwrap_or_default();
         let named: Option<(String, &str)> = match l.key.as_str() {
             "kernel" => Some((format!("{prefix}{}", l.value), "kernel")),
             "initramfs" => l
@@ -422,7 +422,7 @@ pub fn check(fs: &mut dyn BootFiles, models: &[&Model]) -> Report {
             }
             "dtoverlay" if !l.value.is_empty() => {
                 let name = l.value.split([',', ':']).next().unwrap_or_default();
-                let dir = setting_before(&lines, "overlay_prefix", l, None)
+                let dir = setting_before(&lines, "overlay_prefix", at)
                     .unwrap_or_else(|| "overlays/".into());
                 Some((format!("{prefix}{dir}{name}.dtbo"), "overlay"))
             }
@@ -451,23 +451,14 @@ pub fn check(fs: &mut dyn BootFiles, models: &[&Model]) -> Report {
     report
 }
 
-/// The last value of `key` that applies before line `at` (or anywhere, when `at` is the
-/// end), for model `m` or, without one, under any filter that applies to `at`'s own.
-fn setting_before(lines: &[Line], key: &str, at: &Line, m: Option<&Model>) -> Option<String> {
-    let end = lines
-        .iter()
-        .position(|l| std::ptr::eq(l, at))
-        .unwrap_or(lines.len());
-    lines[..end]
+/// The last value of `key` set before `lines[at]`, under no filter or under the same
+/// filters as that line.
+fn setting_before(lines: &[Line], key: &str, at: usize) -> Option<String> {
+    let when = &lines[at].when;
+    lines[..at]
         .iter()
         .rev()
-        .find(|l| {
-            l.key == key
-                && match m {
-                    Some(m) => applies(&l.when, m),
-                    None => l.when == Cond::default() || l.when == at.when,
-                }
-        })
+        .find(|l| l.key == key && (l.when == Cond::default() || l.when == *when))
         .map(|l| l.value.clone())
 }
 
