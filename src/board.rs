@@ -631,6 +631,52 @@ mod tests {
     }
 
     #[test]
+    fn family_keys_are_checked() {
+        let (_, text) = embedded().iter().find(|(n, _)| *n == "rpi3b").unwrap();
+        let err = |from: &str, to: &str| {
+            assert!(text.contains(from), "rpi3b.toml lacks {from:?}");
+            parse(&text.replacen(from, to, 1), "b.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("arch = \"aarch64\"", "arch = \"arm64\"");
+        assert!(
+            e.contains(
+                "board.arch: 'arm64' is not a board architecture: use aarch64, armv7, armv6"
+            ),
+            "{e}"
+        );
+        let e = err("models = [\"pi3b\"]", "models = [\"pi3\"]");
+        assert!(
+            e.contains("board.models[0]: 'pi3' is not a board model: use pi0, "),
+            "{e}"
+        );
+        let e = err("table = \"mbr\"", "table = \"gpt\"");
+        assert!(
+            e.contains("image.table: the Pi 3 B's boot ROM reads only an MBR"),
+            "{e}"
+        );
+        let e = err(
+            "console = \"console=ttyAMA0,115200\"",
+            "console = \"console=ttyAMA0,115200\"\ndtb_fixups = [\"remove /soc\"]",
+        );
+        assert!(
+            e.contains("qemu[0].dtb_fixups[0]: 'remove /soc' is not a device tree fix-up"),
+            "{e}"
+        );
+        // --table on the command line names the flag, and Pi 4 profiles take GPT.
+        let e = with_table(load("rpi3b").unwrap(), TableKind::Gpt)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--table: the Pi 3 B's boot ROM reads only an MBR"),
+            "{e}"
+        );
+        let gpt = with_table(load("rpi4b").unwrap(), TableKind::Gpt).unwrap();
+        assert_eq!(gpt.table_override, Some(TableKind::Gpt));
+    }
+
+    #[test]
     fn unknown_board_lists_known() {
         let err = load("rpi9").unwrap_err().to_string();
         assert!(
