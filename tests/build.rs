@@ -296,14 +296,6 @@ fn expect_failure(tmp: &Path, args: &[&str], envs: &[(&str, &str)], message: &st
     assert_nothing_published(&out_dir, &format!("{args:?}"));
 }
 
-fn profile_variant(tmp: &Path, from: &str, to: &str) -> String {
-    let text = fs::read_to_string(repo().join("boards/rpi3b.toml")).unwrap();
-    assert!(text.contains(from), "profile no longer contains {from:?}");
-    let path = tmp.join("variant.toml");
-    fs::write(&path, text.replacen(from, to, 1)).unwrap();
-    path.display().to_string()
-}
-
 #[test]
 fn bad_input_fails_clearly_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();

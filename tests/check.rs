@@ -11,20 +11,9 @@ use std::process::Command;
 
 const EPOCH: &str = "1700000000";
 
-fn variant(tmp: &Path, from: &str, to: &str) -> String {
-    let text = fs::read_to_string(repo().join("boards/rpi3b.toml")).unwrap();
-    assert!(
-        text.contains(from),
-        "rpi3b.toml no longer contains {from:?}"
-    );
-    let path = tmp.join("broken.toml");
-    fs::write(&path, text.replacen(from, to, 1)).unwrap();
-    path.display().to_string()
-}
-
 /// Builds with a broken profile: exit 2, the problem named, no output file published.
 fn broken_build(tmp: &Path, from: &str, to: &str, want: &[&str]) {
-    let profile = variant(tmp, from, to);
+    let profile = profile_variant(tmp, from, to);
     let o = run(
         tmp,
         &["build", "--board", &profile, "--out", "out"],
@@ -36,11 +25,7 @@ fn broken_build(tmp: &Path, from: &str, to: &str, want: &[&str]) {
         assert!(err.contains(w), "{to:?}: expected {w:?} in:\n{err}");
     }
     assert!(err.contains("nothing was written"), "{err}");
-    let published: Vec<String> = list_files(&tmp.join("out"))
-        .into_iter()
-        .filter(|f| !f.starts_with('.'))
-        .collect();
-    assert!(published.is_empty(), "{to:?} published {published:?}");
+    assert_nothing_published(&tmp.join("out"), to);
 }
 
 #[test]

@@ -405,6 +405,15 @@ pub fn pimg_files_beside(out: &Path) -> Vec<String> {
 
 /// A build that failed left nothing at output folder `out` (which did not exist before):
 /// no folder, and none of pimg's staging folders beside it.
+/// The shipped rpi3b profile with one edit, written as `variant.toml` in `tmp`; its path.
+pub fn profile_variant(tmp: &Path, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(repo().join("boards/rpi3b.toml")).unwrap();
+    assert!(text.contains(from), "profile no longer contains {from:?}");
+    let path = tmp.join("variant.toml");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    path.display().to_string()
+}
+
 pub fn assert_nothing_published(out: &Path, what: &str) {
     let left = list_files(out);
     assert!(
