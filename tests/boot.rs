@@ -14,23 +14,7 @@ use std::sync::{Mutex, OnceLock};
 /// One real build shared by every test here; boots run one at a time (2 cores).
 fn built() -> &'static Path {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
-    OUT.get_or_init(|| {
-        let inputs = real_inputs();
-        let dir = tempfile::tempdir().unwrap().keep();
-        let o = run(
-            &dir,
-            &[
-                "build",
-                "--inputs",
-                inputs.to_str().unwrap(),
-                "--out",
-                "out",
-            ],
-            &[],
-        );
-        ok(&o);
-        dir.join("out")
-    })
+    OUT.get_or_init(|| real_build(&tempfile::tempdir().unwrap().keep(), "rpi3b"))
 }
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {

@@ -405,6 +405,25 @@ pub fn pimg_files_beside(out: &Path) -> Vec<String> {
 
 /// A build that failed left nothing at output folder `out` (which did not exist before):
 /// no folder, and none of pimg's staging folders beside it.
+/// Builds `board` from the real inputs into `dir/out`; returns that folder.
+pub fn real_build(dir: &Path, board: &str) -> PathBuf {
+    let inputs = real_inputs();
+    ok(&run(
+        dir,
+        &[
+            "build",
+            "--board",
+            board,
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            "out",
+        ],
+        &[],
+    ));
+    dir.join("out")
+}
+
 /// The shipped rpi3b profile with one edit, written as `variant.toml` in `tmp`; its path.
 pub fn profile_variant(tmp: &Path, from: &str, to: &str) -> String {
     let text = std::fs::read_to_string(repo().join("boards/rpi3b.toml")).unwrap();
