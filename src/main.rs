@@ -1,10 +1,12 @@
 //! The `pimg` command line: parses arguments once, runs the library, maps errors to exit codes.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
-use pimg::boot::{self, BootRequest};
+use pimg::build::{self, BuildRequest};
 use pimg::epoch::SourceDateEpoch;
-use pimg::media::{self, BuildRequest};
 use pimg::progress::Progress;
+use pimg::prove::boot::{self, BootRequest};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -71,11 +73,11 @@ enum Command {
     #[command(after_help = BOOT_EXAMPLES)]
     Boot(BootArgs),
     /// Show what an image or archive holds: partition table, FAT parameters, files, archive entries.
-    Inspect(pimg::cli_verify::InspectArgs),
+    Inspect(cli::verify::InspectArgs),
     /// Show the structural difference between two images or archives (exit 1 if they differ).
-    Diff(pimg::cli_verify::DiffArgs),
+    Diff(cli::verify::DiffArgs),
     /// Check outputs against SHA256SUMS and the buildinfo, or rebuild and compare.
-    Verify(pimg::cli_verify::VerifyArgs),
+    Verify(cli::verify::VerifyArgs),
     /// Check what the Raspberry Pi firmware reads first: config.txt, its files, cmdline.txt.
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
@@ -156,12 +158,12 @@ struct BuildArgs {
     #[arg(long)]
     locked: bool,
     /// The lock file for --locked.
-    #[arg(long, value_name = "FILE", default_value = pimg::lock::DEFAULT_LOCK_FILE, requires = "locked")]
+    #[arg(long, value_name = "FILE", default_value = pimg::profile::lock::DEFAULT_LOCK_FILE, requires = "locked")]
     lock: PathBuf,
     /// Partition table instead of the profile's: mbr, or gpt for boards whose firmware boots
     /// GPT (the Pi 4 family). The buildinfo records it, so `verify --rebuild` repeats it.
     #[arg(long, value_name = "mbr|gpt")]
-    table: Option<pimg::board::TableKind>,
+    table: Option<pimg::profile::board::TableKind>,
 }
 
 const LOCK_EXAMPLES: &str = "\
@@ -185,7 +187,7 @@ struct LockArgs {
     #[arg(long, value_name = "NAME|DIR")]
     overlay: Option<String>,
     /// Where to write the lock.
-    #[arg(long, value_name = "FILE", default_value = pimg::lock::DEFAULT_LOCK_FILE)]
+    #[arg(long, value_name = "FILE", default_value = pimg::profile::lock::DEFAULT_LOCK_FILE)]
     lock: PathBuf,
     /// Print the result as JSON on stdout.
     #[arg(long)]
@@ -256,21 +258,19 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), pimg::Error> {
     match cli.command {
         Command::Boot(args) => std::process::exit(run_boot(args)),
-        Command::Inspect(args) => std::process::exit(pimg::cli_verify::run_inspect(args)),
-        Command::Diff(args) => std::process::exit(pimg::cli_verify::run_diff(args)),
-        Command::Verify(args) => std::process::exit(pimg::cli_verify::run_verify(args)),
+        Command::Inspect(args) => std::process::exit(cli::verify::run_inspect(args)),
+        Command::Diff(args) => std::process::exit(cli::verify::run_diff(args)),
+        Command::Verify(args) => std::process::exit(cli::verify::run_verify(args)),
         Command::Check(args) => {
-            let (models, report) = match pimg::fwcheck::check_image(
-                &args.image,
-                args.board.as_deref(),
-                &args.models,
-            ) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("pimg: error: {e}");
-                    std::process::exit(2);
-                }
-            };
+            let (models, report) =
+                match pimg::firmware::check_image(&args.image, args.board.as_deref(), &args.models)
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("pimg: error: {e}");
+                        std::process::exit(2);
+                    }
+                };
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("json"));
             } else {
@@ -307,7 +307,7 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
             std::process::exit(if report.ok() { 0 } else { 1 });
         }
         Command::Lock(args) => {
-            let report = pimg::lock::lock(&pimg::lock::LockRequest {
+            let report = pimg::profile::lock::lock(&pimg::profile::lock::LockRequest {
                 board: args.board,
                 inputs: args.inputs,
                 overlay: args.overlay,
@@ -331,8 +331,8 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
         }
         Command::Boards { json } => {
             let mut rows = Vec::new();
-            for (name, _) in pimg::board::embedded() {
-                let p = pimg::board::load(name)?.profile;
+            for (name, _) in pimg::profile::board::embedded() {
+                let p = pimg::profile::board::load(name)?.profile;
                 rows.push(serde_json::json!({
                     "name": p.board.name,
                     "description": p.board.description,
@@ -375,10 +375,10 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
                 table: args.table,
             };
             let progress = Progress::new(!args.json);
-            let opts = media::BuildOptions {
+            let opts = build::BuildOptions {
                 lock: args.locked.then(|| args.lock.clone()),
             };
-            let result = media::build_with(&req, &opts, &progress);
+            let result = build::build_with(&req, &opts, &progress);
             progress.finish();
             let report = result?;
             for w in &report.warnings {

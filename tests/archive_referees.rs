@@ -9,10 +9,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use pimg::archive::cpio::{CpioEntry, CpioWriter};
-use pimg::archive::gzip;
-use pimg::archive::tar::{write_tree, TarMeta, TarWriter};
-use pimg::archive::ArchiveError;
+use pimg::codec::archive::ArchiveError;
+use pimg::codec::cpio::write::{CpioEntry, CpioWriter};
+use pimg::codec::gzip::write as gzip;
+use pimg::codec::tar::write::{write_tree, TarMeta, TarWriter};
 use pimg::inputs::deb::{self, DebError, Member, MemberKind};
 use pimg::tree::{Node, NodeKind, Tree, TreePath};
 
@@ -340,7 +340,7 @@ fn multi_piece_gzip_is_read_by_every_referee() {
         "busybox gunzip"
     );
 
-    let (header, back, trailer) = pimg::read::gzip::decompress(&gz).unwrap();
+    let (header, back, trailer) = pimg::codec::gzip::read::decompress(&gz).unwrap();
     assert!(back == data, "pimg's gzip reader");
     assert_eq!((header.mtime, header.xfl, header.os), (0, 2, 255));
     assert_eq!(trailer.crc32, trailer.computed_crc32);

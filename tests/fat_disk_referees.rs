@@ -8,8 +8,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use pimg::disk::{self, DiskLayout, TableKind};
-use pimg::fat::{self, FatParams, FatReport, FatType, Window};
+use pimg::codec::fat::write::{self as fat, FatParams, FatReport, FatType, Window};
+use pimg::codec::partition::write::{self as disk, DiskLayout, TableKind};
 use pimg::tree::{Node, Tree, TreePath};
 use sha2::{Digest, Sha256};
 

@@ -843,7 +843,6 @@ fn rebuild_reproduces_the_real_rpi3b_build() {
 /// cargo-fuzz targets in fuzz/ run the same readers for longer): no panic, no hang.
 #[test]
 fn readers_survive_mutated_artifacts() {
-    use pimg::read;
     let img = fs::read(out().join("rpi3b.img")).unwrap();
     let l = layout(&img);
     // A small FAT volume: the first 1.5 MiB of the partition, with the BPB's sizes shrunk.
@@ -868,9 +867,11 @@ fn readers_survive_mutated_artifacts() {
     };
     for _ in 0..300 {
         let m = mutate(&mut rng, &img[..8192], 8192);
-        let _ = read::partitions(std::io::Cursor::new(&m));
+        let _ = pimg::codec::partition::partitions(std::io::Cursor::new(&m));
         let m = mutate(&mut rng, &vol, 1 << 20);
-        if let Ok(mut v) = read::fat::FatVolume::open(std::io::Cursor::new(&m), 0, m.len() as u64) {
+        if let Ok(mut v) =
+            pimg::codec::fat::read::FatVolume::open(std::io::Cursor::new(&m), 0, m.len() as u64)
+        {
             if let Ok(es) = v.entries() {
                 for e in es.iter().take(5) {
                     let _ = v.sha256_file(e);
@@ -878,10 +879,10 @@ fn readers_survive_mutated_artifacts() {
             }
         }
         let m = mutate(&mut rng, &initramfs[..4096.min(initramfs.len())], 4096);
-        let _ = read::gzip::decompress(&m);
+        let _ = pimg::codec::gzip::read::decompress(&m);
         let m = mutate(&mut rng, &cpio_payload[..8192], 8192);
-        let _ = read::cpio::read(&m[..], |_, d| sink(d));
+        let _ = pimg::codec::cpio::read::read(&m[..], |_, d| sink(d));
         let m = mutate(&mut rng, &tar_payload, tar_payload.len());
-        let _ = read::tar::read(&m[..], |_, d| sink(d));
+        let _ = pimg::codec::tar::read::read(&m[..], |_, d| sink(d));
     }
 }

@@ -8,6 +8,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let at = rest.len() * usize::from(cut) / 256;
     let (a, b) = rest.split_at(at);
-    let r = pimg::diff::diff_buffers("a", "b", a, b);
+    let r = pimg::prove::diff::diff_buffers("a", "b", a, b);
     let _ = r.render();
 });

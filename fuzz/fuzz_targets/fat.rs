@@ -4,7 +4,7 @@ use libfuzzer_sys::fuzz_target;
 use std::io::Cursor;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut v) = pimg::read::fat::FatVolume::open(Cursor::new(data), 0, data.len() as u64)
+    let Ok(mut v) = pimg::codec::fat::read::FatVolume::open(Cursor::new(data), 0, data.len() as u64)
     else {
         return;
     };

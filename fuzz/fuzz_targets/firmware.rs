@@ -2,7 +2,7 @@
 //! `pimg check`, and the DTB that `pimg boot` fixes up for QEMU.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pimg::fwcheck::{self, MemFiles};
+use pimg::firmware::{self, MemFiles};
 use std::collections::BTreeMap;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let models: Vec<&fwcheck::Model> = fwcheck::MODELS.iter().collect();
     let _ = fwcheck::check(&mut MemFiles(files), &models);
 
-    let fixups: Vec<pimg::fdt::Fixup> = [
+    let fixups: Vec<pimg::codec::fdt::Fixup> = [
         "delete /soc/clock@7ef00000",
         "delete /soc/mmc@7e300000:mmc-pwrseq",
         "keep /soc/watchdog@7e100000:reg 2",
@@ -23,6 +23,6 @@ fuzz_target!(|data: &[u8]| {
     .map(|f| f.parse().unwrap())
     .collect();
     let mut dtb = data.to_vec();
-    let _ = pimg::fdt::apply(&mut dtb, &fixups);
+    let _ = pimg::codec::fdt::apply(&mut dtb, &fixups);
     assert_eq!(dtb.len(), data.len());
 });

@@ -4,16 +4,16 @@ use libfuzzer_sys::fuzz_target;
 use std::io::Cursor;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(t) = pimg::read::partitions(Cursor::new(data)) {
+    if let Ok(t) = pimg::codec::partition::partitions(Cursor::new(data)) {
         for p in &t.partitions {
-            let _ = pimg::read::fat::FatVolume::open(Cursor::new(data), p.start, p.size);
+            let _ = pimg::codec::fat::read::FatVolume::open(Cursor::new(data), p.start, p.size);
         }
     }
-    if let Ok(mut dev) = pimg::read::Device::new(Cursor::new(data), 0, data.len() as u64, "disk") {
-        if let Ok(m) = pimg::read::mbr::read(&mut dev) {
+    if let Ok(mut dev) = pimg::codec::reader::Device::new(Cursor::new(data), 0, data.len() as u64, "disk") {
+        if let Ok(m) = pimg::codec::partition::mbr::read(&mut dev) {
             let _ = m.fields();
         }
-        if let Ok(g) = pimg::read::gpt::read(&mut dev) {
+        if let Ok(g) = pimg::codec::partition::gpt::read(&mut dev) {
             for h in [&g.primary, &g.backup].into_iter().flatten() {
                 let _ = h.fields();
                 let _ = h.problems();

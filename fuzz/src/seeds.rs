@@ -1,8 +1,8 @@
 //! Writes small valid inputs for every fuzz target into `<dir>/<target>/`, built with pimg's
 //! own writers, so the fuzzers start from real structure.
-use pimg::archive::{cpio, gzip, tar};
-use pimg::disk::{self, DiskLayout, TableKind};
-use pimg::fat::{self, FatParams, FatType};
+use pimg::codec::{cpio::write as cpio, gzip::write as gzip, tar::write as tar};
+use pimg::codec::partition::write::{self as disk, DiskLayout, TableKind};
+use pimg::codec::fat::write::{self as fat, FatParams, FatType};
 use pimg::tree::{Node, Tree, TreePath};
 use std::io::Cursor;
 use std::path::Path;

@@ -9,8 +9,8 @@
 
 use super::deb::Member;
 use super::tarball::{self, TarFault, WalkError};
-use crate::overlay::hex;
-use crate::read::{self, ReadError};
+use crate::codec::reader::ReadError;
+use crate::profile::overlay::hex;
 use flate2::bufread::{GzDecoder, MultiGzDecoder};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -206,7 +206,7 @@ fn read_control<R: Read + Seek>(
             reason: "it starts with 'ADB', the apk v3 format, which pimg does not read yet".into(),
         });
     }
-    if !head.starts_with(&read::gzip::MAGIC) {
+    if !head.starts_with(&crate::codec::gzip::read::MAGIC) {
         return Err(ApkError::NotAnApk {
             apk: path.to_path_buf(),
             reason: if head.is_empty() {
@@ -265,7 +265,7 @@ fn read_segment<R: Read>(
     };
     let mut seg = Segment::default();
     let mut failure: Option<ApkError> = None;
-    let result = read::tar::read(&mut gz, |entry, data| {
+    let result = crate::codec::tar::read::read(&mut gz, |entry, data| {
         seg.members += 1;
         let name = entry.path.trim_start_matches("./");
         if let Some(key) = name.strip_prefix(".SIGN.") {

@@ -6,7 +6,7 @@ pub mod apk;
 pub mod deb;
 pub mod tarball;
 
-use crate::overlay::hex;
+use crate::profile::overlay::hex;
 use crate::tree::TreePath;
 use apk::ApkError;
 use deb::{DebError, Member, MemberKind};
@@ -61,7 +61,7 @@ pub enum InputError {
     #[error(transparent)]
     Tarball(#[from] TarballError),
     #[error(transparent)]
-    Lock(#[from] crate::lock::LockError),
+    Lock(#[from] crate::profile::lock::LockError),
     #[error("{field}: no input matches '{pattern}' in {dir} (inputs: {available}); run qemu/setup.sh or add it")]
     NoMatch {
         field: String,
@@ -192,7 +192,10 @@ impl InputSet {
 
     /// The inputs a board can use: packages for its architecture, architecture-independent
     /// ones, directories and tarballs. Two usable inputs with one name are an error.
-    pub fn for_board(&self, board: &crate::board::BoardInfo) -> Result<InputSet, InputError> {
+    pub fn for_board(
+        &self,
+        board: &crate::profile::board::BoardInfo,
+    ) -> Result<InputSet, InputError> {
         let set = InputSet {
             dir: self.dir.clone(),
             inputs: self

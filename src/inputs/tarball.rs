@@ -6,7 +6,7 @@
 //! the same `Member` a `.deb` yields, so profiles select from every kind of input alike.
 
 use super::deb::{Member, MemberKind};
-use crate::read::{self, ReadError};
+use crate::codec::reader::ReadError;
 use crate::tree::{PathError, TreePath};
 use flate2::bufread::MultiGzDecoder;
 use std::cell::RefCell;
@@ -62,7 +62,7 @@ pub fn scan<E: From<TarballError>>(
     let file = File::open(path).map_err(io_err)?;
     let mut reader = BufReader::with_capacity(64 << 10, file);
     let head = io::BufRead::fill_buf(&mut reader).map_err(io_err)?;
-    let gzipped = head.starts_with(&read::gzip::MAGIC);
+    let gzipped = head.starts_with(&crate::codec::gzip::read::MAGIC);
     let result = if gzipped {
         walk(MultiGzDecoder::new(reader), visit)
     } else {
@@ -86,7 +86,7 @@ pub(crate) fn walk<E>(
 ) -> Result<(), WalkError<E>> {
     let mut outcome: Option<WalkError<E>> = None;
     let stream_failure: RefCell<Option<String>> = RefCell::new(None);
-    let result = read::tar::read(stream, |entry, data| {
+    let result = crate::codec::tar::read::read(stream, |entry, data| {
         let member = match member(entry) {
             Ok(Some(m)) => m,
             Ok(None) => return Ok(()),
@@ -118,13 +118,13 @@ pub(crate) fn walk<E>(
     Ok(())
 }
 
-/// The marker error that stops `read::tar::read` when the walk already knows why.
+/// The marker error that stops `crate::codec::tar::read::read` when the walk already knows why.
 fn stop() -> ReadError {
     ReadError::invalid("tar walk", 0, "stopped")
 }
 
 /// Converts one tar entry to a `Member`; `None` for the archive root `./`.
-fn member(e: &read::tar::TarEntry) -> Result<Option<Member>, TarFault> {
+fn member(e: &crate::codec::tar::read::TarEntry) -> Result<Option<Member>, TarFault> {
     // read::tar decodes names lossily; a replacement character means the bytes were not UTF-8.
     if e.path.contains('\u{FFFD}') || e.link_name.contains('\u{FFFD}') {
         return Err(TarFault::Damaged(format!(

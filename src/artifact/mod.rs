@@ -1,0 +1,5 @@
+//! One room per output: each decides names, modes, owners and the epoch of its bytes.
+
+pub mod initramfs;
+pub mod modules;
+pub mod sbom;

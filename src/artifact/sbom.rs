@@ -1,0 +1,392 @@
+//! The SPDX 2.3 JSON software bill of materials written with every build (`<board>.spdx.json`).
+//!
+//! A pure function of what the build used and made: no clock (`created` is the epoch), no
+//! random namespace (it is derived from the content), fixed key order, inputs and outputs in
+//! the order given (the caller sorts), so two builds of the same inputs give the same bytes.
+
+use crate::epoch::SourceDateEpoch;
+use crate::profile::overlay::hex;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// One input package as the SBOM lists it.
+#[derive(Debug, Clone)]
+pub struct SbomInput {
+    pub name: String,
+    pub version: Option<String>,
+    pub arch: Option<String>,
+    /// File name in the inputs folder.
+    pub file: String,
+    pub sha256: String,
+    /// The licence the package states (an `.apk`'s `license`); `None` for NOASSERTION.
+    pub license: Option<String>,
+    /// What kind of input it is, for the comment (".deb package", ...).
+    pub kind: &'static str,
+}
+
+/// One output file.
+#[derive(Debug, Clone)]
+pub struct SbomOutput {
+    pub name: String,
+    pub sha256: String,
+    /// SPDX primaryPackagePurpose: INSTALL, ARCHIVE, FILE, ...
+    pub purpose: &'static str,
+    /// File names of the inputs it was generated from.
+    pub generated_from: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Document {
+    spdx_version: &'static str,
+    data_license: &'static str,
+    #[serde(rename = "SPDXID")]
+    spdx_id: &'static str,
+    name: String,
+    document_namespace: String,
+    creation_info: CreationInfo,
+    packages: Vec<Package>,
+    relationships: Vec<Relationship>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    has_extracted_licensing_infos: Vec<ExtractedLicense>,
+}
+
+#[derive(Serialize)]
+struct CreationInfo {
+    created: String,
+    creators: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Package {
+    #[serde(rename = "SPDXID")]
+    spdx_id: String,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_info: Option<String>,
+    package_file_name: String,
+    download_location: &'static str,
+    files_analyzed: bool,
+    checksums: Vec<Checksum>,
+    license_concluded: &'static str,
+    license_declared: String,
+    copyright_text: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    primary_package_purpose: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    built_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Checksum {
+    algorithm: &'static str,
+    checksum_value: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Relationship {
+    spdx_element_id: String,
+    relationship_type: &'static str,
+    related_spdx_element: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExtractedLicense {
+    license_id: String,
+    extracted_text: String,
+    name: String,
+}
+
+/// The SPDX document for a build of `board` as pretty JSON with a final newline.
+pub fn document(
+    board: &str,
+    epoch: SourceDateEpoch,
+    inputs: &[SbomInput],
+    outputs: &[SbomOutput],
+) -> Vec<u8> {
+    let mut ids = IdSet::default();
+    let mut extracted: Vec<ExtractedLicense> = Vec::new();
+    let mut packages = Vec::new();
+    let mut input_ids = Vec::new();
+    for i in inputs {
+        let id = ids.unique(&format!("SPDXRef-Input-{}", idstring(&i.name)));
+        input_ids.push((i.file.clone(), id.clone()));
+        let declared = match &i.license {
+            Some(raw) => license_expression(raw, &mut extracted),
+            None => "NOASSERTION".to_string(),
+        };
+        let mut comment = i.kind.to_string();
+        if let Some(a) = &i.arch {
+            comment.push_str(&format!(", arch {a}"));
+        }
+        packages.push(Package {
+            spdx_id: id,
+            name: i.name.clone(),
+            version_info: i.version.clone(),
+            package_file_name: i.file.clone(),
+            download_location: "NOASSERTION",
+            files_analyzed: false,
+            checksums: vec![sha256(&i.sha256)],
+            license_concluded: "NOASSERTION",
+            license_declared: declared,
+            copyright_text: "NOASSERTION",
+            primary_package_purpose: None,
+            built_date: None,
+            comment: Some(comment),
+        });
+    }
+    let created = iso8601(epoch.seconds());
+    let mut relationships = Vec::new();
+    let mut output_packages = Vec::new();
+    for o in outputs {
+        let id = ids.unique(&format!("SPDXRef-Output-{}", idstring(&o.name)));
+        relationships.push(Relationship {
+            spdx_element_id: "SPDXRef-DOCUMENT".into(),
+            relationship_type: "DESCRIBES",
+            related_spdx_element: id.clone(),
+        });
+        for from in &o.generated_from {
+            if let Some((_, input)) = input_ids.iter().find(|(f, _)| f == from) {
+                relationships.push(Relationship {
+                    spdx_element_id: id.clone(),
+                    relationship_type: "GENERATED_FROM",
+                    related_spdx_element: input.clone(),
+                });
+            }
+        }
+        output_packages.push(Package {
+            spdx_id: id,
+            name: o.name.clone(),
+            version_info: None,
+            package_file_name: o.name.clone(),
+            download_location: "NOASSERTION",
+            files_analyzed: false,
+            checksums: vec![sha256(&o.sha256)],
+            license_concluded: "NOASSERTION",
+            license_declared: "NOASSERTION".into(),
+            copyright_text: "NOASSERTION",
+            primary_package_purpose: Some(o.purpose),
+            built_date: Some(created.clone()),
+            comment: None,
+        });
+    }
+    packages.extend(output_packages);
+
+    let namespace = {
+        let mut h = Sha256::new();
+        h.update(b"pimg spdx namespace v1\0");
+        h.update(board.as_bytes());
+        h.update(format!("\0{}\0", epoch.seconds()));
+        for i in inputs {
+            h.update(format!("in\0{}\0{}\0", i.file, i.sha256));
+        }
+        for o in outputs {
+            h.update(format!("out\0{}\0{}\0", o.name, o.sha256));
+        }
+        format!("https://spdx.invalid/pimg/{board}/{}", hex(&h.finalize()))
+    };
+    let doc = Document {
+        spdx_version: "SPDX-2.3",
+        data_license: "CC0-1.0",
+        spdx_id: "SPDXRef-DOCUMENT",
+        name: format!("pimg-{board}"),
+        document_namespace: namespace,
+        creation_info: CreationInfo {
+            created,
+            creators: vec![format!("Tool: pimg-{}", env!("CARGO_PKG_VERSION"))],
+        },
+        packages,
+        relationships,
+        has_extracted_licensing_infos: extracted,
+    };
+    let mut json = serde_json::to_string_pretty(&doc).expect("SBOM serializes");
+    json.push('\n');
+    json.into_bytes()
+}
+
+fn sha256(value: &str) -> Checksum {
+    Checksum {
+        algorithm: "SHA256",
+        checksum_value: value.to_string(),
+    }
+}
+
+/// SPDX element ids, made unique by a numeric suffix in the order asked.
+#[derive(Default)]
+struct IdSet(std::collections::BTreeSet<String>);
+
+impl IdSet {
+    fn unique(&mut self, base: &str) -> String {
+        let mut id = base.to_string();
+        let mut n = 2;
+        while !self.0.insert(id.clone()) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        id
+    }
+}
+
+/// SPDX idstring characters: letters, digits, `.` and `-`; anything else becomes `-`.
+fn idstring(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if out.is_empty() {
+        "x".into()
+    } else {
+        out
+    }
+}
+
+/// Turns a package's licence field into an SPDX licence expression: operators and ids that
+/// look like SPDX ids pass through; anything else (Alpine's `custom`, `custom:...`, free text)
+/// becomes a `LicenseRef-` with the original text recorded as an extracted licence.
+fn license_expression(raw: &str, extracted: &mut Vec<ExtractedLicense>) -> String {
+    let spaced = raw.replace('(', " ( ").replace(')', " ) ");
+    let tokens: Vec<&str> = spaced.split_whitespace().collect();
+    if tokens.is_empty() {
+        return "NOASSERTION".into();
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut expect_license = true;
+    let mut depth = 0i32;
+    let mut well_formed = true;
+    for t in &tokens {
+        let upper = t.to_ascii_uppercase();
+        match (*t, upper.as_str()) {
+            ("(", _) if expect_license => {
+                depth += 1;
+                out.push("(".into());
+            }
+            (")", _) if !expect_license && depth > 0 => {
+                depth -= 1;
+                out.push(")".into());
+            }
+            (_, "AND" | "OR" | "WITH") if !expect_license => {
+                out.push(upper.clone());
+                expect_license = true;
+            }
+            (id, _) if expect_license => {
+                out.push(license_id(id, extracted));
+                expect_license = false;
+            }
+            _ => {
+                well_formed = false;
+                break;
+            }
+        }
+    }
+    if !well_formed || expect_license || depth != 0 {
+        // Not an expression at all (e.g. "Public Domain"): one LicenseRef for the whole text.
+        return license_ref(raw, extracted);
+    }
+    out.join(" ").replace("( ", "(").replace(" )", ")")
+}
+
+fn license_id(id: &str, extracted: &mut Vec<ExtractedLicense>) -> String {
+    let core = id.strip_suffix('+').unwrap_or(id);
+    let spdx_like = !core.is_empty()
+        && core
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && core.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && !core.to_ascii_lowercase().starts_with("custom");
+    if spdx_like || id.starts_with("LicenseRef-") {
+        id.to_string()
+    } else {
+        license_ref(id, extracted)
+    }
+}
+
+fn license_ref(text: &str, extracted: &mut Vec<ExtractedLicense>) -> String {
+    let id = format!("LicenseRef-{}", idstring(text.trim()));
+    if !extracted.iter().any(|e| e.license_id == id) {
+        extracted.push(ExtractedLicense {
+            license_id: id.clone(),
+            extracted_text: text.trim().to_string(),
+            name: text.trim().to_string(),
+        });
+    }
+    id
+}
+
+/// Seconds since 1970 as `YYYY-MM-DDThh:mm:ssZ` (UTC; civil-from-days, no time zone database).
+pub fn iso8601(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let secs = seconds.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(0xFFFF_FFFF), "2106-02-07T06:28:15Z");
+    }
+
+    #[test]
+    fn licenses() {
+        let mut x = Vec::new();
+        assert_eq!(license_expression("GPL-2.0-only", &mut x), "GPL-2.0-only");
+        assert_eq!(
+            license_expression("MIT and (BSD-2-Clause OR Apache-2.0)", &mut x),
+            "MIT AND (BSD-2-Clause OR Apache-2.0)"
+        );
+        assert!(x.is_empty());
+        assert_eq!(
+            license_expression("GPL-2.0-or-later AND custom", &mut x),
+            "GPL-2.0-or-later AND LicenseRef-custom"
+        );
+        assert_eq!(
+            license_expression("custom:multiple", &mut x),
+            "LicenseRef-custom-multiple"
+        );
+        assert_eq!(
+            license_expression("Public Domain", &mut x),
+            "LicenseRef-Public-Domain"
+        );
+        let ids: Vec<&str> = x.iter().map(|e| e.license_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "LicenseRef-custom",
+                "LicenseRef-custom-multiple",
+                "LicenseRef-Public-Domain"
+            ]
+        );
+        assert_eq!(idstring("busybox_static+x"), "busybox-static-x");
+    }
+}

@@ -1,0 +1,70 @@
+//! The one error type the binary sees; every variant names the file, field or input at fault.
+
+use crate::artifact::modules::ModuleError;
+use crate::codec::archive::ArchiveError;
+use crate::codec::fat::write::FatError;
+use crate::codec::partition::write::DiskError;
+use crate::epoch::EpochError;
+use crate::inputs::InputError;
+use crate::profile::board::BoardError;
+use crate::profile::overlay::OverlayError;
+use crate::tree::TreeError;
+
+/// Anything that stops a build.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Board(#[from] BoardError),
+    #[error(transparent)]
+    Overlay(#[from] OverlayError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Epoch(#[from] EpochError),
+    #[error("kernel modules from {input}: {source}")]
+    Modules { input: String, source: ModuleError },
+    #[error("{what}: {source}")]
+    Tree { what: String, source: TreeError },
+    #[error("{what}: {source}")]
+    Archive { what: String, source: ArchiveError },
+    #[error("boot partition: {0}")]
+    Fat(#[from] FatError),
+    #[error("partition table: {0}")]
+    Disk(#[from] DiskError),
+    #[error("board profile {profile}: {field}: {message}")]
+    Profile {
+        profile: String,
+        field: String,
+        message: String,
+    },
+    #[error(
+        "board profile {profile}: the firmware would not boot this partition (`pimg check` \
+         reasons; nothing was written):\n  {problems}"
+    )]
+    FirmwareCheck { profile: String, problems: String },
+    #[error("output {path}: {source}")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "input {input} changed while pimg was reading it (replaced, modified or removed); \
+         nothing was published: run the build again once the inputs are settled"
+    )]
+    InputChanged { input: String },
+    #[error(
+        "output folder {path} is in use by another pimg build, which holds the lock on \
+         {lock}; wait for it to finish or use another --out"
+    )]
+    Busy { path: String, lock: String },
+}
+
+impl Error {
+    /// Exit code: 2 for bad input or configuration the user must fix, 1 for failures to write.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Output { .. } | Error::Busy { .. } | Error::InputChanged { .. } => 1,
+            _ => 2,
+        }
+    }
+}

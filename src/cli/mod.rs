@@ -1,0 +1,3 @@
+//! The command line: one file per subcommand group.
+
+pub mod verify;

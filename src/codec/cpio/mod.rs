@@ -1,0 +1,4 @@
+//! cpio: reader and writer.
+
+pub mod read;
+pub mod write;

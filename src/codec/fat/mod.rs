@@ -1,0 +1,4 @@
+//! FAT12/16/32: reader and writer.
+
+pub mod read;
+pub mod write;

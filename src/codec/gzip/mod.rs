@@ -1,0 +1,4 @@
+//! gzip: reader and writer.
+
+pub mod read;
+pub mod write;

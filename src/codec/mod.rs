@@ -1,0 +1,16 @@
+//! Pure formats: the reader and the writer of each format side by side. No clock, no
+//! filesystem, no policy: writers encode what the caller decided, readers treat every byte as
+//! hostile.
+
+pub mod archive;
+pub mod cpio;
+pub mod detect;
+pub mod fat;
+pub mod fdt;
+pub mod gzip;
+pub mod partition;
+pub mod reader;
+pub mod tar;
+
+#[cfg(test)]
+mod tests;

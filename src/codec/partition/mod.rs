@@ -1,0 +1,154 @@
+//! Partition tables (MBR, GPT): the writer and the readers.
+
+pub mod gpt;
+pub mod mbr;
+pub mod write;
+
+use crate::codec::reader::{Device, ReadError, SECTOR_SIZE};
+use serde::Serialize;
+use std::io::{Read, Seek, SeekFrom};
+pub use write::TableKind;
+
+/// One partition found in the table, in bytes from the start of the disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Partition {
+    /// 1-based entry number in the table.
+    pub index: u32,
+    /// MBR type byte (MBR tables).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mbr_type: Option<u8>,
+    /// MBR active flag.
+    pub bootable: bool,
+    /// GPT partition type GUID, canonical string (GPT tables).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub type_guid: Option<String>,
+    /// GPT unique partition GUID, canonical string (GPT tables).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_guid: Option<String>,
+    /// GPT partition name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// GPT attribute bits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<u64>,
+    /// First byte.
+    pub start: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+/// The partition table of a disk image.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionTable {
+    /// MBR or GPT.
+    #[serde(serialize_with = "kind_str")]
+    pub kind: TableKind,
+    /// MBR disk signature (MBR tables; GPT's protective MBR keeps its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_signature: Option<u32>,
+    /// GPT disk GUID, canonical string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_guid: Option<String>,
+    /// Used entries only, in table order.
+    pub partitions: Vec<Partition>,
+    /// The disk's size in bytes.
+    pub disk_size: u64,
+}
+
+fn kind_str<S: serde::Serializer>(k: &TableKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&k.to_string())
+}
+
+/// Reads the partition table at the start of `reader`: GPT when the MBR is protective (type
+/// 0xEE) and a valid GPT header follows, else the MBR's primary entries.
+pub fn partitions<R: Read + Seek>(reader: R) -> Result<PartitionTable, ReadError> {
+    let mut dev = Device::new(reader, 0, 0, "the disk image")?;
+    let disk_size = dev
+        .inner
+        .seek(SeekFrom::End(0))
+        .map_err(|source| ReadError::Io {
+            what: "the disk image".into(),
+            offset: 0,
+            source,
+        })?;
+    dev.len = disk_size;
+    let m = mbr::read(&mut dev)?;
+    if !m.has_signature() {
+        return Err(ReadError::invalid(
+            "MBR boot signature",
+            510,
+            format!(
+                "is 0x{:04x}, not 0xaa55: no partition table",
+                m.boot_signature
+            ),
+        ));
+    }
+    if m.is_protective() {
+        let g = gpt::read(&mut dev)?;
+        // A damaged primary table is replaced by an intact backup, as the kernel does.
+        let (header, entries) = match (&g.primary, &g.primary_error, &g.backup, &g.backup_error) {
+            (Some(h), None, _, _) => (h, &g.entries),
+            (_, _, Some(h), None) => (h, &g.backup_entries),
+            _ => {
+                return Err(ReadError::invalid(
+                    "GPT header",
+                    SECTOR_SIZE,
+                    g.primary_error
+                        .clone()
+                        .unwrap_or_else(|| "missing".to_string()),
+                ))
+            }
+        };
+        let primary = header;
+        let partitions = entries
+            .iter()
+            .filter(|e| e.is_used())
+            .map(|e| Partition {
+                index: e.index,
+                mbr_type: None,
+                bootable: false,
+                type_guid: Some(write::guid_string(&e.type_guid)),
+                part_guid: Some(write::guid_string(&e.unique_guid)),
+                name: Some(e.name.clone()),
+                attributes: Some(e.attributes),
+                start: e.first_lba.saturating_mul(SECTOR_SIZE),
+                size: e
+                    .last_lba
+                    .saturating_sub(e.first_lba)
+                    .saturating_add(1)
+                    .saturating_mul(SECTOR_SIZE),
+            })
+            .collect();
+        return Ok(PartitionTable {
+            kind: TableKind::Gpt,
+            disk_signature: None,
+            disk_guid: Some(write::guid_string(&primary.disk_guid)),
+            partitions,
+            disk_size,
+        });
+    }
+    let partitions = m
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.is_used())
+        .map(|(i, e)| Partition {
+            index: i as u32 + 1,
+            mbr_type: Some(e.part_type),
+            bootable: e.status == 0x80,
+            type_guid: None,
+            part_guid: None,
+            name: None,
+            attributes: None,
+            start: u64::from(e.start_lba) * SECTOR_SIZE,
+            size: u64::from(e.sectors) * SECTOR_SIZE,
+        })
+        .collect();
+    Ok(PartitionTable {
+        kind: TableKind::Mbr,
+        disk_signature: Some(m.disk_signature),
+        disk_guid: None,
+        partitions,
+        disk_size,
+    })
+}

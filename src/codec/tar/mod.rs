@@ -1,0 +1,4 @@
+//! tar: reader and writer.
+
+pub mod read;
+pub mod write;

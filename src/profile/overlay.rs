@@ -1,0 +1,394 @@
+//! Overlays (`overlays/<name>/`) and the apkovl built from them.
+//!
+//! Git carries neither owners nor most modes, so an overlay's `.attributes` file states them;
+//! everything else is root:root, 0644 (0755 when owner-executable) and 0755 for directories.
+//! This module and `inputs` are the only ones that read directories.
+
+use crate::codec::archive;
+use crate::epoch::SourceDateEpoch;
+use crate::profile::embedded::{EmbeddedKind, OVERLAYS};
+use crate::tree::{Node, NodeKind, Tree, TreeError, TreePath};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::path::Path;
+
+/// The name of the attributes file at the top of an overlay.
+pub const ATTRIBUTES_FILE: &str = ".attributes";
+
+/// A loaded overlay: its tree with final modes and owners, and the host name it sets.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    /// The overlay's name (its directory name).
+    pub name: String,
+    /// `embedded:<name>` or the directory given.
+    pub origin: String,
+    pub tree: Tree,
+    /// From `etc/hostname`; names the apkovl file.
+    pub hostname: String,
+}
+
+/// An overlay that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OverlayError {
+    #[error("unknown overlay '{name}': shipped overlays are {known}; or pass a directory")]
+    Unknown { name: String, known: String },
+    #[error("overlay {origin}: cannot read {path}: {source}")]
+    Read {
+        origin: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "overlay {origin}: {path} is a {what}; overlays hold files, directories and symlinks only"
+    )]
+    Unsupported {
+        origin: String,
+        path: String,
+        what: &'static str,
+    },
+    #[error("overlay {origin}: {path}: file names must be UTF-8")]
+    NotUtf8 { origin: String, path: String },
+    #[error("overlay {origin}: {file} line {line}: {message}")]
+    Attributes {
+        origin: String,
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("overlay {origin}: {source}")]
+    Tree { origin: String, source: TreeError },
+    #[error("overlay {origin}: {source}")]
+    BadPath {
+        origin: String,
+        source: crate::tree::PathError,
+    },
+    #[error(
+        "overlay {origin}: etc/hostname is missing or empty; the apkovl is named after the host"
+    )]
+    NoHostname { origin: String },
+    #[error("overlay {origin}: etc/hostname '{hostname}' is not a valid host name (letters, digits, '-', '.')")]
+    BadHostname { origin: String, hostname: String },
+    #[error("overlay {origin}: building the apkovl failed: {source}")]
+    Archive {
+        origin: String,
+        source: archive::ArchiveError,
+    },
+}
+
+/// Loads a shipped overlay by name, or a directory when `spec` contains a `/` or exists.
+pub fn load(spec: &str) -> Result<Overlay, OverlayError> {
+    let as_dir = Path::new(spec);
+    if spec.contains('/') || as_dir.is_dir() {
+        return from_dir(as_dir);
+    }
+    let Some((name, entries)) = OVERLAYS.iter().find(|(n, _)| *n == spec) else {
+        return Err(OverlayError::Unknown {
+            name: spec.to_string(),
+            known: OVERLAYS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    let origin = format!("overlays/{name}");
+    let mut raw = Vec::new();
+    for e in entries.iter() {
+        let kind = match e.kind {
+            EmbeddedKind::File(bytes, exec) => RawKind::File(bytes.to_vec(), exec),
+            EmbeddedKind::Dir => RawKind::Dir,
+            EmbeddedKind::Symlink(t) => RawKind::Symlink(t.to_string()),
+        };
+        raw.push((e.path.to_string(), kind));
+    }
+    assemble(name, origin, raw)
+}
+
+enum RawKind {
+    File(Vec<u8>, bool),
+    Dir,
+    Symlink(String),
+}
+
+fn from_dir(dir: &Path) -> Result<Overlay, OverlayError> {
+    let origin = dir.display().to_string();
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| origin.clone());
+    let mut raw = Vec::new();
+    walk(dir, dir, &origin, &mut raw)?;
+    assemble(&name, origin, raw)
+}
+
+fn walk(
+    base: &Path,
+    dir: &Path,
+    origin: &str,
+    out: &mut Vec<(String, RawKind)>,
+) -> Result<(), OverlayError> {
+    use std::os::unix::fs::PermissionsExt;
+    let read_err = |p: &Path, source| OverlayError::Read {
+        origin: origin.to_string(),
+        path: p.display().to_string(),
+        source,
+    };
+    let mut children = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| read_err(dir, e))? {
+        children.push(e.map_err(|e| read_err(dir, e))?.path());
+    }
+    children.sort();
+    for child in children {
+        let rel = child.strip_prefix(base).expect("child of base");
+        let rel = rel.to_str().ok_or_else(|| OverlayError::NotUtf8 {
+            origin: origin.to_string(),
+            path: rel.display().to_string(),
+        })?;
+        let meta = fs::symlink_metadata(&child).map_err(|e| read_err(&child, e))?;
+        let ft = meta.file_type();
+        let kind = if ft.is_symlink() {
+            let target = fs::read_link(&child).map_err(|e| read_err(&child, e))?;
+            let target = target.to_str().ok_or_else(|| OverlayError::NotUtf8 {
+                origin: origin.to_string(),
+                path: rel.to_string(),
+            })?;
+            RawKind::Symlink(target.to_string())
+        } else if ft.is_dir() {
+            walk(base, &child, origin, out)?;
+            RawKind::Dir
+        } else if ft.is_file() {
+            let data = fs::read(&child).map_err(|e| read_err(&child, e))?;
+            RawKind::File(data, meta.permissions().mode() & 0o100 != 0)
+        } else {
+            return Err(OverlayError::Unsupported {
+                origin: origin.to_string(),
+                path: rel.to_string(),
+                what: "device, FIFO or socket",
+            });
+        };
+        out.push((rel.to_string(), kind));
+    }
+    Ok(())
+}
+
+fn assemble(
+    name: &str,
+    origin: String,
+    raw: Vec<(String, RawKind)>,
+) -> Result<Overlay, OverlayError> {
+    let mut tree = Tree::new();
+    let mut attributes = None;
+    let tree_err = |source| OverlayError::Tree {
+        origin: origin.clone(),
+        source,
+    };
+    for (path, kind) in raw {
+        if path == ATTRIBUTES_FILE {
+            if let RawKind::File(data, _) = kind {
+                attributes = Some(data);
+            }
+            continue;
+        }
+        let tp = TreePath::new(&path).map_err(|source| OverlayError::BadPath {
+            origin: origin.clone(),
+            source,
+        })?;
+        let node = match kind {
+            RawKind::File(data, exec) => Node::file(data, if exec { 0o755 } else { 0o644 }),
+            RawKind::Dir => Node::dir(0o755),
+            RawKind::Symlink(t) => Node::symlink(t),
+        };
+        tree.insert(tp, node, &origin).map_err(tree_err)?;
+    }
+    if let Some(data) = attributes {
+        apply_attributes(&mut tree, &data, &origin)?;
+    }
+    let hostname = match tree.get(&TreePath::new("etc/hostname").expect("valid")) {
+        Some(Node {
+            kind: NodeKind::File(d),
+            ..
+        }) => String::from_utf8_lossy(d)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        _ => String::new(),
+    };
+    if hostname.is_empty() {
+        return Err(OverlayError::NoHostname { origin });
+    }
+    let valid = hostname.len() <= 253
+        && hostname
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !hostname.starts_with(['-', '.']);
+    if !valid {
+        return Err(OverlayError::BadHostname { origin, hostname });
+    }
+    Ok(Overlay {
+        name: name.to_string(),
+        origin,
+        tree,
+        hostname,
+    })
+}
+
+/// Applies `PATH MODE UID GID` lines; every named path must exist.
+fn apply_attributes(tree: &mut Tree, data: &[u8], origin: &str) -> Result<(), OverlayError> {
+    let text = String::from_utf8_lossy(data);
+    for (i, line) in text.lines().enumerate() {
+        let bad = |message: String| OverlayError::Attributes {
+            origin: origin.to_string(),
+            file: ATTRIBUTES_FILE.to_string(),
+            line: i + 1,
+            message,
+        };
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [path, mode, uid, gid] = fields[..] else {
+            return Err(bad(
+                "expected PATH MODE UID GID, e.g. 'etc/shadow 0640 0 42'".into(),
+            ));
+        };
+        let tp = TreePath::new(path).map_err(|e| bad(e.to_string()))?;
+        let mode = u32::from_str_radix(mode, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| bad(format!("mode '{mode}' is not an octal mode like 0640")))?;
+        let uid: u32 = uid
+            .parse()
+            .map_err(|_| bad(format!("uid '{uid}' is not a number")))?;
+        let gid: u32 = gid
+            .parse()
+            .map_err(|_| bad(format!("gid '{gid}' is not a number")))?;
+        let node = tree.get_mut(&tp).ok_or_else(|| {
+            bad(format!(
+                "'{path}' is not in the overlay; remove the line or add the file"
+            ))
+        })?;
+        if matches!(node.kind, NodeKind::Symlink(_)) {
+            return Err(bad(format!(
+                "'{path}' is a symlink; links carry no mode of their own"
+            )));
+        }
+        node.mode = mode;
+        node.uid = uid;
+        node.gid = gid;
+    }
+    Ok(())
+}
+
+impl Overlay {
+    /// The apkovl's file name, `<hostname>.apkovl.tar.gz`.
+    pub fn apkovl_name(&self) -> String {
+        format!("{}.apkovl.tar.gz", self.hostname)
+    }
+
+    /// The apkovl bytes: tar with explicit headers in tree order, every mtime the epoch, gzip.
+    pub fn apkovl(&self, epoch: SourceDateEpoch, level: u32) -> Result<Vec<u8>, OverlayError> {
+        let err = |source| OverlayError::Archive {
+            origin: self.origin.clone(),
+            source,
+        };
+        let gz = crate::codec::gzip::write::encoder(Vec::new(), level);
+        let gz = crate::codec::tar::write::write_tree(gz, &self.tree, epoch.seconds() as u64)
+            .map_err(err)?;
+        gz.finish().map_err(|source| {
+            err(archive::ArchiveError::Io {
+                format: "gzip",
+                source,
+            })
+        })
+    }
+
+    /// A digest of the overlay's content and metadata, for the buildinfo.
+    pub fn digest(&self) -> String {
+        tree_digest(&self.tree)
+    }
+}
+
+/// SHA-256 over every entry's path, type, mode, owner and content, in tree order.
+pub fn tree_digest(tree: &Tree) -> String {
+    let mut h = Sha256::new();
+    h.update(b"pimg tree v1\0");
+    for (path, node) in tree.iter() {
+        h.update(path.as_str().as_bytes());
+        h.update([0]);
+        h.update(format!(
+            "{:o} {} {}\0",
+            node.type_bits() | node.mode,
+            node.uid,
+            node.gid
+        ));
+        match &node.kind {
+            NodeKind::File(d) => h.update(Sha256::digest(d.as_slice())),
+            NodeKind::Symlink(t) => h.update(t.as_bytes()),
+            NodeKind::CharDevice { major, minor } => h.update(format!("{major}:{minor}")),
+            NodeKind::Dir => {}
+        }
+        h.update([0]);
+    }
+    hex(&h.finalize())
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_overlay_loads_with_attributes() {
+        let o = load("default").unwrap();
+        assert_eq!(o.hostname, "pimg");
+        let shadow = o.tree.get(&TreePath::new("etc/shadow").unwrap()).unwrap();
+        assert_eq!((shadow.mode, shadow.uid, shadow.gid), (0o640, 0, 42));
+        assert!(o
+            .tree
+            .get(&TreePath::new(ATTRIBUTES_FILE).unwrap())
+            .is_none());
+        let link = o
+            .tree
+            .get(&TreePath::new("etc/runlevels/boot/hostname").unwrap())
+            .unwrap();
+        assert_eq!(link.kind, NodeKind::Symlink("/etc/init.d/hostname".into()));
+    }
+
+    #[test]
+    fn attributes_errors_name_the_line() {
+        let mut t = Tree::new();
+        t.insert(
+            TreePath::new("etc/a").unwrap(),
+            Node::file(vec![], 0o644),
+            "x",
+        )
+        .unwrap();
+        let e = apply_attributes(&mut t, b"# c\netc/b 0600 0 0\n", "o")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("'etc/b' is not in the overlay"),
+            "{e}"
+        );
+        let e = apply_attributes(&mut t, b"etc/a 0999 0 0\n", "o")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an octal mode"), "{e}");
+        let e = apply_attributes(&mut t, b"../etc/a 0600 0 0\n", "o")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(".."), "{e}");
+        let e = apply_attributes(&mut t, b"etc/a 0600\n", "o")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected PATH MODE UID GID"), "{e}");
+    }
+}

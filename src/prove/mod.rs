@@ -1,0 +1,6 @@
+//! The readers' side: check, inspect, diff, verify and boot an image someone else may have made.
+
+pub mod boot;
+pub mod diff;
+pub mod inspect;
+pub mod verify;

@@ -1,0 +1,873 @@
+//! `pimg verify`: check published outputs against SHA256SUMS and the buildinfo, look inside
+//! the image to name the boot-partition file that differs, and rebuild from a buildinfo to
+//! compare every output byte for byte.
+//!
+//! This module reads the environment once (`std::env::temp_dir`, for the rebuild folder) and
+//! never the clock; the rebuild goes through `build::build` like `pimg build`.
+
+use crate::build::{self, BuildRequest};
+use crate::codec::fat::read::{FatVolume, HashWriter};
+use crate::codec::reader as read;
+use crate::codec::{gzip::read as gzip, tar::read as tar};
+use crate::epoch::SourceDateEpoch;
+use crate::inputs::{Input, InputKind, InputSet};
+use crate::profile::board;
+use crate::profile::overlay::{self, hex};
+use crate::progress::Progress;
+use crate::prove::diff::{self, DiffReport};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+
+/// One thing checked.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked: a file name, or `rpi3b.img › partition 1 › boot/vmlinuz-rpi`.
+    pub what: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The result of a verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyOutcome {
+    pub ok: bool,
+    pub checks: Vec<Check>,
+    /// Structural differences that explain the first mismatch, when there is a reference.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<DiffReport>,
+    pub notes: Vec<String>,
+    /// Hashes already computed in this run (a file listed twice is read once).
+    #[serde(skip)]
+    hashes: BTreeMap<PathBuf, (String, u64)>,
+}
+
+impl VerifyOutcome {
+    fn new() -> Self {
+        VerifyOutcome {
+            ok: true,
+            checks: Vec::new(),
+            diffs: Vec::new(),
+            notes: Vec::new(),
+            hashes: BTreeMap::new(),
+        }
+    }
+
+    fn check(&mut self, c: Check) {
+        self.ok &= c.ok;
+        self.checks.push(c);
+    }
+
+    /// Text for people: one line per check (failures first in detail), then a summary.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for c in &self.checks {
+            if c.ok {
+                s.push_str(&format!("OK    {}\n", c.what));
+            } else {
+                s.push_str(&format!("FAIL  {}", c.what));
+                match (&c.expected, &c.actual) {
+                    (Some(e), Some(a)) => s.push_str(&format!(": expected {e}, found {a}")),
+                    (Some(e), None) => s.push_str(&format!(": expected {e}, found nothing")),
+                    (None, Some(a)) => s.push_str(&format!(": found {a}")),
+                    (None, None) => {}
+                }
+                if let Some(d) = &c.detail {
+                    s.push_str(&format!(" ({d})"));
+                }
+                s.push('\n');
+            }
+        }
+        for d in &self.diffs {
+            s.push_str(&format!(
+                "structural difference between {} and {}:\n",
+                d.a, d.b
+            ));
+            for line in d.render().lines() {
+                s.push_str(&format!("  {line}\n"));
+            }
+        }
+        for n in &self.notes {
+            s.push_str(&format!("note: {n}\n"));
+        }
+        let failed = self.checks.iter().filter(|c| !c.ok).count();
+        s.push_str(&format!(
+            "pimg verify: {} checks, {} failed: {}\n",
+            self.checks.len(),
+            failed,
+            if self.ok { "OK" } else { "MISMATCH" }
+        ));
+        s
+    }
+}
+
+/// Why verification could not run (as opposed to finding a mismatch).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{path} line {line}: {message}")]
+    Sums {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: not a pimg buildinfo: {message}")]
+    Buildinfo { path: String, message: String },
+    #[error("{0}")]
+    Rebuild(String),
+    #[error("input {name}: {message}")]
+    MissingInput { name: String, message: String },
+    #[error("the rebuild failed: {0}")]
+    Build(#[from] crate::Error),
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> VerifyError + '_ {
+    move |source| VerifyError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The parts of `<board>.buildinfo.json` verify uses (unknown fields are ignored).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Buildinfo {
+    pub format: String,
+    pub pimg_version: String,
+    pub cargo_lock_sha256: String,
+    pub board: BuildinfoBoard,
+    pub overlay: BuildinfoOverlay,
+    pub source_date_epoch: i64,
+    pub epoch_source: String,
+    pub identifiers: BTreeMap<String, String>,
+    pub inputs: Vec<BuildinfoInput>,
+    pub boot_partition: Vec<BuildinfoFile>,
+    pub outputs: Vec<BuildinfoOutput>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BuildinfoBoard {
+    pub name: String,
+    pub profile: String,
+    pub profile_sha256: String,
+    /// The partition table chosen on the command line, when it was.
+    #[serde(default)]
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BuildinfoOverlay {
+    pub name: String,
+    pub hostname: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BuildinfoInput {
+    pub name: String,
+    pub version: Option<String>,
+    pub arch: Option<String>,
+    pub file: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BuildinfoFile {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    #[serde(default)]
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BuildinfoOutput {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Reads and parses a buildinfo file.
+pub fn load_buildinfo(path: &Path) -> Result<Buildinfo, VerifyError> {
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let b: Buildinfo = serde_json::from_str(&text).map_err(|e| VerifyError::Buildinfo {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    if !b.format.starts_with("pimg-buildinfo/") {
+        return Err(VerifyError::Buildinfo {
+            path: path.display().to_string(),
+            message: format!("format is {:?}", b.format),
+        });
+    }
+    Ok(b)
+}
+
+/// SHA-256 and size of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<(String, u64), VerifyError> {
+    let f = File::open(path).map_err(io_err(path))?;
+    let mut h = HashWriter(Sha256::new());
+    let n = io::copy(&mut BufReader::with_capacity(1 << 20, f), &mut h).map_err(io_err(path))?;
+    Ok((hex(&h.0.finalize()), n))
+}
+
+/// Parses SHA256SUMS (`HASH  NAME` or `HASH *NAME` lines).
+pub fn parse_sums(path: &Path) -> Result<Vec<(String, String)>, VerifyError> {
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |message: &str| VerifyError::Sums {
+            path: path.display().to_string(),
+            line: i + 1,
+            message: message.to_string(),
+        };
+        let (hash, name) = line
+            .split_once(' ')
+            .ok_or_else(|| bad("expected 'SHA256  NAME'"))?;
+        let name = name
+            .strip_prefix(' ')
+            .or_else(|| name.strip_prefix('*'))
+            .ok_or_else(|| bad("expected two spaces or ' *' between hash and name"))?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("the hash is not 64 hexadecimal digits"));
+        }
+        if name.is_empty() || name.contains('/') && name.split('/').any(|c| c == "..") {
+            return Err(bad("the name is empty or leaves the folder"));
+        }
+        out.push((hash.to_ascii_lowercase(), name.to_string()));
+    }
+    Ok(out)
+}
+
+fn check_hash(
+    o: &mut VerifyOutcome,
+    what: &str,
+    path: &Path,
+    expected: &str,
+    size: Option<u64>,
+) -> bool {
+    let hashed = match o.hashes.get(path) {
+        Some(h) => Ok(h.clone()),
+        None => sha256_file(path),
+    };
+    if let Ok(h) = &hashed {
+        o.hashes.insert(path.to_path_buf(), h.clone());
+    }
+    match hashed {
+        Ok((h, n)) => {
+            let ok = h == expected && size.is_none_or(|s| s == n);
+            o.check(Check {
+                what: what.to_string(),
+                ok,
+                expected: (!ok).then(|| match size {
+                    Some(s) => format!("sha256 {expected} ({s} bytes)"),
+                    None => format!("sha256 {expected}"),
+                }),
+                actual: (!ok).then(|| format!("sha256 {h} ({n} bytes)")),
+                detail: None,
+            });
+            ok
+        }
+        Err(e) => {
+            o.check(Check {
+                what: what.to_string(),
+                ok: false,
+                expected: Some(format!("sha256 {expected}")),
+                actual: None,
+                detail: Some(e.to_string()),
+            });
+            false
+        }
+    }
+}
+
+/// `pimg verify --sums SHA256SUMS [FILE…]`: the files given (all listed when none).
+pub fn check_sums(sums: &Path, files: &[PathBuf]) -> Result<VerifyOutcome, VerifyError> {
+    let list = parse_sums(sums)?;
+    let base = sums.parent().unwrap_or(Path::new("."));
+    let mut o = VerifyOutcome::new();
+    if files.is_empty() {
+        for (hash, name) in &list {
+            check_hash(&mut o, name, &base.join(name), hash, None);
+        }
+        return Ok(o);
+    }
+    for f in files {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match list.iter().find(|(_, n)| *n == name || Path::new(n) == f) {
+            Some((hash, _)) => {
+                check_hash(&mut o, &f.display().to_string(), f, hash, None);
+            }
+            None => {
+                return Err(VerifyError::Sums {
+                    path: sums.display().to_string(),
+                    line: 0,
+                    message: format!("{name} is not listed"),
+                })
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// `pimg verify DIR`: SHA256SUMS, the buildinfo's outputs, and every boot file in the image.
+pub fn check_dir(dir: &Path) -> Result<VerifyOutcome, VerifyError> {
+    let sums_path = dir.join("SHA256SUMS");
+    let list = parse_sums(&sums_path)?;
+    let mut o = VerifyOutcome::new();
+    let mut sums_ok: BTreeMap<String, bool> = BTreeMap::new();
+    for (hash, name) in &list {
+        let ok = check_hash(
+            &mut o,
+            &format!("{name} (SHA256SUMS)"),
+            &dir.join(name),
+            hash,
+            None,
+        );
+        sums_ok.insert(name.clone(), ok);
+    }
+    let infos: Vec<&String> = list
+        .iter()
+        .map(|(_, n)| n)
+        .filter(|n| n.ends_with(".buildinfo.json"))
+        .collect();
+    if infos.is_empty() {
+        o.notes
+            .push("SHA256SUMS lists no *.buildinfo.json; only the sums were checked".into());
+        return Ok(o);
+    }
+    for info_name in infos {
+        // A damaged buildinfo is a mismatch to report, not a reason to stop.
+        match load_buildinfo(&dir.join(info_name)) {
+            Ok(info) => check_against_buildinfo(&mut o, dir, &info, info_name)?,
+            Err(e) => o.check(Check {
+                what: format!("{info_name} (contents)"),
+                ok: false,
+                expected: Some("a pimg buildinfo".into()),
+                actual: None,
+                detail: Some(e.to_string()),
+            }),
+        }
+    }
+    Ok(o)
+}
+
+/// Checks a folder's outputs against one buildinfo: each output's size and hash, the image's
+/// identifiers and every boot-partition file; explains archives that differ.
+fn check_against_buildinfo(
+    o: &mut VerifyOutcome,
+    dir: &Path,
+    info: &Buildinfo,
+    info_name: &str,
+) -> Result<(), VerifyError> {
+    let mut failed_outputs = Vec::new();
+    for out in &info.outputs {
+        let ok = check_hash(
+            o,
+            &format!("{} ({info_name})", out.name),
+            &dir.join(&out.name),
+            &out.sha256,
+            Some(out.size),
+        );
+        if !ok {
+            failed_outputs.push(out.clone());
+        }
+    }
+    // The image: identifiers and boot-partition files.
+    let mut image_files: BTreeMap<String, String> = BTreeMap::new();
+    for out in info.outputs.iter().filter(|x| x.name.ends_with(".img")) {
+        let path = dir.join(&out.name);
+        let Ok(f) = File::open(&path) else { continue };
+        match check_image(o, &f, &out.name, info) {
+            Ok(files) => image_files = files,
+            Err(e) => o.check(Check {
+                what: format!("{} › boot partition", out.name),
+                ok: false,
+                expected: Some("a readable partition table and FAT file system".into()),
+                actual: None,
+                detail: Some(e.to_string()),
+            }),
+        }
+        // Archives that differ: compare with their intact copy inside the image.
+        for failed in failed_outputs.iter().filter(|x| !x.name.ends_with(".img")) {
+            let Some(boot) = info
+                .boot_partition
+                .iter()
+                .find(|b| b.sha256 == failed.sha256)
+            else {
+                if failed.name.ends_with(".tar.gz") {
+                    explain_tarball(o, &dir.join(&failed.name), &failed.name, info);
+                }
+                continue;
+            };
+            if image_files.get(&boot.path) != Some(&boot.sha256) {
+                continue;
+            }
+            if let Ok(copy) = read_boot_file(&f, &boot.path) {
+                if let Ok(bytes) = fs::read(dir.join(&failed.name)) {
+                    let report = diff::diff_buffers(
+                        &format!("{} › {}", out.name, boot.path),
+                        &failed.name,
+                        &copy,
+                        &bytes,
+                    );
+                    o.notes.push(format!(
+                        "{} differs; the copy in {} ({}) matches the buildinfo, so it is the reference below",
+                        failed.name, out.name, boot.path
+                    ));
+                    o.diffs.push(report);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_boot_file(f: &File, path: &str) -> Result<Vec<u8>, read::ReadError> {
+    let table = crate::codec::partition::partitions(f)?;
+    for p in &table.partitions {
+        if let Ok(mut v) = FatVolume::open(f, p.start, p.size) {
+            if let Ok(d) = v.read_file(path) {
+                return Ok(d);
+            }
+        }
+    }
+    Err(read::ReadError::NotFound {
+        path: path.to_string(),
+    })
+}
+
+/// Checks identifiers and every boot file; returns path → sha256 of the files found.
+fn check_image(
+    o: &mut VerifyOutcome,
+    f: &File,
+    name: &str,
+    info: &Buildinfo,
+) -> Result<BTreeMap<String, String>, read::ReadError> {
+    let table = crate::codec::partition::partitions(f)?;
+    let id = |k: &str| info.identifiers.get(k).cloned();
+    let mut cmp = |what: String, expected: Option<String>, actual: Option<String>| {
+        if let Some(e) = expected {
+            let ok = actual.as_deref() == Some(e.as_str());
+            o.check(Check {
+                what,
+                ok,
+                expected: (!ok).then_some(e),
+                actual: if ok { None } else { actual },
+                detail: None,
+            });
+        }
+    };
+    cmp(
+        format!("{name} › partition table › disk signature"),
+        id("mbr_disk_signature"),
+        table.disk_signature.map(|s| format!("{s:08x}")),
+    );
+    cmp(
+        format!("{name} › partition table › disk GUID"),
+        id("gpt_disk_guid"),
+        table.disk_guid.clone(),
+    );
+    let part = table
+        .partitions
+        .first()
+        .ok_or_else(|| read::ReadError::invalid("partition table", 0, "has no partitions"))?;
+    cmp(
+        format!("{name} › partition {} › GUID", part.index),
+        id("gpt_boot_partition_guid"),
+        part.part_guid.clone(),
+    );
+    let mut v = FatVolume::open(f, part.start, part.size)?;
+    let label = format!("{name} › partition {}", part.index);
+    cmp(
+        format!("{label} › FAT › volume ID"),
+        id("fat_volume_id"),
+        Some(format!("{:08x}", v.boot.volume_id)),
+    );
+    let entries = v.entries()?;
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    for e in entries.iter().filter(|e| !e.is_dir) {
+        match v.sha256_file(e) {
+            Ok(h) => {
+                found.insert(e.path.clone(), hex(&h));
+            }
+            Err(err) => o.check(Check {
+                what: format!("{label} › {}", e.path),
+                ok: false,
+                expected: None,
+                actual: None,
+                detail: Some(err.to_string()),
+            }),
+        }
+    }
+    for b in &info.boot_partition {
+        let what = format!("{label} › {}", b.path);
+        match found.get(&b.path) {
+            Some(h) if *h == b.sha256 => o.check(Check {
+                what,
+                ok: true,
+                expected: None,
+                actual: None,
+                detail: None,
+            }),
+            Some(h) => o.check(Check {
+                what,
+                ok: false,
+                expected: Some(format!("sha256 {}", b.sha256)),
+                actual: Some(format!("sha256 {h}")),
+                detail: (!b.from.is_empty()).then(|| format!("from {}", b.from)),
+            }),
+            None => o.check(Check {
+                what,
+                ok: false,
+                expected: Some(format!("sha256 {}", b.sha256)),
+                actual: None,
+                detail: Some("the file is not on the partition".into()),
+            }),
+        }
+    }
+    for path in found.keys() {
+        if !info.boot_partition.iter().any(|b| &b.path == path) {
+            o.check(Check {
+                what: format!("{label} › {path}"),
+                ok: false,
+                expected: Some("no such file (not in the buildinfo)".into()),
+                actual: Some("present".into()),
+                detail: None,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Names the rpi tarball's entries whose content differs from the buildinfo's boot files.
+fn explain_tarball(o: &mut VerifyOutcome, path: &Path, name: &str, info: &Buildinfo) {
+    let Ok(f) = File::open(path) else { return };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let Ok(gz) = gzip::GzipReader::new(BufReader::new(f), len.saturating_mul(gzip::MAX_RATIO))
+    else {
+        return;
+    };
+    let mut bad = Vec::new();
+    let r = tar::read(gz, |e, data| {
+        if e.kind() != "file" {
+            return Ok(());
+        }
+        let mut h = HashWriter(Sha256::new());
+        io::copy(data, &mut h).map_err(|source| read::ReadError::Io {
+            what: e.path.clone(),
+            offset: e.data_offset,
+            source,
+        })?;
+        let h = hex(&h.0.finalize());
+        if let Some(b) = info.boot_partition.iter().find(|b| b.path == e.path) {
+            if b.sha256 != h {
+                bad.push(format!("{} (sha256 {h}, buildinfo {})", e.path, b.sha256));
+            }
+        } else {
+            bad.push(format!("{} (not in the buildinfo)", e.path));
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        o.notes.push(format!("{name}: {e}"));
+    }
+    if !bad.is_empty() {
+        o.notes.push(format!(
+            "{name}: entries that differ from the buildinfo: {}",
+            bad.join(", ")
+        ));
+    }
+}
+
+/// What `pimg verify --rebuild` needs.
+#[derive(Debug, Clone)]
+pub struct RebuildRequest {
+    pub buildinfo: PathBuf,
+    pub inputs: PathBuf,
+    /// Profile file, when the build did not use a built-in board.
+    pub board: Option<PathBuf>,
+    /// Overlay directory, when the build did not use a built-in overlay.
+    pub overlay: Option<PathBuf>,
+}
+
+/// A temporary folder removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self, VerifyError> {
+        let base = std::env::temp_dir();
+        for n in 0..1000u32 {
+            let p = base.join(format!("pimg-verify-{}-{n}", std::process::id()));
+            match fs::create_dir(&p) {
+                Ok(()) => return Ok(TempDir(p)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err(&p)(e)),
+            }
+        }
+        Err(VerifyError::Rebuild(format!(
+            "cannot create a temporary folder in {}",
+            base.display()
+        )))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Checks every input the buildinfo lists; returns the path of each (in buildinfo order).
+fn check_inputs(
+    o: &mut VerifyOutcome,
+    info: &Buildinfo,
+    dir: &Path,
+) -> Result<Vec<(String, PathBuf)>, VerifyError> {
+    let mut paths = Vec::new();
+    let mut discovered: Option<Result<InputSet, String>> = None;
+    for rec in &info.inputs {
+        let label = match &rec.version {
+            Some(v) => format!("input {} {v}", rec.name),
+            None => format!("input {}", rec.name),
+        };
+        let path = dir.join(&rec.file);
+        if path.exists() {
+            let kind = if path.is_dir() {
+                InputKind::Dir
+            } else {
+                InputKind::Deb
+            };
+            let input = Input {
+                name: rec.name.clone(),
+                version: rec.version.clone(),
+                arch: rec.arch.clone(),
+                file: rec.file.clone(),
+                path: path.clone(),
+                kind,
+            };
+            let h = input.sha256().map_err(|e| VerifyError::MissingInput {
+                name: rec.name.clone(),
+                message: e.to_string(),
+            })?;
+            let ok = h == rec.sha256;
+            o.check(Check {
+                what: format!("{label} ({})", rec.file),
+                ok,
+                expected: (!ok).then(|| format!("sha256 {}", rec.sha256)),
+                actual: (!ok).then(|| format!("sha256 {h}")),
+                detail: (!ok).then(|| format!("{} is not the file the build used", path.display())),
+            });
+            paths.push((rec.file.clone(), path));
+            continue;
+        }
+        let set =
+            discovered.get_or_insert_with(|| InputSet::discover(dir).map_err(|e| e.to_string()));
+        let others: Vec<String> = match set {
+            Ok(s) => s
+                .inputs
+                .iter()
+                .filter(|i| i.name == rec.name)
+                .map(|i| {
+                    format!(
+                        "{} (version {})",
+                        i.file,
+                        i.version.clone().unwrap_or_default()
+                    )
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if others.is_empty() {
+            return Err(VerifyError::MissingInput {
+                name: rec.name.clone(),
+                message: format!(
+                    "{} is not in {} (expected sha256 {}); fetch that exact file (e.g. `apt-get download {}={}`)",
+                    rec.file,
+                    dir.display(),
+                    rec.sha256,
+                    rec.name,
+                    rec.version.clone().unwrap_or_default()
+                ),
+            });
+        }
+        o.check(Check {
+            what: format!("{label} ({})", rec.file),
+            ok: false,
+            expected: Some(format!("{} with sha256 {}", rec.file, rec.sha256)),
+            actual: Some(others.join(", ")),
+            detail: Some(
+                "a different version of this input; the rebuild needs the recorded one".into(),
+            ),
+        });
+    }
+    Ok(paths)
+}
+
+/// `pimg verify --rebuild BUILDINFO --inputs DIR`.
+pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
+    let info = load_buildinfo(&req.buildinfo)?;
+    let mut o = VerifyOutcome::new();
+    if info.pimg_version != env!("CARGO_PKG_VERSION")
+        || info.cargo_lock_sha256 != crate::profile::embedded::CARGO_LOCK_SHA256
+    {
+        o.notes.push(format!(
+            "the buildinfo was made by pimg {} (Cargo.lock {}), this is pimg {} (Cargo.lock {}); outputs may differ for that reason",
+            info.pimg_version,
+            &info.cargo_lock_sha256.get(..12).unwrap_or(""),
+            env!("CARGO_PKG_VERSION"),
+            &crate::profile::embedded::CARGO_LOCK_SHA256.get(..12).unwrap_or("")
+        ));
+    }
+    // Inputs first: a rebuild from other inputs proves nothing.
+    let inputs = check_inputs(&mut o, &info, &req.inputs)?;
+    if !o.ok {
+        return Ok(o);
+    }
+    // Board profile.
+    let board = match &req.board {
+        Some(p) => p.display().to_string(),
+        None if info.board.profile.starts_with("boards/") => info.board.name.clone(),
+        None => {
+            return Err(VerifyError::Rebuild(format!(
+                "the build used the profile {}; pass it with --board FILE",
+                info.board.profile
+            )))
+        }
+    };
+    let loaded = board::load(&board).map_err(crate::Error::from)?;
+    let digest = hex(&Sha256::digest(loaded.text.as_bytes()));
+    if digest != info.board.profile_sha256 {
+        return Err(VerifyError::Rebuild(format!(
+            "board profile {} has sha256 {digest} but the build used one with sha256 {}; pass the profile the build used with --board FILE",
+            loaded.origin, info.board.profile_sha256
+        )));
+    }
+    // Overlay.
+    let overlay_spec = match &req.overlay {
+        Some(p) => p.display().to_string(),
+        None => info.overlay.name.clone(),
+    };
+    let overlay = overlay::load(&overlay_spec).map_err(|e| {
+        VerifyError::Rebuild(format!(
+            "overlay {overlay_spec}: {e}; pass the overlay the build used with --overlay DIR"
+        ))
+    })?;
+    if overlay.digest() != info.overlay.sha256 {
+        return Err(VerifyError::Rebuild(format!(
+            "overlay {} has digest {} but the build used one with digest {}; pass the overlay directory the build used with --overlay DIR",
+            overlay.origin,
+            overlay.digest(),
+            info.overlay.sha256
+        )));
+    }
+    // Rebuild with exactly the recorded inputs, in a temporary folder.
+    let tmp = TempDir::new()?;
+    let in_dir = tmp.0.join("inputs");
+    fs::create_dir(&in_dir).map_err(io_err(&in_dir))?;
+    for (file, path) in &inputs {
+        let abs = fs::canonicalize(path).map_err(io_err(path))?;
+        let link = in_dir.join(file);
+        std::os::unix::fs::symlink(&abs, &link).map_err(io_err(&link))?;
+    }
+    let out_dir = tmp.0.join("out");
+    // An epoch derived from the inputs is derived again (so the buildinfo says the same);
+    // a given one is given again.
+    let epoch = if info.epoch_source.starts_with("newest mtime") {
+        None
+    } else {
+        Some(SourceDateEpoch::new(info.source_date_epoch).map_err(crate::Error::from)?)
+    };
+    let report = build::build(
+        &BuildRequest {
+            board,
+            inputs: in_dir,
+            overlay: Some(overlay_spec),
+            out: out_dir.clone(),
+            epoch,
+            table: match info.board.table.as_deref() {
+                Some(t) => Some(t.parse().map_err(VerifyError::Rebuild)?),
+                None => None,
+            },
+        },
+        &Progress::hidden(),
+    )?;
+    if report.source_date_epoch != info.source_date_epoch {
+        o.check(Check {
+            what: "SOURCE_DATE_EPOCH".into(),
+            ok: false,
+            expected: Some(info.source_date_epoch.to_string()),
+            actual: Some(report.source_date_epoch.to_string()),
+            detail: Some(format!(
+                "derived by the rebuild from {}",
+                report.epoch_source
+            )),
+        });
+    }
+    // Compare every output with the recorded hashes, and with the published files when present.
+    let published = req.buildinfo.parent().unwrap_or(Path::new("."));
+    let mut first_diff_done = false;
+    let mut names: Vec<(String, String)> = info
+        .outputs
+        .iter()
+        .map(|x| (x.name.clone(), x.sha256.clone()))
+        .collect();
+    let info_name = req
+        .buildinfo
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (info_sha, _) = sha256_file(&req.buildinfo)?;
+    names.push((info_name.clone(), info_sha));
+    let sums = published.join("SHA256SUMS");
+    if sums.is_file() {
+        names.push(("SHA256SUMS".into(), sha256_file(&sums)?.0));
+    }
+    for (name, expected) in names {
+        let rebuilt = out_dir.join(&name);
+        let what = format!("{name} (rebuilt)");
+        let ok = check_hash(&mut o, &what, &rebuilt, &expected, None);
+        if ok || first_diff_done {
+            continue;
+        }
+        first_diff_done = true;
+        let original = published.join(&name);
+        if original.is_file()
+            && sha256_file(&original)
+                .map(|(h, _)| h == expected)
+                .unwrap_or(false)
+        {
+            match diff::diff_paths(&original, &rebuilt) {
+                Ok(mut d) => {
+                    d.b = format!("rebuilt {name}");
+                    o.diffs.push(d);
+                }
+                Err(e) => o.notes.push(format!("comparing {name}: {e}")),
+            }
+        } else if name.ends_with(".img") {
+            if let Ok(f) = File::open(&rebuilt) {
+                let mut sub = VerifyOutcome::new();
+                let _ = check_image(&mut sub, &f, &what, &info);
+                for c in sub.checks.into_iter().filter(|c| !c.ok) {
+                    o.check(c);
+                }
+            }
+            o.notes.push(format!("the published {name} is not next to the buildinfo; boot files were compared with the recorded hashes instead"));
+        }
+    }
+    Ok(o)
+}
