@@ -10,6 +10,7 @@
 pub mod artifact;
 pub mod build;
 pub mod codec;
+pub mod digest;
 pub mod epoch;
 pub mod firmware;
 pub mod ids;

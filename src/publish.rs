@@ -19,7 +19,7 @@
 //! is the file `.pimg.lock` inside it, and the outputs are renamed one by one as well.
 
 use crate::build::error::Error;
-use crate::profile::overlay::hex;
+use crate::digest::hex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::ffi::{OsStr, OsString};

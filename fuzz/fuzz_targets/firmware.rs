@@ -11,8 +11,8 @@ fuzz_target!(|data: &[u8]| {
     for name in ["config.txt", "usercfg.txt", "boot/vmlinuz-rpi", "x.dtb", "cmdline.txt"] {
         files.insert(name.to_string(), data.to_vec());
     }
-    let models: Vec<&fwcheck::Model> = fwcheck::MODELS.iter().collect();
-    let _ = fwcheck::check(&mut MemFiles(files), &models);
+    let models: Vec<&firmware::Model> = firmware::MODELS.iter().collect();
+    let _ = firmware::check(&mut MemFiles(files), &models);
 
     let fixups: Vec<pimg::codec::fdt::Fixup> = [
         "delete /soc/clock@7ef00000",

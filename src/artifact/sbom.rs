@@ -4,8 +4,8 @@
 //! random namespace (it is derived from the content), fixed key order, inputs and outputs in
 //! the order given (the caller sorts), so two builds of the same inputs give the same bytes.
 
-use crate::epoch::SourceDateEpoch;
-use crate::profile::overlay::hex;
+use crate::digest::hex;
+use crate::epoch::{iso8601, SourceDateEpoch};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -324,38 +324,9 @@ fn license_ref(text: &str, extracted: &mut Vec<ExtractedLicense>) -> String {
     id
 }
 
-/// Seconds since 1970 as `YYYY-MM-DDThh:mm:ssZ` (UTC; civil-from-days, no time zone database).
-pub fn iso8601(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let secs = seconds.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601(0xFFFF_FFFF), "2106-02-07T06:28:15Z");
-    }
 
     #[test]
     fn licenses() {

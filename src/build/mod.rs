@@ -10,13 +10,14 @@ use crate::build::error::Error;
 use crate::codec::archive;
 use crate::codec::fat::write::{self as fat, FatParams, FatType, Window};
 use crate::codec::partition::write::{self as disk, DiskLayout};
+use crate::digest::hex;
 use crate::epoch::{EpochError, EpochSource, SourceDateEpoch};
 use crate::ids::{self, IdentitySeed};
 use crate::inputs::deb::MemberKind;
 use crate::inputs::{self, apk, Input, InputError, InputKind, InputSet};
 use crate::profile::board::{self, BoardProfile, LoadedProfile, TableKind};
 use crate::profile::lock::{self, LockRecord};
-use crate::profile::overlay::{self, hex, Overlay};
+use crate::profile::overlay::{self, Overlay};
 use crate::progress::Progress;
 use crate::publish::{OutputDir, OutputFile, RecordIo};
 use crate::tree::{Node, Tree, TreePath};
@@ -727,10 +728,7 @@ fn assemble_and_write(
     };
     let layout = DiskLayout {
         size,
-        table: match p.image.table {
-            TableKind::Mbr => disk::TableKind::Mbr,
-            TableKind::Gpt => disk::TableKind::Gpt,
-        },
+        table: p.image.table,
         part_offset: offset,
         part_size,
         mbr_type: p.boot.mbr_type,

@@ -2,6 +2,10 @@
 //! filesystem, no policy: writers encode what the caller decided, readers treat every byte as
 //! hostile.
 
+/// Sector size of every partition table and volume pimg writes and reads (the only size
+/// lamfat, the Pi and QEMU agree on).
+pub const SECTOR_SIZE: u64 = 512;
+
 pub mod archive;
 pub mod cpio;
 pub mod detect;

@@ -8,8 +8,7 @@
 use serde::Serialize;
 use std::io::{self, Read, Seek, SeekFrom};
 
-/// Sector size of every partition table and volume the readers accept.
-pub const SECTOR_SIZE: u64 = 512;
+pub use crate::codec::SECTOR_SIZE;
 
 /// Why an image or archive could not be read.
 #[derive(Debug, thiserror::Error)]

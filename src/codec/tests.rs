@@ -62,7 +62,7 @@ fn open(v: &[u8]) -> Result<fat::FatVolume<Cursor<&[u8]>>, ReadError> {
 fn fat_reads_what_the_writer_wrote() {
     let v = volume();
     let mut vol = open(&v).unwrap();
-    assert_eq!(vol.geometry.kind, fat::FatKind::Fat12);
+    assert_eq!(vol.geometry.kind, fat::FatType::Fat12);
     assert_eq!(vol.boot.volume_id, 0x1234_5678);
     assert_eq!(vol.label(), "PIBOOT");
     let entries = vol.entries().unwrap();

@@ -10,7 +10,7 @@
 use super::deb::Member;
 use super::tarball::{self, TarFault, WalkError};
 use crate::codec::reader::ReadError;
-use crate::profile::overlay::hex;
+use crate::digest::hex;
 use flate2::bufread::{GzDecoder, MultiGzDecoder};
 use sha2::{Digest, Sha256};
 use std::fs::File;

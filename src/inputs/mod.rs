@@ -6,7 +6,7 @@ pub mod apk;
 pub mod deb;
 pub mod tarball;
 
-use crate::profile::overlay::hex;
+use crate::digest::hex;
 use crate::tree::TreePath;
 use apk::ApkError;
 use deb::{DebError, Member, MemberKind};

@@ -67,13 +67,7 @@ impl BoardInfo {
     }
 }
 
-/// The partition table kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TableKind {
-    Mbr,
-    Gpt,
-}
+pub use crate::codec::partition::TableKind;
 
 /// The disk image as a whole.
 #[derive(Debug, Clone, Deserialize)]
@@ -332,29 +326,6 @@ pub struct LoadedProfile {
     pub origin: String,
     /// Set when the command line chose the partition table (`--table`).
     pub table_override: Option<TableKind>,
-}
-
-impl TableKind {
-    /// The name used in profiles, on the command line and in the buildinfo.
-    pub fn name(self) -> &'static str {
-        match self {
-            TableKind::Mbr => "mbr",
-            TableKind::Gpt => "gpt",
-        }
-    }
-}
-
-impl std::str::FromStr for TableKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "mbr" => Ok(TableKind::Mbr),
-            "gpt" => Ok(TableKind::Gpt),
-            other => Err(format!(
-                "'{other}' is not a partition table: use mbr or gpt"
-            )),
-        }
-    }
 }
 
 /// The profile with another partition table, checked again (GPT needs Pi 4 family models).

@@ -7,9 +7,10 @@
 //! through a temporary file and a rename).
 
 use crate::build::error::Error;
+use crate::digest::hex;
 use crate::inputs::{apk, Input, InputError, InputKind, InputSet};
 use crate::profile::board::{self, LoadedProfile};
-use crate::profile::overlay::{self, hex, Overlay};
+use crate::profile::overlay::{self, Overlay};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs;

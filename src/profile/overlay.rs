@@ -5,6 +5,7 @@
 //! This module and `inputs` are the only ones that read directories.
 
 use crate::codec::archive;
+use crate::digest::hex;
 use crate::epoch::SourceDateEpoch;
 use crate::profile::embedded::{EmbeddedKind, OVERLAYS};
 use crate::tree::{Node, NodeKind, Tree, TreeError, TreePath};
@@ -334,11 +335,6 @@ pub fn tree_digest(tree: &Tree) -> String {
         h.update([0]);
     }
     hex(&h.finalize())
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 
 use crate::codec::fat::read::{FatEntry, FatVolume};
 use crate::codec::reader::ReadError;
+use crate::digest::hex;
 use crate::profile::board::{self, LoadedProfile};
-use crate::profile::overlay::hex;
 use regex::Regex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};

@@ -829,7 +829,7 @@ fn diff_volume(
     // FAT32 backup boot sector and FSInfo.
     let bps = g.bytes_per_sector;
     let backup = u64::from(ba.backup_boot_sector);
-    if g.kind == crate::codec::fat::read::FatKind::Fat32
+    if g.kind == crate::codec::fat::read::FatType::Fat32
         && backup > 0
         && backup < u64::from(ba.reserved_sectors)
     {
@@ -1055,7 +1055,7 @@ fn classify_volume<R: Read + Seek>(
             .fsinfo
             .as_ref()
             .is_some_and(|f| f.offset / bps == sector && at < f.offset + 512))
-            || (g.kind == crate::codec::fat::read::FatKind::Fat32
+            || (g.kind == crate::codec::fat::read::FatType::Fat32
                 && sector == u64::from(v.boot.backup_boot_sector)
                 && sector > 0
                 && at % bps < 512);

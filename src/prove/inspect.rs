@@ -7,7 +7,7 @@ use crate::codec::fat::read::{FatEntry, FatVolume};
 use crate::codec::partition::PartitionTable;
 use crate::codec::reader::ReadError;
 use crate::codec::{cpio::read as cpio, gzip::read as gzip, tar::read as tar};
-use crate::profile::overlay::hex;
+use crate::digest::hex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -253,7 +253,7 @@ fn fat(v: &mut FatVolume<&File>, problems: &mut Vec<String>, label: &str) -> Fat
         total_sectors: b.total_sectors(),
         hidden_sectors: b.hidden_sectors,
         media: format!("0x{:02x}", b.media),
-        root_cluster: (g.kind == crate::codec::fat::read::FatKind::Fat32).then_some(b.root_cluster),
+        root_cluster: (g.kind == crate::codec::fat::read::FatType::Fat32).then_some(b.root_cluster),
         fsinfo_free_clusters: v.fsinfo.as_ref().map(|f| f.free_count),
         files,
     }
@@ -276,7 +276,7 @@ fn file(
         accessed: e
             .accessed
             .unix
-            .map(|t| crate::codec::fat::read::iso8601(t)[..10].to_string())
+            .map(|t| crate::epoch::iso8601(t)[..10].to_string())
             .unwrap_or_else(|| "invalid".into()),
         first_cluster: e.first_cluster,
         sha256: None,

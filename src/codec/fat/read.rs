@@ -6,46 +6,23 @@
 //! stops at a repeated cluster; the directory walk visits each directory cluster at most once
 //! and stops at `MAX_DEPTH` levels and `MAX_ENTRIES` entries.
 
+use super::layout::decode_time;
+pub use super::layout::{
+    FatType, ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_LONG_NAME, ATTR_READ_ONLY,
+    ATTR_SYSTEM, ATTR_VOLUME_ID, DIR_ENTRY_SIZE as DIR_ENTRY_LEN,
+};
 use crate::codec::reader::{le16, le32, printable, Device, Field, ReadError};
+use crate::epoch::iso8601;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Seek, Write};
 
-/// Bytes per directory entry.
-pub const DIR_ENTRY_LEN: u64 = 32;
 /// Deepest directory nesting the reader follows.
 pub const MAX_DEPTH: usize = 64;
 /// Most entries (files and directories) the reader lists on one volume.
 pub const MAX_ENTRIES: usize = 1 << 20;
 /// Most slots in one directory (FAT's own limit: 65536 entries of 32 bytes).
 pub const MAX_DIR_SLOTS: u64 = 65536;
-
-/// Attribute bits.
-pub const ATTR_READ_ONLY: u8 = 0x01;
-pub const ATTR_HIDDEN: u8 = 0x02;
-pub const ATTR_SYSTEM: u8 = 0x04;
-pub const ATTR_VOLUME_ID: u8 = 0x08;
-pub const ATTR_DIRECTORY: u8 = 0x10;
-pub const ATTR_ARCHIVE: u8 = 0x20;
-pub const ATTR_LONG_NAME: u8 = 0x0F;
-
-/// The FAT variant, decided by the cluster count as the specification says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum FatKind {
-    Fat12,
-    Fat16,
-    Fat32,
-}
-
-impl std::fmt::Display for FatKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            FatKind::Fat12 => "FAT12",
-            FatKind::Fat16 => "FAT16",
-            FatKind::Fat32 => "FAT32",
-        })
-    }
-}
 
 /// The boot sector (BPB and extended BPB) as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -304,7 +281,7 @@ impl FsInfo {
 /// Where everything is on the volume, in bytes from its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Geometry {
-    pub kind: FatKind,
+    pub kind: FatType,
     pub bytes_per_sector: u64,
     pub cluster_size: u64,
     /// Data clusters (numbered 2..cluster_count+2).
@@ -341,18 +318,18 @@ impl Geometry {
         let base = self.fat_offset + u64::from(copy) * self.fat_len;
         let c = u64::from(cluster);
         match self.kind {
-            FatKind::Fat12 => (base + c * 3 / 2, 2),
-            FatKind::Fat16 => (base + c * 2, 2),
-            FatKind::Fat32 => (base + c * 4, 4),
+            FatType::Fat12 => (base + c * 3 / 2, 2),
+            FatType::Fat16 => (base + c * 2, 2),
+            FatType::Fat32 => (base + c * 4, 4),
         }
     }
 
     /// Smallest entry value that marks the end of a chain.
     pub fn end_of_chain(&self) -> u32 {
         match self.kind {
-            FatKind::Fat12 => 0xFF8,
-            FatKind::Fat16 => 0xFFF8,
-            FatKind::Fat32 => 0x0FFF_FFF8,
+            FatType::Fat12 => 0xFF8,
+            FatType::Fat16 => 0xFFF8,
+            FatType::Fat32 => 0x0FFF_FFF8,
         }
     }
 
@@ -395,52 +372,6 @@ impl std::fmt::Display for FatTime {
             ),
         }
     }
-}
-
-/// Decodes date (and time when `time` is meaningful) to Unix seconds, or `None` if invalid.
-fn decode_time(date: u16, time: u16, tenths: u8) -> Option<i64> {
-    let year = 1980 + i64::from(date >> 9);
-    let month = i64::from((date >> 5) & 0x0F);
-    let day = i64::from(date & 0x1F);
-    let hour = i64::from(time >> 11);
-    let minute = i64::from((time >> 5) & 0x3F);
-    let second = i64::from(time & 0x1F) * 2 + i64::from(tenths / 100);
-    if !(1..=12).contains(&month) || day == 0 || day > 31 || hour > 23 || minute > 59 || second > 59
-    {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds.
-pub fn iso8601(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let s = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
 }
 
 /// A file or directory on the volume.
@@ -585,7 +516,7 @@ impl<R: Read + Seek> FatVolume<R> {
             fsinfo: None,
             fat: Vec::new(),
         };
-        let active = if v.geometry.kind == FatKind::Fat32 && v.boot.ext_flags & 0x80 != 0 {
+        let active = if v.geometry.kind == FatType::Fat32 && v.boot.ext_flags & 0x80 != 0 {
             (v.boot.ext_flags & 0x0F) as u8
         } else {
             0
@@ -601,7 +532,7 @@ impl<R: Read + Seek> FatVolume<R> {
             ));
         }
         v.fat = v.read_fat(active)?;
-        if v.geometry.kind == FatKind::Fat32 {
+        if v.geometry.kind == FatType::Fat32 {
             let sector = u64::from(v.boot.fsinfo_sector);
             if sector >= 1 && sector < u64::from(v.boot.reserved_sectors) {
                 let off = sector * v.geometry.bytes_per_sector;
@@ -637,9 +568,9 @@ impl<R: Read + Seek> FatVolume<R> {
         }
         let entries = u64::from(g.cluster_count) + 2;
         let needed = match g.kind {
-            FatKind::Fat12 => (entries * 3).div_ceil(2),
-            FatKind::Fat16 => entries * 2,
-            FatKind::Fat32 => entries * 4,
+            FatType::Fat12 => (entries * 3).div_ceil(2),
+            FatType::Fat16 => entries * 2,
+            FatType::Fat32 => entries * 4,
         };
         let base = g.fat_offset + u64::from(copy) * g.fat_len;
         let raw = self
@@ -648,7 +579,7 @@ impl<R: Read + Seek> FatVolume<R> {
         let mut fat = Vec::with_capacity(entries as usize);
         for c in 0..entries as usize {
             let v = match g.kind {
-                FatKind::Fat12 => {
+                FatType::Fat12 => {
                     let w = u32::from(le16(&raw, c * 3 / 2));
                     if c % 2 == 0 {
                         w & 0x0FFF
@@ -656,8 +587,8 @@ impl<R: Read + Seek> FatVolume<R> {
                         w >> 4
                     }
                 }
-                FatKind::Fat16 => u32::from(le16(&raw, c * 2)),
-                FatKind::Fat32 => le32(&raw, c * 4) & 0x0FFF_FFFF,
+                FatType::Fat16 => u32::from(le16(&raw, c * 2)),
+                FatType::Fat32 => le32(&raw, c * 4) & 0x0FFF_FFFF,
             };
             fat.push(v);
         }
@@ -762,7 +693,7 @@ impl<R: Read + Seek> FatVolume<R> {
     ) -> Result<Vec<(u64, u64)>, ReadError> {
         let g = self.geometry;
         let first = match first_cluster {
-            None if g.kind != FatKind::Fat32 => {
+            None if g.kind != FatType::Fat32 => {
                 return Ok(vec![(g.root_dir_offset, g.root_dir_len)])
             }
             None => self.boot.root_cluster,
@@ -1110,13 +1041,7 @@ fn geometry(b: &BootSector, len: u64) -> Result<Geometry, ReadError> {
         ));
     }
     let clusters = (total - data_sector) / spc;
-    let kind = if clusters < 4085 {
-        FatKind::Fat12
-    } else if clusters < 65525 {
-        FatKind::Fat16
-    } else {
-        FatKind::Fat32
-    };
+    let kind = FatType::for_clusters(clusters);
     if clusters > 0x0FFF_FFF5 {
         return Err(bad(
             32,
@@ -1124,7 +1049,7 @@ fn geometry(b: &BootSector, len: u64) -> Result<Geometry, ReadError> {
             format!("give {clusters} clusters, more than FAT32 can address"),
         ));
     }
-    if kind == FatKind::Fat32 {
+    if kind == FatType::Fat32 {
         if !b.fat32_layout {
             return Err(bad(
                 22,
@@ -1148,9 +1073,9 @@ fn geometry(b: &BootSector, len: u64) -> Result<Geometry, ReadError> {
         ));
     }
     let entry_bits = match kind {
-        FatKind::Fat12 => 12,
-        FatKind::Fat16 => 16,
-        FatKind::Fat32 => 32,
+        FatType::Fat12 => 12,
+        FatType::Fat16 => 16,
+        FatType::Fat32 => 32,
     };
     let fat_len = fat_sectors * bps;
     if (clusters + 2) * entry_bits > fat_len * 8 {

@@ -6,14 +6,12 @@
 //! Everything that can fail on the input is checked before the first byte is written.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
+use super::layout::{FatTimestamp, DIR_ENTRY_SIZE};
+pub use super::layout::{FatType, FAT_EPOCH_MAX, FAT_EPOCH_MIN, SECTOR_SIZE};
 use crate::tree::{NodeKind, Tree, TreePath};
 
-/// Sector size of every volume we write (the only size lamfat, the Pi and QEMU agree on).
-pub const SECTOR_SIZE: u64 = 512;
-const DIR_ENTRY_SIZE: u64 = 32;
 const LFN_UNITS_PER_ENTRY: u64 = 13;
 const MAX_NAME_UNITS: usize = 255;
 /// lamfat's defaults, mirrored here so sizes can be computed before formatting.
@@ -21,50 +19,20 @@ const FATS: u64 = 2;
 const FAT1216_ROOT_ENTRIES: u64 = 512;
 const FAT1216_RESERVED_SECTORS: u64 = 1;
 const FAT32_RESERVED_SECTORS: u64 = 8;
-const FAT16_MIN_CLUSTERS: u64 = 4085;
-const FAT32_MIN_CLUSTERS: u64 = 65525;
 const FAT32_MAX_CLUSTERS: u64 = 0x0FFF_FFF4;
 const MIN_CLUSTER_SIZE: u32 = 512;
 const MAX_CLUSTER_SIZE: u32 = 65536;
 const MIB: u64 = 1024 * 1024;
 
-/// 1980-01-01T00:00:00Z, the earliest instant FAT can store.
-pub const FAT_EPOCH_MIN: i64 = days_from_civil(1980, 1, 1) * 86_400;
-/// 2107-12-31T23:59:58Z, the latest instant FAT can store (2-second resolution).
-pub const FAT_EPOCH_MAX: i64 = days_from_civil(2107, 12, 31) * 86_400 + 86_398;
-
-/// The FAT variant, chosen by the profile (never guessed from the size).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FatType {
-    /// 12-bit FAT, fewer than 4085 clusters.
-    Fat12,
-    /// 16-bit FAT, 4085 to 65524 clusters.
-    Fat16,
-    /// 32-bit FAT, at least 65525 clusters.
-    Fat32,
+/// What only the writer needs of each variant.
+trait Geometry {
+    fn cluster_range(self) -> &'static str;
+    fn reserved_sectors(self) -> u64;
+    fn root_dir_sectors(self) -> u64;
+    fn to_lamfat(self) -> lamfat::FatType;
 }
 
-impl fmt::Display for FatType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FatType::Fat12 => "FAT12",
-            FatType::Fat16 => "FAT16",
-            FatType::Fat32 => "FAT32",
-        })
-    }
-}
-
-impl FatType {
-    fn for_clusters(clusters: u64) -> FatType {
-        if clusters < FAT16_MIN_CLUSTERS {
-            FatType::Fat12
-        } else if clusters < FAT32_MIN_CLUSTERS {
-            FatType::Fat16
-        } else {
-            FatType::Fat32
-        }
-    }
-
+impl Geometry for FatType {
     fn cluster_range(self) -> &'static str {
         match self {
             FatType::Fat12 => "fewer than 4085 clusters",
@@ -84,14 +52,6 @@ impl FatType {
         match self {
             FatType::Fat32 => 0,
             _ => FAT1216_ROOT_ENTRIES * DIR_ENTRY_SIZE / SECTOR_SIZE,
-        }
-    }
-
-    fn bits_per_entry(self) -> u64 {
-        match self {
-            FatType::Fat12 => 12,
-            FatType::Fat16 => 16,
-            FatType::Fat32 => 32,
         }
     }
 
@@ -283,7 +243,7 @@ pub fn write_fat<S: Read + Write + Seek>(
         .seek(SeekFrom::Start(0))
         .map_err(io_err("rewinding the storage"))?;
 
-    let (stamp, clamped_epoch) = fat_timestamp(params.epoch);
+    let (stamp, clamped_epoch) = FatTimestamp::from_epoch(params.epoch);
     let options = lamfat::FormatVolumeOptions::new()
         .fat_type(params.fat_type.to_lamfat())
         .bytes_per_cluster(params.bytes_per_cluster)
@@ -421,70 +381,6 @@ impl lamfat::TimeProvider for FixedTime {
         let time = lamfat::Time::new(self.0.hour, self.0.minute, self.0.second, 0);
         lamfat::DateTime::new(self.get_current_date(), time)
     }
-}
-
-/// A civil UTC instant inside FAT's range, seconds even.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FatTimestamp {
-    year: u16,
-    month: u16,
-    day: u16,
-    hour: u16,
-    minute: u16,
-    second: u16,
-}
-
-impl FatTimestamp {
-    /// The on-disk (date, time) words of a directory entry.
-    fn encode(self) -> (u16, u16) {
-        let date = ((self.year - 1980) << 9) | (self.month << 5) | self.day;
-        let time = (self.hour << 11) | (self.minute << 5) | (self.second / 2);
-        (date, time)
-    }
-}
-
-/// Clamps `epoch` into FAT's range, rounds down to 2 seconds and converts it to civil UTC.
-/// Returns the clamped value as well when clamping changed it.
-fn fat_timestamp(epoch: i64) -> (FatTimestamp, Option<i64>) {
-    let clamped = epoch.clamp(FAT_EPOCH_MIN, FAT_EPOCH_MAX);
-    let secs = clamped - clamped.rem_euclid(2);
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let of_day = secs.rem_euclid(86_400);
-    // In range by construction: year 1980..=2107, month 1..=12, day 1..=31, time of day < 86400.
-    let stamp = FatTimestamp {
-        year: year as u16,
-        month: month as u16,
-        day: day as u16,
-        hour: (of_day / 3600) as u16,
-        minute: (of_day / 60 % 60) as u16,
-        second: (of_day % 60) as u16,
-    };
-    (stamp, (clamped != epoch).then_some(clamped))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-const fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = (if y >= 0 { y } else { y - 399 }) / 400;
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// The 11 space-padded label bytes, or why the label is refused.
@@ -861,53 +757,8 @@ mod tests {
         Ok((buf.into_inner(), report))
     }
 
-    fn civil(epoch: i64) -> (u16, u16, u16, u16, u16, u16) {
-        let s = fat_timestamp(epoch).0;
-        (s.year, s.month, s.day, s.hour, s.minute, s.second)
-    }
-
     #[test]
-    fn civil_dates() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(FAT_EPOCH_MIN, 315_532_800);
-        assert_eq!(FAT_EPOCH_MAX, 4_354_819_198);
-        assert_eq!(civil(315_532_800), (1980, 1, 1, 0, 0, 0));
-        // 2000-02-29 12:34:56 UTC, a leap day in a year divisible by 400
-        assert_eq!(civil(951_827_696), (2000, 2, 29, 12, 34, 56));
-        assert_eq!(civil(951_868_799), (2000, 2, 29, 23, 59, 58)); // 59 rounds down
-        assert_eq!(civil(951_868_800), (2000, 3, 1, 0, 0, 0));
-        // 2100 is not a leap year: Feb 28 is followed by Mar 1
-        assert_eq!(
-            civil(days_from_civil(2100, 2, 28) * 86_400 + 86_400),
-            (2100, 3, 1, 0, 0, 0)
-        );
-        assert_eq!(civil(1_700_000_000), (2023, 11, 14, 22, 13, 20));
-        assert_eq!(civil(1_709_208_000), (2024, 2, 29, 12, 0, 0));
-        assert_eq!(civil(FAT_EPOCH_MAX), (2107, 12, 31, 23, 59, 58));
-        for days in [-800_000, -1, 0, 11_016, 59, 60, 50_402] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
-        }
-    }
-
-    #[test]
-    fn epoch_clamping() {
-        assert_eq!(
-            fat_timestamp(0),
-            (fat_timestamp(FAT_EPOCH_MIN).0, Some(FAT_EPOCH_MIN))
-        );
-        assert_eq!(fat_timestamp(-5).1, Some(FAT_EPOCH_MIN));
-        assert_eq!(fat_timestamp(FAT_EPOCH_MIN).1, None);
-        assert_eq!(
-            fat_timestamp(FAT_EPOCH_MIN + 1).1,
-            None,
-            "rounding is not clamping"
-        );
-        assert_eq!(fat_timestamp(FAT_EPOCH_MAX + 1).1, Some(FAT_EPOCH_MAX));
-        assert_eq!(
-            fat_timestamp(i64::MAX),
-            (fat_timestamp(FAT_EPOCH_MAX).0, Some(FAT_EPOCH_MAX))
-        );
+    fn a_clamped_epoch_is_reported() {
         let t = tree(&[("a", Some(vec![1]))]);
         let mut p = params(FatType::Fat16, 2048);
         p.epoch = 0;

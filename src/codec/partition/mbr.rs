@@ -139,7 +139,7 @@ pub(crate) fn digest_or_zero(b: &[u8]) -> String {
         format!(
             "{} nonzero bytes, sha256 {}",
             b.iter().filter(|&&x| x != 0).count(),
-            crate::profile::overlay::hex(&h[..8])
+            crate::digest::hex(&h[..8])
         )
     }
 }

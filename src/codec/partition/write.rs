@@ -8,8 +8,7 @@ use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::str::FromStr;
 
-/// Logical sector size of every image we write.
-pub const SECTOR_SIZE: u64 = 512;
+pub use crate::codec::SECTOR_SIZE;
 /// GPT: protective MBR, header and 128 entries of 128 bytes (32 sectors) precede the first partition.
 pub const GPT_FIRST_USABLE_SECTOR: u64 = 34;
 /// GPT: the backup entry array (32 sectors) and backup header (1 sector) close the disk.
@@ -17,8 +16,9 @@ pub const GPT_BACKUP_SECTORS: u64 = 33;
 const MBR_MAX_SECTORS: u64 = u32::MAX as u64;
 const GPT_MAX_NAME_UNITS: usize = 36;
 
-/// Which partition table the image carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which partition table the image carries (`mbr` or `gpt` in profiles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TableKind {
     /// DOS/MBR table with one primary entry.
     Mbr,
@@ -32,6 +32,29 @@ impl fmt::Display for TableKind {
             TableKind::Mbr => "MBR",
             TableKind::Gpt => "GPT",
         })
+    }
+}
+
+impl TableKind {
+    /// The name used in profiles, on the command line and in the buildinfo.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableKind::Mbr => "mbr",
+            TableKind::Gpt => "gpt",
+        }
+    }
+}
+
+impl std::str::FromStr for TableKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mbr" => Ok(TableKind::Mbr),
+            "gpt" => Ok(TableKind::Gpt),
+            other => Err(format!(
+                "'{other}' is not a partition table: use mbr or gpt"
+            )),
+        }
     }
 }
 
