@@ -262,15 +262,17 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
         Command::Diff(args) => std::process::exit(cli::verify::run_diff(args)),
         Command::Verify(args) => std::process::exit(cli::verify::run_verify(args)),
         Command::Check(args) => {
-            let (models, report) =
-                match pimg::firmware::check_image(&args.image, args.board.as_deref(), &args.models)
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("pimg: error: {e}");
-                        std::process::exit(2);
-                    }
-                };
+            let (models, report) = match pimg::prove::check::check_image(
+                &args.image,
+                args.board.as_deref(),
+                &args.models,
+            ) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("pimg: error: {e}");
+                    std::process::exit(2);
+                }
+            };
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("json"));
             } else {
@@ -307,7 +309,7 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
             std::process::exit(if report.ok() { 0 } else { 1 });
         }
         Command::Lock(args) => {
-            let report = pimg::profile::lock::lock(&pimg::profile::lock::LockRequest {
+            let report = pimg::build::lock::lock(&pimg::build::lock::LockRequest {
                 board: args.board,
                 inputs: args.inputs,
                 overlay: args.overlay,

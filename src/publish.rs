@@ -18,7 +18,6 @@
 //! system cannot exchange two folders. Where the file system cannot lock a folder, the lock
 //! is the file `.pimg.lock` inside it, and the outputs are renamed one by one as well.
 
-use crate::build::error::Error;
 use crate::digest::hex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -100,27 +99,42 @@ impl<T: Seek> Seek for RecordIo<'_, T> {
     }
 }
 
-fn out_err(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
-    move |source| Error::Output {
+fn out_err(path: &Path) -> impl Fn(io::Error) -> PublishError + '_ {
+    move |source| PublishError::Output {
         path: path.display().to_string(),
         source,
     }
 }
 
 /// An output error about `path` whose message says what pimg was doing when `e` happened.
-fn out_ctx(path: &Path, doing: impl std::fmt::Display, e: io::Error) -> Error {
-    Error::Output {
+fn out_ctx(path: &Path, doing: impl std::fmt::Display, e: io::Error) -> PublishError {
+    PublishError::Output {
         path: path.display().to_string(),
         source: io::Error::new(e.kind(), format!("{doing}: {e}")),
     }
 }
 
 /// An output error about `path` that is not a system call's failure.
-fn out_msg(path: &Path, kind: ErrorKind, message: String) -> Error {
-    Error::Output {
+fn out_msg(path: &Path, kind: ErrorKind, message: String) -> PublishError {
+    PublishError::Output {
         path: path.display().to_string(),
         source: io::Error::new(kind, message),
     }
+}
+
+/// Why the outputs could not be staged or published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("output {path}: {source}")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "output folder {path} is in use by another pimg build, which holds the lock on \
+         {lock}; wait for it to finish or use another --out"
+    )]
+    Busy { path: String, lock: String },
 }
 
 /// `.<name><tag><n as 16 hex digits>`.
@@ -238,7 +252,7 @@ struct Target {
 }
 
 impl Target {
-    fn resolve(out: &Path) -> Result<Target, Error> {
+    fn resolve(out: &Path) -> Result<Target, PublishError> {
         let dir = match fs::metadata(out) {
             Ok(m) if m.is_dir() => fs::canonicalize(out).map_err(out_err(out))?,
             Ok(_) => {
@@ -305,7 +319,7 @@ enum Locked {
 
 impl Lock {
     /// Locks the output folder, creating it (empty) if missing.
-    fn folder(target: &Target) -> Result<Locked, Error> {
+    fn folder(target: &Target) -> Result<Locked, PublishError> {
         let (dir, shown) = (&target.dir, &target.shown);
         for _ in 0..100 {
             let created = match fs::create_dir(dir) {
@@ -317,7 +331,7 @@ impl Lock {
             match file.try_lock() {
                 Ok(()) => {}
                 Err(fs::TryLockError::WouldBlock) => {
-                    return Err(Error::Busy {
+                    return Err(PublishError::Busy {
                         path: shown.display().to_string(),
                         lock: dir.display().to_string(),
                     })
@@ -341,7 +355,7 @@ impl Lock {
     }
 
     /// Locks `.pimg.lock` inside the (existing) output folder.
-    fn file_inside(target: &Target) -> Result<Lock, Error> {
+    fn file_inside(target: &Target) -> Result<Lock, PublishError> {
         let (path, shown) = (target.dir.join(LOCK_FILE), &target.shown);
         for _ in 0..100 {
             let file = OpenOptions::new()
@@ -359,7 +373,7 @@ impl Lock {
             match file.try_lock() {
                 Ok(()) => {}
                 Err(fs::TryLockError::WouldBlock) => {
-                    return Err(Error::Busy {
+                    return Err(PublishError::Busy {
                         path: shown.display().to_string(),
                         lock: path.display().to_string(),
                     })
@@ -392,12 +406,12 @@ impl Lock {
 }
 
 /// Whether `path` still names the file or folder open as `file`.
-fn still_names(path: &Path, file: &File) -> Result<bool, Error> {
+fn still_names(path: &Path, file: &File) -> Result<bool, PublishError> {
     let ours = file.metadata().map_err(out_err(path))?;
     Ok(matches!(fs::metadata(path), Ok(m) if same_file(&m, &ours)))
 }
 
-fn replaced(shown: &Path, lock: &Path) -> Error {
+fn replaced(shown: &Path, lock: &Path) -> PublishError {
     out_msg(
         shown,
         ErrorKind::Other,
@@ -443,7 +457,7 @@ impl OutputDir {
     /// it), removes what killed builds left, and prepares the staging folder. Until
     /// [`OutputDir::commit`] the output path holds the previous outputs untouched, or an
     /// empty folder that is removed again if the build fails.
-    pub fn open(out: &Path) -> Result<Self, Error> {
+    pub fn open(out: &Path) -> Result<Self, PublishError> {
         let target = Target::resolve(out)?;
         let (lock, created, unlockable) = match Lock::folder(&target)? {
             Locked::Held { lock, created } => (lock, created, None),
@@ -475,7 +489,7 @@ impl OutputDir {
 
     /// Makes the staging folder beside the output folder, or says why the outputs are
     /// staged inside it.
-    fn prepare_staging(&mut self, unlockable: Option<String>) -> Result<Staging, Error> {
+    fn prepare_staging(&mut self, unlockable: Option<String>) -> Result<Staging, PublishError> {
         let target = &self.target;
         let why = match (unlockable, &target.parent) {
             (Some(why), _) => why,
@@ -535,11 +549,11 @@ impl OutputDir {
     }
 
     /// Stages `name` by handing a fresh, empty temporary file to `write`, then hashes it.
-    pub fn write_with<T>(
+    pub fn write_with<T, E: From<PublishError>>(
         &mut self,
         name: &str,
-        write: impl FnOnce(&mut File) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+        write: impl FnOnce(&mut File) -> Result<T, E>,
+    ) -> Result<T, E> {
         let tmp = self.temp_path(name);
         let _ = fs::remove_file(&tmp);
         let mut file = OpenOptions::new()
@@ -572,7 +586,7 @@ impl OutputDir {
     }
 
     /// Stages `name` with the given bytes.
-    pub fn write_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    pub fn write_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<(), PublishError> {
         let tmp = self.temp_path(name);
         self.write_with(name, |f| f.write_all(bytes).map_err(out_err(&tmp)))
     }
@@ -590,7 +604,7 @@ impl OutputDir {
 
     /// Publishes every staged output at once (see the module documentation); returns the
     /// output folder as given.
-    pub fn commit(&mut self) -> Result<String, Error> {
+    pub fn commit(&mut self) -> Result<String, PublishError> {
         match &self.staging {
             Staging::Inside { why } => {
                 let why = why.clone();
@@ -609,7 +623,12 @@ impl OutputDir {
         Ok(self.target.shown.display().to_string())
     }
 
-    fn publish_beside(&mut self, parent: &Path, name: &OsStr, stage: &Path) -> Result<(), Error> {
+    fn publish_beside(
+        &mut self,
+        parent: &Path,
+        name: &OsStr,
+        stage: &Path,
+    ) -> Result<(), PublishError> {
         let dir = self.target.dir.clone();
         if !dir.exists() && fs::symlink_metadata(&dir).is_err() {
             sync_dir(stage).map_err(out_err(stage))?;
@@ -655,7 +674,11 @@ impl OutputDir {
 
     /// After the new folder took the output path: syncs the parent and removes the previous
     /// folder (`old`, now at the staging path) if there was one.
-    fn published(&mut self, parent: &Path, old: Option<(&OsStr, &Path)>) -> Result<(), Error> {
+    fn published(
+        &mut self,
+        parent: &Path,
+        old: Option<(&OsStr, &Path)>,
+    ) -> Result<(), PublishError> {
         self.stage_ours = false;
         if let Err(e) = sync_dir(parent) {
             self.warnings.push(format!(
@@ -675,7 +698,7 @@ impl OutputDir {
     /// links to every entry of the old folder this build does not write (pimg's own
     /// leftovers aside), and the old folder's owner and mode. Returns why the folders cannot
     /// be swapped, if they cannot.
-    fn carry_over(&self, stage: &Path) -> Result<Option<String>, Error> {
+    fn carry_over(&self, stage: &Path) -> Result<Option<String>, PublishError> {
         let dir = &self.target.dir;
         let old = fs::metadata(dir).map_err(out_err(&self.target.shown))?;
         if let Ok(cwd) = std::env::current_dir().and_then(fs::metadata) {
@@ -817,7 +840,7 @@ impl OutputDir {
     /// Publishes file by file: staged outputs (from `stage`, or already inside the folder)
     /// become `.<file>.pimg-partial` inside the output folder, then each is renamed into
     /// place. Not atomic: says so in a warning that gives `why`.
-    fn publish_each(&mut self, stage: Option<&Path>, why: &str) -> Result<(), Error> {
+    fn publish_each(&mut self, stage: Option<&Path>, why: &str) -> Result<(), PublishError> {
         let dir = self.target.dir.clone();
         if let Some(stage) = stage {
             fs::create_dir_all(&dir).map_err(out_err(&self.target.shown))?;
@@ -965,6 +988,25 @@ fn copy_synced(from: &Path, to: &Path) -> io::Result<()> {
     dst.sync_all()
 }
 
+/// Writes one file outside an output folder (the lock file): a temporary file beside `path`,
+/// synced, then renamed into place, so `path` holds the old bytes or the new, never a part.
+pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("the path names no file"))?;
+    let tmp = path.with_file_name(format!(".{}{PARTIAL_SUFFIX}", name.to_string_lossy()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1071,7 +1113,7 @@ mod tests {
         let out = tmp.path().join("out");
         let first = OutputDir::open(&out).unwrap();
         let err = OutputDir::open(&out).err().unwrap();
-        assert!(matches!(err, Error::Busy { .. }), "{err}");
+        assert!(matches!(err, PublishError::Busy { .. }), "{err}");
         assert!(
             err.to_string().contains("in use by another pimg build"),
             "{err}"
@@ -1105,7 +1147,7 @@ mod tests {
         first.commit().unwrap();
         // Published, but still running: the new folder is locked.
         let err = OutputDir::open(&out).err().unwrap();
-        assert!(matches!(err, Error::Busy { .. }), "{err}");
+        assert!(matches!(err, PublishError::Busy { .. }), "{err}");
         drop(first);
         assert!(!still_names(&out, &early).unwrap());
         let mut second = OutputDir::open(&out).unwrap();

@@ -7,7 +7,9 @@ use crate::codec::partition::write::DiskError;
 use crate::epoch::EpochError;
 use crate::inputs::InputError;
 use crate::profile::board::BoardError;
+use crate::profile::lock::LockError;
 use crate::profile::overlay::OverlayError;
+use crate::publish::PublishError;
 use crate::tree::TreeError;
 
 /// Anything that stops a build.
@@ -21,6 +23,8 @@ pub enum Error {
     Input(#[from] InputError),
     #[error(transparent)]
     Epoch(#[from] EpochError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("kernel modules from {input}: {source}")]
     Modules { input: String, source: ModuleError },
     #[error("{what}: {source}")]
@@ -42,28 +46,20 @@ pub enum Error {
          reasons; nothing was written):\n  {problems}"
     )]
     FirmwareCheck { profile: String, problems: String },
-    #[error("output {path}: {source}")]
-    Output {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Publish(#[from] PublishError),
     #[error(
         "input {input} changed while pimg was reading it (replaced, modified or removed); \
          nothing was published: run the build again once the inputs are settled"
     )]
     InputChanged { input: String },
-    #[error(
-        "output folder {path} is in use by another pimg build, which holds the lock on \
-         {lock}; wait for it to finish or use another --out"
-    )]
-    Busy { path: String, lock: String },
 }
 
 impl Error {
     /// Exit code: 2 for bad input or configuration the user must fix, 1 for failures to write.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Output { .. } | Error::Busy { .. } | Error::InputChanged { .. } => 1,
+            Error::Publish(_) | Error::InputChanged { .. } => 1,
             _ => 2,
         }
     }

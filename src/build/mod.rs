@@ -2,6 +2,7 @@
 //! and publish the outputs atomically with SHA256SUMS and the buildinfo.
 
 pub mod error;
+pub mod lock;
 
 use crate::artifact::initramfs::{self, InitramfsContent};
 use crate::artifact::modules::{self, ModInfo};
@@ -16,10 +17,10 @@ use crate::ids::{self, IdentitySeed};
 use crate::inputs::deb::MemberKind;
 use crate::inputs::{self, apk, Input, InputError, InputKind, InputSet};
 use crate::profile::board::{self, BoardProfile, LoadedProfile, TableKind};
-use crate::profile::lock::{self, LockRecord};
+use crate::profile::lock::LockRecord;
 use crate::profile::overlay::{self, Overlay};
 use crate::progress::Progress;
-use crate::publish::{OutputDir, OutputFile, RecordIo};
+use crate::publish::{OutputDir, OutputFile, PublishError, RecordIo};
 use crate::tree::{Node, Tree, TreePath};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -108,7 +109,10 @@ pub fn build_with(
             .as_deref()
             .unwrap_or(&loaded.profile.overlay.default),
     )?;
-    let set = InputSet::discover(&req.inputs)?.for_board(&loaded.profile.board)?;
+    let set = {
+        let (debian, alpine) = loaded.profile.board.package_arches();
+        InputSet::discover(&req.inputs)?.for_arches(debian, alpine)?
+    };
     let lock = match &opts.lock {
         Some(path) => {
             progress.phase(format!("checking the inputs against {}", path.display()));
@@ -769,17 +773,19 @@ fn assemble_and_write(
     progress.phase(format!("writing {img_name}"));
     let img_path = out.join(&img_name);
     let report = dir.write_with(&img_name, |file| {
-        file.set_len(size).map_err(|source| Error::Output {
-            path: img_path.display().to_string(),
-            source,
+        file.set_len(size).map_err(|source| {
+            Error::from(PublishError::Output {
+                path: img_path.display().to_string(),
+                source,
+            })
         })?;
         // An I/O failure (a full disk) is an output error, whichever writer met it.
         let io_failure = std::cell::RefCell::new(None);
         let as_output = |e: Error| match io_failure.borrow_mut().take() {
-            Some(source) => Error::Output {
+            Some(source) => Error::from(PublishError::Output {
                 path: img_path.display().to_string(),
                 source,
-            },
+            }),
             None => e,
         };
         disk::write_table(&mut RecordIo::new(&mut *file, &io_failure), &layout)

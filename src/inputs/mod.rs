@@ -60,8 +60,6 @@ pub enum InputError {
     Apk(#[from] ApkError),
     #[error(transparent)]
     Tarball(#[from] TarballError),
-    #[error(transparent)]
-    Lock(#[from] crate::profile::lock::LockError),
     #[error("{field}: no input matches '{pattern}' in {dir} (inputs: {available}); run qemu/setup.sh or add it")]
     NoMatch {
         field: String,
@@ -181,7 +179,7 @@ impl InputSet {
         }
         inputs.sort_by(|a, b| a.name.cmp(&b.name).then(a.file.cmp(&b.file)));
         // One folder may hold the same package for several architectures (busybox-static
-        // for arm64 and armel); a board takes only its own, see `for_board`.
+        // for arm64 and armel); a board takes only its own, see `for_arches`.
         let set = InputSet {
             dir: dir.to_path_buf(),
             inputs,
@@ -190,20 +188,21 @@ impl InputSet {
         Ok(set)
     }
 
-    /// The inputs a board can use: packages for its architecture, architecture-independent
-    /// ones, directories and tarballs. Two usable inputs with one name are an error.
-    pub fn for_board(
-        &self,
-        board: &crate::profile::board::BoardInfo,
-    ) -> Result<InputSet, InputError> {
+    /// The inputs a board can use: packages built for one of its Debian (`.deb`) or Alpine
+    /// (`.apk`) architectures, architecture-independent ones (`all`, `noarch`), directories
+    /// and tarballs. Two usable inputs with one name are an error.
+    pub fn for_arches(&self, debian: &[&str], alpine: &[&str]) -> Result<InputSet, InputError> {
+        let runs = |i: &Input| match i.arch.as_deref() {
+            None | Some("all" | "noarch") => true,
+            Some(a) => match i.kind {
+                InputKind::Deb => debian.contains(&a),
+                InputKind::Apk => alpine.contains(&a),
+                InputKind::Dir | InputKind::Tarball => true,
+            },
+        };
         let set = InputSet {
             dir: self.dir.clone(),
-            inputs: self
-                .inputs
-                .iter()
-                .filter(|i| i.arch.as_deref().is_none_or(|a| board.accepts(i.kind, a)))
-                .cloned()
-                .collect(),
+            inputs: self.inputs.iter().filter(|i| runs(i)).cloned().collect(),
         };
         set.check_unique(|_, _| true)?;
         Ok(set)

@@ -31,7 +31,7 @@ pub struct BoardInfo {
     pub description: String,
     /// CPU architecture the kernel and userland run in: `aarch64` (Pi 3, Zero 2 W, Pi 4),
     /// `armv7` (Pi 2, 32-bit), `armv6` (Pi 1, Zero). It decides which packages of a mixed
-    /// inputs folder the board takes (see [`BoardInfo::accepts`]) and which QEMU runs it.
+    /// inputs folder the board takes (see [`BoardInfo::package_arches`]) and which QEMU runs it.
     pub arch: String,
     /// The models the media is for (ids from `pimg check --help`, e.g. `pi3b`, `pi4b`):
     /// every build checks that the firmware would find its files on each.
@@ -48,22 +48,12 @@ pub const ARCHES: &[(&str, &[&str], &[&str])] = &[
 ];
 
 impl BoardInfo {
-    /// Whether a package built for `pkg_arch` runs on this board: one of the board
-    /// architecture's own (Debian's for a `.deb`, Alpine's for an `.apk`) or an
-    /// architecture-independent one (`all`, `noarch`).
-    pub fn accepts(&self, kind: crate::inputs::InputKind, pkg_arch: &str) -> bool {
-        use crate::inputs::InputKind;
-        if pkg_arch == "all" || pkg_arch == "noarch" {
-            return true;
-        }
-        let Some((_, deb, apk)) = ARCHES.iter().find(|(n, _, _)| *n == self.arch) else {
-            return false;
-        };
-        match kind {
-            InputKind::Deb => deb.contains(&pkg_arch),
-            InputKind::Apk => apk.contains(&pkg_arch),
-            InputKind::Dir | InputKind::Tarball => true,
-        }
+    /// The package architectures that run on this board: (Debian's, Alpine's).
+    pub fn package_arches(&self) -> (&'static [&'static str], &'static [&'static str]) {
+        ARCHES
+            .iter()
+            .find(|(n, _, _)| *n == self.arch)
+            .map_or((&[], &[]), |(_, deb, apk)| (*deb, *apk))
     }
 }
 
@@ -512,12 +502,12 @@ fn check(p: &BoardProfile, origin: &str) -> Result<(), BoardError> {
         }
     }
     for (i, m) in p.board.models.iter().enumerate() {
-        let Some(model) = crate::firmware::model_by_id(m) else {
+        let Some(model) = crate::profile::models::model_by_id(m) else {
             return Err(bad(
                 &format!("board.models[{i}]"),
                 format!(
                     "'{m}' is not a board model: use {}",
-                    crate::firmware::model_ids()
+                    crate::profile::models::model_ids()
                 ),
             ));
         };

@@ -1,21 +1,9 @@
 //! `pimg.lock`: the exact inputs, board profile and overlay of a build, as sorted, stable text.
 //!
-//! `pimg lock` resolves which inputs the profile selects, hashes them (and checks every `.apk`
-//! against its datahash) and writes the lock; `pimg build --locked` recomputes the same record
-//! and refuses to build when anything differs, naming each difference, as apko does with its
-//! config digest. Besides `output`, this is the only module that writes a file (the lock,
-//! through a temporary file and a rename).
+//! This is the format: parse, render, compare. `build::lock` computes a lock from a build's
+//! selection, writes it (`pimg lock`) and checks a build against it (`pimg build --locked`).
 
-use crate::build::error::Error;
-use crate::digest::hex;
-use crate::inputs::{apk, Input, InputError, InputKind, InputSet};
-use crate::profile::board::{self, LoadedProfile};
-use crate::profile::overlay::{self, Overlay};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 /// The first line of the format; bumped when the meaning of a field changes.
 pub const LOCK_FORMAT: &str = "pimg-lock/1";
@@ -89,37 +77,6 @@ pub enum LockError {
 }
 
 impl LockFile {
-    /// Records the profile, the overlay and the given inputs (hashed now; apks checked).
-    pub fn compute(
-        loaded: &LoadedProfile,
-        overlay: &Overlay,
-        inputs: &[Input],
-    ) -> Result<Self, InputError> {
-        let mut locked = Vec::new();
-        for i in inputs {
-            if i.kind == InputKind::Apk {
-                apk::verify(&i.path)?;
-            }
-            locked.push(LockedInput {
-                name: i.name.clone(),
-                version: i.version.clone(),
-                arch: i.arch.clone(),
-                file: i.file.clone(),
-                sha256: i.sha256()?,
-            });
-        }
-        locked.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(LockFile {
-            format: LOCK_FORMAT.to_string(),
-            board: loaded.profile.board.name.clone(),
-            profile: crate::build::stable_origin(&loaded.origin),
-            profile_sha256: hex(&Sha256::digest(loaded.text.as_bytes())),
-            overlay: overlay.name.clone(),
-            overlay_sha256: overlay.digest(),
-            inputs: locked,
-        })
-    }
-
     /// The lock as text: TOML, fixed key order, inputs sorted by name, no timestamps, no
     /// absolute paths, newline-terminated.
     pub fn to_text(&self) -> String {
@@ -245,105 +202,6 @@ fn toml_string(s: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// What `pimg lock` did.
-#[derive(Debug, Clone, Serialize)]
-pub struct LockReport {
-    pub path: String,
-    pub sha256: String,
-    pub board: String,
-    pub inputs: Vec<LockedInput>,
-}
-
-/// What to lock, from the command line.
-#[derive(Debug, Clone)]
-pub struct LockRequest {
-    pub board: String,
-    pub inputs: PathBuf,
-    pub overlay: Option<String>,
-    pub lock: PathBuf,
-}
-
-/// `pimg lock`: selects the inputs the profile uses, hashes them and writes the lock file.
-pub fn lock(req: &LockRequest) -> Result<LockReport, Error> {
-    let loaded = board::load(&req.board)?;
-    let overlay = overlay::load(
-        req.overlay
-            .as_deref()
-            .unwrap_or(&loaded.profile.overlay.default),
-    )?;
-    let set = InputSet::discover(&req.inputs)?.for_board(&loaded.profile.board)?;
-    let selected = crate::build::selected_inputs(&loaded.profile, &set)?;
-    let lock = LockFile::compute(&loaded, &overlay, &selected)?;
-    let text = lock.to_text();
-    write_atomic(&req.lock, text.as_bytes()).map_err(InputError::from)?;
-    Ok(LockReport {
-        path: req.lock.display().to_string(),
-        sha256: hex(&Sha256::digest(text.as_bytes())),
-        board: lock.board.clone(),
-        inputs: lock.inputs,
-    })
-}
-
-/// `pimg build --locked`: checks this build's profile, overlay and inputs against the lock.
-pub fn check(
-    path: &Path,
-    loaded: &LoadedProfile,
-    overlay: &Overlay,
-    set: &InputSet,
-) -> Result<LockRecord, InputError> {
-    let shown = path.display().to_string();
-    let bytes = fs::read(path).map_err(|source| LockError::Read {
-        path: shown.clone(),
-        source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| LockError::Parse {
-        path: shown.clone(),
-        message: "not UTF-8 text".into(),
-    })?;
-    let want = LockFile::parse(&text, &shown)?;
-    let selected = crate::build::selected_inputs(&loaded.profile, set)?;
-    let current = LockFile::compute(loaded, overlay, &selected)?;
-    let differences = want.differences(&current);
-    if !differences.is_empty() {
-        return Err(LockError::Differs {
-            path: shown,
-            differences,
-        }
-        .into());
-    }
-    Ok(LockRecord {
-        file: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| DEFAULT_LOCK_FILE.to_string()),
-        sha256: hex(&Sha256::digest(text.as_bytes())),
-    })
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it into place.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LockError> {
-    let shown = path.display().to_string();
-    let err = |source| LockError::Write {
-        path: shown.clone(),
-        source,
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| err(std::io::Error::other("the path names no file")))?;
-    let tmp = path.with_file_name(format!(".{}.pimg-partial", name.to_string_lossy()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

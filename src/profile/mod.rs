@@ -4,4 +4,5 @@
 pub mod board;
 pub mod embedded;
 pub mod lock;
+pub mod models;
 pub mod overlay;
