@@ -1,6 +1,26 @@
 //! SHA-256 as pimg writes it everywhere: lowercase hex.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// A file by name, size and SHA-256: an output as published, a line of SHA256SUMS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSum {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl FileSum {
+    /// The record of `bytes` published as `name`.
+    pub fn of(name: &str, bytes: &[u8]) -> FileSum {
+        FileSum {
+            name: name.to_string(),
+            size: bytes.len() as u64,
+            sha256: sha256_hex(bytes),
+        }
+    }
+}
 
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {

@@ -19,7 +19,6 @@
 //! is the file `.pimg.lock` inside it, and the outputs are renamed one by one as well.
 
 use crate::digest::hex;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
@@ -42,13 +41,8 @@ const KEPT_TAG: &str = ".pimg-kept-";
 /// Suffix of an output staged inside the output folder (`.<file>.pimg-partial`).
 const PARTIAL_SUFFIX: &str = ".pimg-partial";
 
-/// One published output.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct OutputFile {
-    pub name: String,
-    pub size: u64,
-    pub sha256: String,
-}
+/// An output as published: name, size, SHA-256.
+pub type OutputFile = crate::digest::FileSum;
 
 /// A device that remembers its first I/O error, so a failure that a writer reports through
 /// its own error type (a FAT write that hit a full disk) is still reported as an output error.

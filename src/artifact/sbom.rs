@@ -4,10 +4,12 @@
 //! random namespace (it is derived from the content), fixed key order, inputs and outputs in
 //! the order given (the caller sorts), so two builds of the same inputs give the same bytes.
 
-use crate::digest::hex;
+use crate::digest::{hex, FileSum};
 use crate::epoch::{iso8601, SourceDateEpoch};
+use crate::inputs::{Input, InputKind};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// One input package as the SBOM lists it.
 #[derive(Debug, Clone)]
@@ -101,6 +103,56 @@ struct ExtractedLicense {
     license_id: String,
     extracted_text: String,
     name: String,
+}
+
+/// The SBOM's view of the inputs a build used (with their SHA-256) and their licences.
+pub fn inputs(used: &[(Input, String)], licenses: &BTreeMap<String, String>) -> Vec<SbomInput> {
+    used.iter()
+        .map(|(i, sha)| SbomInput {
+            name: i.name.clone(),
+            version: i.version.clone(),
+            arch: i.arch.clone(),
+            file: i.file.clone(),
+            sha256: sha.clone(),
+            license: licenses.get(&i.file).cloned(),
+            kind: match i.kind {
+                InputKind::Deb => "Debian package",
+                InputKind::Apk => "Alpine package",
+                InputKind::Tarball => "tar archive",
+                InputKind::Dir => "directory",
+            },
+        })
+        .collect()
+}
+
+/// The SBOM's view of the outputs written so far: the image is for installing, the rest are
+/// archives; the apkovl comes from the overlay alone, the initramfs from its own inputs.
+pub fn outputs(
+    files: &[FileSum],
+    apkovl_name: &str,
+    initramfs_inputs: &[String],
+    all_inputs: &[String],
+) -> Vec<SbomOutput> {
+    files
+        .iter()
+        .map(|o| {
+            let (purpose, from) = if o.name == apkovl_name {
+                ("ARCHIVE", Vec::new())
+            } else if o.name.ends_with(".initramfs.cpio.gz") {
+                ("ARCHIVE", initramfs_inputs.to_vec())
+            } else if o.name.ends_with(".img") {
+                ("INSTALL", all_inputs.to_vec())
+            } else {
+                ("ARCHIVE", all_inputs.to_vec())
+            };
+            SbomOutput {
+                name: o.name.clone(),
+                sha256: o.sha256.clone(),
+                purpose,
+                generated_from: from,
+            }
+        })
+        .collect()
 }
 
 /// The SPDX document for a build of `board` as pretty JSON with a final newline.

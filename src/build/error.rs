@@ -1,6 +1,8 @@
 //! The one error type the binary sees; every variant names the file, field or input at fault.
 
+use crate::artifact::disk_image::ImageError;
 use crate::artifact::modules::ModuleError;
+use crate::artifact::FieldError;
 use crate::codec::archive::ArchiveError;
 use crate::codec::fat::write::FatError;
 use crate::codec::partition::write::DiskError;
@@ -56,6 +58,29 @@ pub enum Error {
 }
 
 impl Error {
+    /// A profile field that is wrong, in the profile named by `origin`.
+    pub fn profile(origin: &str, field: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Profile {
+            profile: origin.to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An artifact's refusal of a profile value, in the profile named by `origin`.
+    pub fn field(origin: &str, e: FieldError) -> Error {
+        Error::profile(origin, e.field, e.message)
+    }
+
+    /// An image-planning or image-writing error, in the profile named by `origin`.
+    pub fn image(origin: &str, e: ImageError) -> Error {
+        match e {
+            ImageError::Field(f) => Error::field(origin, f),
+            ImageError::Disk(d) => Error::Disk(d),
+            ImageError::Fat(f) => Error::Fat(f),
+        }
+    }
+
     /// Exit code: 2 for bad input or configuration the user must fix, 1 for failures to write.
     pub fn exit_code(&self) -> i32 {
         match self {

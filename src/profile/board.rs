@@ -57,7 +57,20 @@ impl BoardInfo {
     }
 }
 
+pub use crate::codec::fat::layout::FatType;
 pub use crate::codec::partition::TableKind;
+
+/// `fat = 12 | 16 | 32`, typed when the profile is parsed.
+fn fat_type<'de, D: Deserializer<'de>>(d: D) -> Result<FatType, D::Error> {
+    match u8::deserialize(d)? {
+        12 => Ok(FatType::Fat12),
+        16 => Ok(FatType::Fat16),
+        32 => Ok(FatType::Fat32),
+        n => Err(de::Error::custom(format!(
+            "boot.fat: {n} is not a FAT type: use 12, 16 or 32"
+        ))),
+    }
+}
 
 /// The disk image as a whole.
 #[derive(Debug, Clone, Deserialize)]
@@ -80,8 +93,9 @@ pub struct BootSpec {
     pub offset: ByteSize,
     /// Partition size; the rest of the disk when absent (less GPT's backup table).
     pub size: Option<ByteSize>,
-    /// 12, 16 or 32.
-    pub fat: u8,
+    /// 12, 16 or 32 in the profile.
+    #[serde(deserialize_with = "fat_type")]
+    pub fat: FatType,
     pub cluster_size: ByteSize,
     pub label: String,
     /// MBR partition type, e.g. 0x0c (FAT32 LBA).
@@ -421,12 +435,6 @@ fn check(p: &BoardProfile, origin: &str) -> Result<(), BoardError> {
                 "must be a positive multiple of 512 bytes".into(),
             ));
         }
-    }
-    if !matches!(p.boot.fat, 12 | 16 | 32) {
-        return Err(bad(
-            "boot.fat",
-            format!("{} is not a FAT type: use 12, 16 or 32", p.boot.fat),
-        ));
     }
     let cs = p.boot.cluster_size.0;
     if !(512..=65536).contains(&cs) || !cs.is_power_of_two() {

@@ -40,7 +40,7 @@ pub struct LockedInput {
 }
 
 /// What the buildinfo records about the lock a build was checked against.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRecord {
     /// The lock's file name (no folder: the buildinfo must not depend on where it lived).
     pub file: String,

@@ -6,7 +6,6 @@
 
 use crate::codec::archive;
 use crate::digest::hex;
-use crate::epoch::SourceDateEpoch;
 use crate::profile::embedded::{EmbeddedKind, OVERLAYS};
 use crate::tree::{Node, NodeKind, Tree, TreeError, TreePath};
 use sha2::{Digest, Sha256};
@@ -285,28 +284,6 @@ fn apply_attributes(tree: &mut Tree, data: &[u8], origin: &str) -> Result<(), Ov
 }
 
 impl Overlay {
-    /// The apkovl's file name, `<hostname>.apkovl.tar.gz`.
-    pub fn apkovl_name(&self) -> String {
-        format!("{}.apkovl.tar.gz", self.hostname)
-    }
-
-    /// The apkovl bytes: tar with explicit headers in tree order, every mtime the epoch, gzip.
-    pub fn apkovl(&self, epoch: SourceDateEpoch, level: u32) -> Result<Vec<u8>, OverlayError> {
-        let err = |source| OverlayError::Archive {
-            origin: self.origin.clone(),
-            source,
-        };
-        let gz = crate::codec::gzip::write::encoder(Vec::new(), level);
-        let gz = crate::codec::tar::write::write_tree(gz, &self.tree, epoch.seconds() as u64)
-            .map_err(err)?;
-        gz.finish().map_err(|source| {
-            err(archive::ArchiveError::Io {
-                format: "gzip",
-                source,
-            })
-        })
-    }
-
     /// A digest of the overlay's content and metadata, for the buildinfo.
     pub fn digest(&self) -> String {
         tree_digest(&self.tree)

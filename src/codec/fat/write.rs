@@ -205,13 +205,11 @@ pub fn required_bytes(tree: &Tree, params: &FatParams) -> u64 {
     total.max(fixed + 9) * SECTOR_SIZE
 }
 
-/// Formats `storage` (exactly `size` bytes, starting zero-filled) and writes every entry of `tree` in tree order.
-pub fn write_fat<S: Read + Write + Seek>(
-    mut storage: S,
-    size: u64,
-    tree: &Tree,
-    params: &FatParams,
-) -> Result<FatReport, FatError> {
+/// Checks what depends on the params and the volume size alone (label, cluster size, sector
+/// count), before any content is known. Returns the label bytes and the sector count. (The
+/// cluster count the FAT type needs is checked once the content is known, so that content
+/// too large for the volume is reported as that.)
+pub fn check_params(size: u64, params: &FatParams) -> Result<([u8; 11], u32), FatError> {
     let label = label_bytes(&params.label)?;
     if !params.bytes_per_cluster.is_power_of_two()
         || !(MIN_CLUSTER_SIZE..=MAX_CLUSTER_SIZE).contains(&params.bytes_per_cluster)
@@ -219,6 +217,17 @@ pub fn write_fat<S: Read + Write + Seek>(
         return Err(FatError::ClusterSize(params.bytes_per_cluster));
     }
     let total_sectors = volume_sectors(size)?;
+    Ok((label, total_sectors))
+}
+
+/// Formats `storage` (exactly `size` bytes, starting zero-filled) and writes every entry of `tree` in tree order.
+pub fn write_fat<S: Read + Write + Seek>(
+    mut storage: S,
+    size: u64,
+    tree: &Tree,
+    params: &FatParams,
+) -> Result<FatReport, FatError> {
+    let (label, total_sectors) = check_params(size, params)?;
     check_tree(tree)?;
     check_root_entries(tree, params.fat_type)?;
     let needed = required_bytes(tree, params);

@@ -1,0 +1,221 @@
+//! `<board>.buildinfo.json`: everything that decided a build's bytes, and every output. One
+//! type: the build writes it, and verify, boot and check read it back.
+
+use crate::digest::FileSum;
+use crate::profile::lock::LockRecord;
+use serde::{Deserialize, Serialize};
+
+/// The format name; a reader refuses other families.
+pub const FORMAT: &str = "pimg-buildinfo/1";
+
+/// The whole buildinfo, field order as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buildinfo {
+    pub format: String,
+    pub pimg_version: String,
+    pub cargo_lock_sha256: String,
+    pub board: BuildinfoBoard,
+    pub overlay: BuildinfoOverlay,
+    pub source_date_epoch: i64,
+    pub epoch_source: String,
+    /// The lock file the build was checked against (`--locked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockRecord>,
+    pub identifiers: BuildinfoIds,
+    pub inputs: Vec<BuildinfoInput>,
+    #[serde(default)]
+    pub kernel_modules: BuildinfoModules,
+    pub boot_partition: Vec<BuildinfoFile>,
+    pub outputs: Vec<FileSum>,
+}
+
+/// The board profile the build used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoBoard {
+    pub name: String,
+    pub profile: String,
+    pub profile_sha256: String,
+    /// The partition table when `--table` overrode the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+}
+
+/// The overlay the apkovl was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoOverlay {
+    pub name: String,
+    pub hostname: String,
+    pub sha256: String,
+}
+
+/// The identifiers written into the image, in lowercase hex or canonical GUID form.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoIds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fat_volume_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mbr_disk_signature: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpt_disk_guid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpt_boot_partition_guid: Option<String>,
+}
+
+/// One input as it was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoInput {
+    pub name: String,
+    pub version: Option<String>,
+    pub arch: Option<String>,
+    pub file: String,
+    pub sha256: String,
+}
+
+/// The initramfs's kernel modules: what the profile asked for and what that closed over.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoModules {
+    pub kernel_version: String,
+    pub requested: Vec<String>,
+    pub load_order: Vec<String>,
+    pub builtin: Vec<String>,
+}
+
+/// One file of the boot partition, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoFile {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    #[serde(default)]
+    pub from: String,
+}
+
+impl Buildinfo {
+    /// Pretty JSON, newline-terminated: the bytes published.
+    pub fn to_json(&self) -> String {
+        let mut json = serde_json::to_string_pretty(self).expect("buildinfo serializes");
+        json.push('\n');
+        json
+    }
+
+    /// Parses a buildinfo someone published; says what is wrong when it is not one.
+    pub fn parse(text: &str) -> Result<Buildinfo, String> {
+        let b: Buildinfo = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if !b.format.starts_with("pimg-buildinfo/") {
+            return Err(format!("format is {:?}", b.format));
+        }
+        Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Buildinfo {
+        Buildinfo {
+            format: FORMAT.into(),
+            pimg_version: "0.1.0".into(),
+            cargo_lock_sha256: "1".repeat(64),
+            board: BuildinfoBoard {
+                name: "rpi3b".into(),
+                profile: "boards/rpi3b.toml".into(),
+                profile_sha256: "2".repeat(64),
+                table: Some("gpt".into()),
+            },
+            overlay: BuildinfoOverlay {
+                name: "default".into(),
+                hostname: "pimg".into(),
+                sha256: "3".repeat(64),
+            },
+            source_date_epoch: 1_700_000_000,
+            epoch_source: "given (SOURCE_DATE_EPOCH)".into(),
+            lock: Some(LockRecord {
+                file: "pimg.lock".into(),
+                sha256: "4".repeat(64),
+            }),
+            identifiers: BuildinfoIds {
+                fat_volume_id: Some("0a0b0c0d".into()),
+                mbr_disk_signature: None,
+                gpt_disk_guid: Some("0fc63daf-8483-4772-8e79-3d69d8477de4".into()),
+                gpt_boot_partition_guid: Some("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7".into()),
+            },
+            inputs: vec![BuildinfoInput {
+                name: "raspi-firmware".into(),
+                version: Some("1.2".into()),
+                arch: None,
+                file: "raspi-firmware_1.2_all.deb".into(),
+                sha256: "5".repeat(64),
+            }],
+            kernel_modules: BuildinfoModules {
+                kernel_version: "6.1.0".into(),
+                requested: vec!["vfat".into()],
+                load_order: vec!["kernel/fs/fat/fat.ko".into()],
+                builtin: vec![],
+            },
+            boot_partition: vec![BuildinfoFile {
+                path: "config.txt".into(),
+                size: 3,
+                sha256: "6".repeat(64),
+                from: "board profile".into(),
+            }],
+            outputs: vec![FileSum::of("x.img", b"abc")],
+        }
+    }
+
+    /// What the build writes, verify reads back unchanged, and writes again byte for byte.
+    #[test]
+    fn round_trips() {
+        let b = sample();
+        let json = b.to_json();
+        let back = Buildinfo::parse(&json).unwrap();
+        assert_eq!(back, b);
+        assert_eq!(back.to_json(), json);
+        // Absent options are left out, not written as null.
+        let mut m = b.clone();
+        m.lock = None;
+        m.board.table = None;
+        let json = m.to_json();
+        assert!(
+            !json.contains("\"lock\"") && !json.contains("\"table\""),
+            "{json}"
+        );
+        assert!(!json.contains("mbr_disk_signature"), "{json}");
+        assert_eq!(Buildinfo::parse(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn field_order_is_the_published_one() {
+        let json = sample().to_json();
+        let at = |k: &str| json.find(&format!("\"{k}\"")).unwrap();
+        let order = [
+            "format",
+            "pimg_version",
+            "cargo_lock_sha256",
+            "board",
+            "overlay",
+            "source_date_epoch",
+            "epoch_source",
+            "lock",
+            "identifiers",
+            "inputs",
+            "kernel_modules",
+            "boot_partition",
+            "outputs",
+        ];
+        for w in order.windows(2) {
+            assert!(at(w[0]) < at(w[1]), "{} before {}", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn other_formats_and_garbage_are_refused() {
+        let json = sample().to_json().replace(FORMAT, "other/1");
+        assert_eq!(
+            Buildinfo::parse(&json).unwrap_err(),
+            "format is \"other/1\""
+        );
+        assert!(Buildinfo::parse("{").is_err());
+        assert!(Buildinfo::parse("[]").is_err());
+    }
+}

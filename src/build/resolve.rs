@@ -1,0 +1,538 @@
+//! The resolve stage: read every selected input once, hashing it and taking the members the
+//! profile needs (boot files, busybox, the kernel's modules), close the module dependencies
+//! and fix the epoch.
+
+use super::error::Error;
+use super::select::repository_apks;
+use crate::artifact::boot_tree::BootFile;
+use crate::artifact::initramfs::InitramfsContent;
+use crate::artifact::modules::{self, ModInfo};
+use crate::epoch::{EpochError, EpochSource, SourceDateEpoch};
+use crate::inputs::deb::{Member, MemberKind};
+use crate::inputs::{self, apk, Input, InputError, InputKind, InputSet};
+use crate::profile::board::{BoardProfile, LoadedProfile};
+use crate::progress::Progress;
+use crate::tree::TreePath;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::sync::Arc;
+
+/// Everything resolved from the inputs before any output is written.
+pub(super) struct Resolved {
+    pub used_inputs: Vec<(Input, String)>,
+    /// Per-file digests of directory inputs, to name the file when one changes mid-build.
+    pub dir_members: BTreeMap<String, BTreeMap<String, String>>,
+    pub boot_files: Vec<BootFile>,
+    pub initramfs: InitramfsContent,
+    pub builtin_modules: Vec<String>,
+    pub epoch: SourceDateEpoch,
+    /// Where the epoch came from, as the buildinfo says it.
+    pub epoch_source: String,
+    /// Licence stated by each used input (by file name), for the SBOM.
+    pub licenses: BTreeMap<String, String>,
+    /// File names of the inputs the initramfs is made from (busybox, kernel).
+    pub initramfs_inputs: Vec<String>,
+}
+
+/// Which parts of one input the profile needs.
+#[derive(Default)]
+struct Needs {
+    rules: Vec<(usize, globset::GlobMatcher)>,
+    busybox: Option<TreePath>,
+    modules: bool,
+    /// The whole file goes into the boot repository (`[boot.apks]`).
+    whole: bool,
+}
+
+/// Each needed input (by file name, which is unique) with what is needed from it.
+struct Wanted {
+    needs: BTreeMap<String, (Input, Needs)>,
+    busybox: Input,
+    busybox_path: TreePath,
+    kernel: Input,
+}
+
+/// What reading the inputs found.
+#[derive(Default)]
+struct Found {
+    rule_hits: Vec<Vec<BootFile>>,
+    busybox: Option<Arc<Vec<u8>>>,
+    available: BTreeMap<String, (String, ModInfo)>,
+    builtin_text: Option<String>,
+    kernel_versions: BTreeSet<String>,
+    newest: Option<(i64, String)>,
+    used_inputs: Vec<(Input, String)>,
+    dir_members: BTreeMap<String, BTreeMap<String, String>>,
+    licenses: BTreeMap<String, String>,
+    repository_files: Vec<BootFile>,
+}
+
+/// The initramfs's modules: the closure of the requested names, with their bytes.
+struct KernelModules {
+    kernel_version: String,
+    modules: Vec<(String, Arc<Vec<u8>>)>,
+    load_order: Vec<String>,
+    modules_dep: String,
+    builtin: Vec<String>,
+}
+
+pub(super) fn resolve(
+    loaded: &LoadedProfile,
+    set: &InputSet,
+    given_epoch: Option<SourceDateEpoch>,
+    progress: &Progress,
+) -> Result<Resolved, Error> {
+    let p: &BoardProfile = &loaded.profile;
+    let origin = loaded.origin.as_str();
+    let wanted = wanted(p, set, origin)?;
+    let mut found = Found {
+        rule_hits: vec![Vec::new(); p.boot.files.len()],
+        ..Found::default()
+    };
+    for (input, need) in wanted.needs.values() {
+        progress.phase(format!("reading {}", input.file));
+        read_input(p, input, need, &mut found, origin)?;
+    }
+    let mut boot_files = boot_files(p, &found.rule_hits, origin)?;
+    let busybox = found.busybox.take().ok_or_else(|| {
+        Error::profile(
+            origin,
+            "initramfs.busybox.path",
+            format!(
+                "'{}' is not in input '{}'",
+                wanted.busybox_path,
+                wanted.busybox.label()
+            ),
+        )
+    })?;
+    let km = kernel_modules(p, &wanted.kernel, &mut found, origin, progress)?;
+    let (epoch, epoch_source) = match (given_epoch, found.newest.take()) {
+        (Some(e), _) => (e, EpochSource::Given.to_string()),
+        (None, Some((t, source))) => (SourceDateEpoch::new(t)?, source),
+        (None, None) => return Err(EpochError::Underivable.into()),
+    };
+    boot_files.append(&mut found.repository_files);
+    let mut initramfs_inputs = vec![wanted.busybox.file.clone(), wanted.kernel.file.clone()];
+    initramfs_inputs.dedup();
+    Ok(Resolved {
+        used_inputs: found.used_inputs,
+        dir_members: found.dir_members,
+        boot_files,
+        initramfs: InitramfsContent {
+            busybox,
+            applets: p.initramfs.applets.clone(),
+            kernel_version: km.kernel_version,
+            modules: km.modules,
+            load_order: km.load_order,
+            modules_dep: km.modules_dep,
+            boot_label: p.boot.label.clone(),
+        },
+        builtin_modules: km.builtin,
+        epoch,
+        epoch_source,
+        licenses: found.licenses,
+        initramfs_inputs,
+    })
+}
+
+fn wanted(p: &BoardProfile, set: &InputSet, origin: &str) -> Result<Wanted, Error> {
+    let mut needs: BTreeMap<String, (Input, Needs)> = BTreeMap::new();
+    fn need<'a>(needs: &'a mut BTreeMap<String, (Input, Needs)>, input: &Input) -> &'a mut Needs {
+        &mut needs
+            .entry(input.file.clone())
+            .or_insert_with(|| (input.clone(), Needs::default()))
+            .1
+    }
+    for (i, rule) in p.boot.files.iter().enumerate() {
+        let input = set.select(&rule.input, &format!("boot.files[{i}].input"))?;
+        let m = inputs::matcher(&rule.glob, &format!("boot.files[{i}].glob"))?;
+        need(&mut needs, input).rules.push((i, m));
+    }
+    let busybox = set.select(&p.initramfs.busybox.input, "initramfs.busybox.input")?;
+    let busybox_path = TreePath::new(&p.initramfs.busybox.path)
+        .map_err(|e| Error::profile(origin, "initramfs.busybox.path", e.to_string()))?;
+    need(&mut needs, busybox).busybox = Some(busybox_path.clone());
+    let kernel = set.select(&p.initramfs.kernel_input, "initramfs.kernel_input")?;
+    need(&mut needs, kernel).modules = true;
+    for input in repository_apks(p, set)? {
+        need(&mut needs, input).whole = true;
+    }
+    Ok(Wanted {
+        busybox: busybox.clone(),
+        kernel: kernel.clone(),
+        busybox_path,
+        needs,
+    })
+}
+
+/// Hashes one input, reads its apk metadata, takes the members it is needed for and offers
+/// its time as the epoch.
+fn read_input(
+    p: &BoardProfile,
+    input: &Input,
+    need: &Needs,
+    found: &mut Found,
+    origin: &str,
+) -> Result<(), Error> {
+    // A directory's digest and its per-file digests come from one reading.
+    let sha = if input.kind == InputKind::Dir {
+        let members = input.member_digests()?;
+        let sha = inputs::dir_digest(&members);
+        found.dir_members.insert(input.file.clone(), members);
+        sha
+    } else {
+        input.sha256()?
+    };
+    found.used_inputs.push((input.clone(), sha));
+    let builddate = if input.kind == InputKind::Apk {
+        read_apk(p, input, need, found, origin)?
+    } else {
+        None
+    };
+    let scanned = !need.rules.is_empty() || need.busybox.is_some() || need.modules;
+    let mut input_newest = i64::MIN;
+    if scanned {
+        let label = input.label();
+        input.scan(&mut |m, r| {
+            input_newest = input_newest.max(m.mtime);
+            take_member(need, m, r, &label, found)
+        })?;
+    }
+    offer_epoch(input, builddate, input_newest, &mut found.newest);
+    Ok(())
+}
+
+/// An apk's licence and builddate; for the boot repository also its whole bytes, checked.
+fn read_apk(
+    p: &BoardProfile,
+    input: &Input,
+    need: &Needs,
+    found: &mut Found,
+    origin: &str,
+) -> Result<Option<i64>, Error> {
+    let info = if need.whole {
+        // The bytes checked against the datahash are the bytes copied.
+        let bytes = read_whole(input, p.image.size.0)?;
+        let info = apk::verify_bytes(&input.path, &bytes).map_err(InputError::from)?;
+        let repo_arch = p.boot.apks.as_ref().map(|r| r.arch.as_str()).unwrap_or("");
+        if info.arch != repo_arch && info.arch != "noarch" {
+            return Err(Error::profile(
+                origin,
+                "boot.apks.arch",
+                format!(
+                    "input {} is for arch '{}', not '{repo_arch}'; narrow boot.apks.inputs or use the {repo_arch} package",
+                    input.file, info.arch
+                ),
+            ));
+        }
+        let dest = format!("apks/{repo_arch}/{}-{}.apk", info.pkgname, info.pkgver);
+        let dest =
+            TreePath::new(&dest).map_err(|e| Error::profile(origin, "boot.apks", e.to_string()))?;
+        found.repository_files.push(BootFile {
+            path: dest,
+            data: Arc::new(bytes),
+            origin: format!("{}: {}", input.label(), input.file),
+        });
+        info
+    } else {
+        apk::read_info(&input.path).map_err(InputError::from)?
+    };
+    if let Some(l) = info.license {
+        found.licenses.insert(input.file.clone(), l);
+    }
+    Ok(info.builddate)
+}
+
+/// Keeps one member when a boot-file rule, busybox or the module tree wants it.
+fn take_member(
+    need: &Needs,
+    m: &Member,
+    r: &mut dyn Read,
+    label: &str,
+    found: &mut Found,
+) -> Result<(), InputError> {
+    let path = m.path.as_str();
+    let rules: Vec<usize> = need
+        .rules
+        .iter()
+        .filter(|(_, g)| g.is_match(path))
+        .map(|(i, _)| *i)
+        .collect();
+    let is_busybox = need.busybox.as_ref() == Some(&m.path);
+    let module_rel = if need.modules {
+        module_path(path)
+    } else {
+        None
+    };
+    let is_builtin = need.modules && is_modules_builtin(path);
+    if rules.is_empty() && !is_busybox && module_rel.is_none() && !is_builtin {
+        return Ok(());
+    }
+    match &m.kind {
+        MemberKind::File => {}
+        MemberKind::Dir if module_rel.is_none() && !is_busybox => return Ok(()),
+        other => {
+            return Err(InputError::Member {
+                input: label.to_string(),
+                path: path.to_string(),
+                message: format!(
+                    "is not a regular file ({other:?}); point the profile at the file it refers to"
+                ),
+            })
+        }
+    }
+    let data = read_member(r, m.size, label, path)?;
+    if let Some((kver, rel)) = &module_rel {
+        found.kernel_versions.insert(kver.clone());
+        let info = modules::parse_modinfo(&data).map_err(|e| InputError::Member {
+            input: label.to_string(),
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        found
+            .available
+            .insert(info.name.clone(), (rel.clone(), info));
+    }
+    if is_builtin {
+        found.builtin_text = Some(String::from_utf8_lossy(&data).into_owned());
+    }
+    let data = Arc::new(data);
+    if is_busybox {
+        found.busybox = Some(data.clone());
+    }
+    for i in rules {
+        found.rule_hits[i].push(BootFile {
+            path: m.path.clone(),
+            data: data.clone(),
+            origin: format!("{label}: {path}"),
+        });
+    }
+    Ok(())
+}
+
+/// An apk's time is its builddate (as apko does); a .deb's or tarball's the newest mtime
+/// inside; a directory has none. The newest of all inputs wins.
+fn offer_epoch(
+    input: &Input,
+    builddate: Option<i64>,
+    input_newest: i64,
+    newest: &mut Option<(i64, String)>,
+) {
+    let label = input.label();
+    let candidate = match (input.kind, builddate) {
+        (InputKind::Apk, Some(t)) => Some((t, format!("builddate of input {label}"))),
+        (InputKind::Deb | InputKind::Tarball | InputKind::Apk, _) if input_newest > i64::MIN => {
+            Some((
+                input_newest,
+                EpochSource::Inputs { input: label }.to_string(),
+            ))
+        }
+        _ => None,
+    };
+    if let Some((t, source)) = candidate {
+        if newest.as_ref().is_none_or(|(n, _)| t > *n) {
+            *newest = Some((t, source));
+        }
+    }
+}
+
+/// Boot files: each rule must match, and a file destination takes exactly one member.
+fn boot_files(
+    p: &BoardProfile,
+    rule_hits: &[Vec<BootFile>],
+    origin: &str,
+) -> Result<Vec<BootFile>, Error> {
+    let mut boot_files = Vec::new();
+    for (i, rule) in p.boot.files.iter().enumerate() {
+        let hits = &rule_hits[i];
+        let to_err = |e: crate::tree::PathError| {
+            Error::profile(origin, format!("boot.files[{i}].to"), e.to_string())
+        };
+        if hits.is_empty() {
+            return Err(Error::profile(
+                origin,
+                format!("boot.files[{i}].glob"),
+                format!(
+                    "'{}' matches no file in input '{}'; list the package with dpkg-deb -c",
+                    rule.glob, rule.input
+                ),
+            ));
+        }
+        if rule.to.ends_with('/') {
+            let dir = rule.to.trim_matches('/');
+            for hit in hits {
+                let dest = if dir.is_empty() {
+                    hit.path.file_name().to_string()
+                } else {
+                    format!("{dir}/{}", hit.path.file_name())
+                };
+                let path = TreePath::new(&dest).map_err(to_err)?;
+                boot_files.push(BootFile {
+                    path,
+                    ..hit.clone()
+                });
+            }
+        } else {
+            if hits.len() != 1 {
+                let names: Vec<&str> = hits.iter().map(|h| h.path.as_str()).collect();
+                return Err(Error::profile(
+                    origin,
+                    format!("boot.files[{i}]"),
+                    format!(
+                        "'{}' matches {} files ({}) but 'to = \"{}\"' is one file; narrow the glob or end 'to' with '/'",
+                        rule.glob,
+                        hits.len(),
+                        names.join(", "),
+                        rule.to
+                    ),
+                ));
+            }
+            let path = TreePath::new(&rule.to).map_err(to_err)?;
+            boot_files.push(BootFile {
+                path,
+                ..hits[0].clone()
+            });
+        }
+    }
+    Ok(boot_files)
+}
+
+/// The one kernel version the input's modules are for.
+fn kernel_version(kernel: &Input, found: &mut Found, origin: &str) -> Result<String, Error> {
+    let versions = std::mem::take(&mut found.kernel_versions);
+    match versions.len() {
+        1 => Ok(versions.into_iter().next().expect("one")),
+        0 => Err(Error::profile(
+            origin,
+            "initramfs.kernel_input",
+            format!(
+                "input '{}' holds no kernel modules under lib/modules/",
+                kernel.label()
+            ),
+        )),
+        _ => Err(Error::profile(
+            origin,
+            "initramfs.kernel_input",
+            format!(
+                "input '{}' holds modules for several kernels ({}); use a package with one",
+                kernel.label(),
+                versions.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+/// The closure of the requested names, then their bytes (a second pass over the kernel).
+fn kernel_modules(
+    p: &BoardProfile,
+    kernel: &Input,
+    found: &mut Found,
+    origin: &str,
+    progress: &Progress,
+) -> Result<KernelModules, Error> {
+    let kver = kernel_version(kernel, found, origin)?;
+    let available = &found.available;
+    let builtin = modules::parse_builtin(found.builtin_text.as_deref().unwrap_or(""));
+    let closure =
+        modules::closure(&p.initramfs.modules, available, &builtin).map_err(|source| {
+            Error::Modules {
+                input: kernel.label(),
+                source,
+            }
+        })?;
+    let modules_dep = modules::modules_dep(&closure, available);
+    let wanted: BTreeSet<String> = closure
+        .load_order
+        .iter()
+        .map(|n| format!("lib/modules/{kver}/{}", available[n].0))
+        .collect();
+    let mut module_bytes: BTreeMap<String, Arc<Vec<u8>>> = BTreeMap::new();
+    if !wanted.is_empty() {
+        progress.phase(format!(
+            "collecting {} kernel modules from {}",
+            wanted.len(),
+            kernel.file
+        ));
+        let label = kernel.label();
+        kernel.scan(&mut |m, r| {
+            if m.kind == MemberKind::File && wanted.contains(m.path.as_str()) {
+                let data = read_member(r, m.size, &label, m.path.as_str())?;
+                module_bytes.insert(m.path.as_str().to_string(), Arc::new(data));
+            }
+            Ok(())
+        })?;
+    }
+    let prefix = format!("lib/modules/{kver}/");
+    Ok(KernelModules {
+        modules: module_bytes
+            .into_iter()
+            .map(|(path, data)| (path[prefix.len()..].to_string(), data))
+            .collect(),
+        load_order: closure
+            .load_order
+            .iter()
+            .map(|n| available[n].0.clone())
+            .collect(),
+        kernel_version: kver,
+        modules_dep,
+        builtin: closure.builtin,
+    })
+}
+
+/// `lib/modules/<kver>/<rel>.ko` → (kver, rel).
+fn module_path(path: &str) -> Option<(String, String)> {
+    let rest = path.strip_prefix("lib/modules/")?;
+    let (kver, rel) = rest.split_once('/')?;
+    rel.ends_with(".ko")
+        .then(|| (kver.to_string(), rel.to_string()))
+}
+
+fn is_modules_builtin(path: &str) -> bool {
+    path.strip_prefix("lib/modules/")
+        .and_then(|r| r.split_once('/'))
+        .is_some_and(|(_, rel)| rel == "modules.builtin")
+}
+
+/// Reads a whole input file that goes onto the boot partition (refused when larger than the
+/// image, which could never hold it).
+fn read_whole(input: &Input, image_size: u64) -> Result<Vec<u8>, InputError> {
+    let read_err = |source| InputError::Read {
+        input: input.label(),
+        path: input.path.display().to_string(),
+        source,
+    };
+    let f = std::fs::File::open(&input.path).map_err(read_err)?;
+    let len = f.metadata().map_err(read_err)?.len();
+    if len > image_size {
+        return Err(InputError::Member {
+            input: input.label(),
+            path: input.file.clone(),
+            message: format!(
+                "is {} bytes, more than the whole {image_size}-byte image; raise image.size",
+                len
+            ),
+        });
+    }
+    let mut data = Vec::with_capacity(len as usize);
+    f.take(image_size + 1)
+        .read_to_end(&mut data)
+        .map_err(read_err)?;
+    Ok(data)
+}
+
+/// Reads one member fully; the size from the header only bounds the first allocation.
+fn read_member(
+    r: &mut dyn Read,
+    size: u64,
+    input: &str,
+    path: &str,
+) -> Result<Vec<u8>, InputError> {
+    let mut data = Vec::with_capacity(size.min(64 << 20) as usize);
+    r.read_to_end(&mut data)
+        .map_err(|source| InputError::Read {
+            input: input.to_string(),
+            path: path.to_string(),
+            source,
+        })?;
+    Ok(data)
+}

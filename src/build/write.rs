@@ -1,0 +1,307 @@
+//! The write stage: every artifact from the resolved inputs, checked by the firmware rules,
+//! staged in the output folder and published at once with the SBOM, the buildinfo and
+//! SHA256SUMS.
+
+use super::error::Error;
+use super::recheck::recheck_inputs;
+use super::resolve::Resolved;
+use super::{stable_origin, BuildReport, Plan};
+use crate::artifact::buildinfo::{self, Buildinfo};
+use crate::artifact::disk_image::{DiskPlan, Identities};
+use crate::artifact::{apkovl, boot_tree, initramfs, rpi_tarball, sbom, sums};
+use crate::codec::fat::write::FatParams;
+use crate::digest::{hex, FileSum};
+use crate::ids::{self, IdentitySeed};
+use crate::profile::board::{LoadedProfile, TableKind};
+use crate::profile::lock::LockRecord;
+use crate::profile::overlay::{self, Overlay, OverlayError};
+use crate::progress::Progress;
+use crate::publish::{OutputDir, PublishError, RecordIo};
+use crate::tree::{NodeKind, Tree};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Arc;
+
+/// What the write stage works from: the profile, the overlay, the resolved inputs and the
+/// lock the build was checked against.
+pub(super) struct BuildContext {
+    pub loaded: LoadedProfile,
+    pub overlay: Overlay,
+    pub resolved: Resolved,
+    pub lock: Option<LockRecord>,
+}
+
+/// The boot tree and the two artifacts it carries.
+struct BootContent {
+    tree: Tree,
+    apkovl: Arc<Vec<u8>>,
+    initramfs: Arc<Vec<u8>>,
+}
+
+pub(super) fn write_all(
+    ctx: &BuildContext,
+    plan: &Plan,
+    out: &Path,
+    inputs_dir: &Path,
+    progress: &Progress,
+) -> Result<BuildReport, Error> {
+    let (p, r) = (&ctx.loaded.profile, &ctx.resolved);
+    let board = p.board.name.clone();
+    let level = p.initramfs.compression_level;
+    let boot = boot_content(ctx, plan, progress)?;
+    firmware_check(&ctx.loaded, &boot.tree)?;
+    let ids = plan
+        .disk
+        .identities(&identity_seed(&ctx.loaded, &boot.tree));
+    let params = plan.disk.fat_params(&ids, r.epoch.seconds());
+    plan.disk
+        .check_fits(&boot.tree, &params)
+        .map_err(|e| Error::field(&ctx.loaded.origin, e))?;
+
+    // Outputs: staged beside the output folder, published all at once when all are complete.
+    let mut dir = OutputDir::open(out)?;
+    let mut warnings = Vec::new();
+    let img_name = format!("{board}.img");
+    progress.phase(format!("writing {img_name}"));
+    let clamped = write_image(
+        &mut dir,
+        &out.join(&img_name),
+        ctx,
+        &plan.disk,
+        &ids,
+        &boot.tree,
+        &params,
+    )?;
+    if let Some(clamped) = clamped {
+        warnings.push(format!(
+            "SOURCE_DATE_EPOCH {} is outside FAT's 1980..2107 range: FAT timestamps use {clamped}",
+            r.epoch
+        ));
+    }
+    progress.phase(format!("writing {board}.tar.gz"));
+    let tarball =
+        rpi_tarball::write(&boot.tree, r.epoch, level).map_err(|source| Error::Archive {
+            what: "rpi tarball".into(),
+            source,
+        })?;
+    dir.write_bytes(&format!("{board}.tar.gz"), &tarball)?;
+    dir.write_bytes(&plan.apkovl_name, &boot.apkovl)?;
+    dir.write_bytes(&format!("{board}.initramfs.cpio.gz"), &boot.initramfs)?;
+    write_sbom(&mut dir, ctx, &plan.apkovl_name)?;
+    let info = buildinfo_of(ctx, &plan.disk, &ids, &boot.tree, dir.files());
+    dir.write_bytes(
+        &format!("{board}.buildinfo.json"),
+        info.to_json().as_bytes(),
+    )?;
+    let mut outputs = dir.files().to_vec();
+    let sums = sums::text(&outputs);
+    dir.write_bytes("SHA256SUMS", sums.as_bytes())?;
+    outputs.push(FileSum::of("SHA256SUMS", sums.as_bytes()));
+
+    progress.phase("checking that the inputs did not change");
+    recheck_inputs(inputs_dir, &r.used_inputs, &r.dir_members)?;
+    progress.phase("publishing");
+    let out_dir = dir.commit()?;
+    warnings.extend(dir.warnings().iter().cloned());
+    Ok(BuildReport {
+        board,
+        out_dir,
+        source_date_epoch: r.epoch.seconds(),
+        epoch_source: r.epoch_source.clone(),
+        lock: ctx.lock.clone(),
+        outputs,
+        warnings,
+    })
+}
+
+/// The apkovl, the initramfs and the boot tree that holds both.
+fn boot_content(
+    ctx: &BuildContext,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<BootContent, Error> {
+    let (p, r) = (&ctx.loaded.profile, &ctx.resolved);
+    let level = p.initramfs.compression_level;
+    progress.phase("building the apkovl");
+    let apkovl =
+        apkovl::write(&ctx.overlay, r.epoch, level).map_err(|source| OverlayError::Archive {
+            origin: ctx.overlay.origin.clone(),
+            source,
+        })?;
+    progress.phase("building the initramfs");
+    let initramfs_tree = initramfs::tree(&r.initramfs).map_err(|source| Error::Tree {
+        what: "initramfs".into(),
+        source,
+    })?;
+    let initramfs =
+        initramfs::cpio_gz(&initramfs_tree, r.epoch, level).map_err(|source| Error::Archive {
+            what: "initramfs".into(),
+            source,
+        })?;
+    let (apkovl, initramfs) = (Arc::new(apkovl), Arc::new(initramfs));
+    let apkovl_origin = format!("overlay {}", ctx.overlay.name);
+    let tree = boot_tree::assemble(
+        &plan.boot_tree,
+        &r.boot_files,
+        initramfs.clone(),
+        apkovl.clone(),
+        &apkovl_origin,
+    )
+    .map_err(|source| Error::Tree {
+        what: "boot partition".into(),
+        source,
+    })?;
+    Ok(BootContent {
+        tree,
+        apkovl,
+        initramfs,
+    })
+}
+
+/// What the firmware reads first, checked before anything is written (`pimg check`).
+fn firmware_check(loaded: &LoadedProfile, boot: &Tree) -> Result<(), Error> {
+    let models: Vec<&crate::firmware::Model> = loaded
+        .profile
+        .board
+        .models
+        .iter()
+        .filter_map(|m| crate::firmware::model_by_id(m))
+        .collect();
+    let fw = crate::firmware::check(&mut crate::firmware::TreeFiles(boot), &models);
+    if fw.ok() {
+        return Ok(());
+    }
+    Err(Error::FirmwareCheck {
+        profile: loaded.origin.clone(),
+        problems: fw
+            .problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n  "),
+    })
+}
+
+/// Identifiers are derived from the profile and the boot content unless fixed in the profile.
+fn identity_seed(loaded: &LoadedProfile, boot: &Tree) -> IdentitySeed {
+    let mut h = Sha256::new();
+    h.update(b"pimg seed v1\0");
+    h.update(Sha256::digest(loaded.text.as_bytes()));
+    h.update(overlay::tree_digest(boot).as_bytes());
+    IdentitySeed(h.finalize().into())
+}
+
+/// Stages the image; returns the epoch FAT stored when it had to clamp the build's.
+fn write_image(
+    dir: &mut OutputDir,
+    img_path: &Path,
+    ctx: &BuildContext,
+    disk: &DiskPlan,
+    ids: &Identities,
+    boot: &Tree,
+    params: &FatParams,
+) -> Result<Option<i64>, Error> {
+    let img_name = img_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let layout = disk.layout(ids);
+    let report = dir.write_with(&img_name.unwrap_or_default(), |file| {
+        let output_err = |source| {
+            Error::from(PublishError::Output {
+                path: img_path.display().to_string(),
+                source,
+            })
+        };
+        file.set_len(disk.size).map_err(output_err)?;
+        // An I/O failure (a full disk) is an output error, whichever writer met it.
+        let io_failure = std::cell::RefCell::new(None);
+        let mut dev = RecordIo::new(&mut *file, &io_failure);
+        crate::artifact::disk_image::write(&mut dev, disk, &layout, boot, params).map_err(|e| {
+            match io_failure.borrow_mut().take() {
+                Some(source) => output_err(source),
+                None => Error::image(&ctx.loaded.origin, e),
+            }
+        })
+    })?;
+    Ok(report.clamped_epoch)
+}
+
+/// The SBOM lists every input and the artifacts written so far.
+fn write_sbom(dir: &mut OutputDir, ctx: &BuildContext, apkovl_name: &str) -> Result<(), Error> {
+    let r = &ctx.resolved;
+    let board = &ctx.loaded.profile.board.name;
+    let all_inputs: Vec<String> = r.used_inputs.iter().map(|(i, _)| i.file.clone()).collect();
+    let inputs = sbom::inputs(&r.used_inputs, &r.licenses);
+    let outputs = sbom::outputs(dir.files(), apkovl_name, &r.initramfs_inputs, &all_inputs);
+    let spdx = sbom::document(board, r.epoch, &inputs, &outputs);
+    dir.write_bytes(&format!("{board}.spdx.json"), &spdx)?;
+    Ok(())
+}
+
+/// The buildinfo of this build: everything that decided the bytes, and the outputs so far.
+fn buildinfo_of(
+    ctx: &BuildContext,
+    disk: &DiskPlan,
+    ids: &Identities,
+    boot: &Tree,
+    outputs: &[FileSum],
+) -> Buildinfo {
+    let (loaded, r) = (&ctx.loaded, &ctx.resolved);
+    let gpt = disk.table() == TableKind::Gpt;
+    Buildinfo {
+        format: buildinfo::FORMAT.into(),
+        pimg_version: env!("CARGO_PKG_VERSION").into(),
+        cargo_lock_sha256: crate::profile::embedded::CARGO_LOCK_SHA256.into(),
+        board: buildinfo::BuildinfoBoard {
+            name: loaded.profile.board.name.clone(),
+            profile: stable_origin(&loaded.origin),
+            profile_sha256: hex(&Sha256::digest(loaded.text.as_bytes())),
+            table: loaded.table_override.map(|t| t.name().to_string()),
+        },
+        overlay: buildinfo::BuildinfoOverlay {
+            name: ctx.overlay.name.clone(),
+            hostname: ctx.overlay.hostname.clone(),
+            sha256: ctx.overlay.digest(),
+        },
+        source_date_epoch: r.epoch.seconds(),
+        epoch_source: r.epoch_source.clone(),
+        lock: ctx.lock.clone(),
+        identifiers: buildinfo::BuildinfoIds {
+            fat_volume_id: Some(format!("{:08x}", ids.volume_id)),
+            mbr_disk_signature: (!gpt).then(|| format!("{:08x}", ids.disk_signature)),
+            gpt_disk_guid: gpt.then(|| ids::guid_to_string(&ids.disk_guid)),
+            gpt_boot_partition_guid: gpt.then(|| ids::guid_to_string(&ids.part_guid)),
+        },
+        inputs: r
+            .used_inputs
+            .iter()
+            .map(|(i, sha)| buildinfo::BuildinfoInput {
+                name: i.name.clone(),
+                version: i.version.clone(),
+                arch: i.arch.clone(),
+                file: i.file.clone(),
+                sha256: sha.clone(),
+            })
+            .collect(),
+        kernel_modules: buildinfo::BuildinfoModules {
+            kernel_version: r.initramfs.kernel_version.clone(),
+            requested: loaded.profile.initramfs.modules.clone(),
+            load_order: r.initramfs.load_order.clone(),
+            builtin: r.builtin_modules.clone(),
+        },
+        boot_partition: boot_files(boot),
+        outputs: outputs.to_vec(),
+    }
+}
+
+fn boot_files(boot: &Tree) -> Vec<buildinfo::BuildinfoFile> {
+    boot.iter()
+        .filter(|(_, n)| matches!(n.kind, NodeKind::File(_)))
+        .map(|(path, n)| buildinfo::BuildinfoFile {
+            path: path.to_string(),
+            size: n.data().len() as u64,
+            sha256: hex(&Sha256::digest(n.data())),
+            from: boot.origin(path).unwrap_or("").to_string(),
+        })
+        .collect()
+}
