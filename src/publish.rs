@@ -17,6 +17,8 @@
 //! subfolders or files that cannot be hard-linked, it belongs to another user, or its file
 //! system cannot exchange two folders. Where the file system cannot lock a folder, the lock
 //! is the file `.pimg.lock` inside it, and the outputs are renamed one by one as well.
+// The only writer of output files: it lists, stages and swaps the output folder.
+#![allow(clippy::disallowed_methods)]
 
 use crate::digest::hex;
 use sha2::{Digest, Sha256};

@@ -1,6 +1,8 @@
 //! `pimg build` end to end on fixture inputs the tests generate: golden hashes, builds that
 //! must be identical under varied environments, independent tools as referees, and bad
 //! input that must fail clearly without leaving outputs behind.
+// Tests make their fixtures and read their results with the file system and environment directly.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

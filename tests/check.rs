@@ -1,6 +1,8 @@
 //! `pimg check`: the static check of what the firmware reads first. Deliberately broken
 //! profiles must stop the build (nothing written), and an image whose config.txt was edited
 //! afterwards (with mtools, as a user would) must fail `pimg check` naming the file.
+// Tests make their fixtures and read their results with the file system and environment directly.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Independent tools as referees for the FAT and partition-table writers: the bytes we write
 //! must satisfy dosfstools (`fsck.vfat`), mtools (`mdir`, `mcopy`) and util-linux (`sfdisk`).
 //! A missing tool fails the test with the install command; nothing is skipped.
+// Tests make their fixtures and read their results with the file system and environment directly.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};

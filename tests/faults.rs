@@ -7,6 +7,8 @@
 //!
 //! Needs root (tmpfs and bind mounts, chattr) and strace (to stop pimg at an exact system
 //! call: `-e inject=…:delay_enter=` / `:signal=KILL`).
+// Tests make their fixtures and read their results with the file system and environment directly.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

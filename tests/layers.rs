@@ -3,6 +3,8 @@
 //!
 //! Reads the sources as text: every `crate::a::b` path in a library file (and `pimg::a::b`
 //! in the binary's files) is an import of the deepest module it names.
+// Tests make their fixtures and read their results with the file system and environment directly.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

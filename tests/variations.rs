@@ -7,6 +7,8 @@
 //!
 //! Needs root for the unprivileged-user, tmpfs directory-order and hostname cases; tools:
 //! tzdata, locales (localedef), faketime, util-linux (setpriv, unshare, taskset).
+// Tests make their fixtures and read their results with the file system and environment directly.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

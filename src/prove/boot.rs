@@ -5,6 +5,7 @@
 //! The kernel, DTB and initramfs are taken out of the image's own FAT partition, so a passing
 //! boot proves the partition holds a bootable set. The image itself is never modified.
 
+use crate::artifact::buildinfo::Buildinfo;
 use crate::codec::reader::ReadError;
 use crate::digest::hex;
 use crate::profile::board::{self, LoadedProfile};
@@ -188,6 +189,8 @@ fn qemu_binary(arch: &str) -> &'static str {
     }
 }
 
+// QEMU is found on PATH as a shell would find it.
+#[allow(clippy::disallowed_methods)]
 fn find_in_path(binary: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -200,6 +203,8 @@ fn buildinfo_path(image: &Path) -> PathBuf {
 }
 
 /// Boots the image and returns the verdict; errors are problems found before the verdict.
+// `pimg boot` hands QEMU the kernel, DTB and initramfs as files in its own temporary folder, and writes the --log file the user asked for.
+#[allow(clippy::disallowed_methods)]
 pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, BootError> {
     let image_name = req.image.display().to_string();
     let io_err = |path: &Path| {
@@ -207,18 +212,12 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
         move |source| BootError::Io { path, source }
     };
     let buildinfo_file = buildinfo_path(&req.image);
-    let buildinfo: Option<serde_json::Value> = fs::read(&buildinfo_file)
+    let buildinfo: Option<Buildinfo> = fs::read_to_string(&buildinfo_file)
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+        .and_then(|text| Buildinfo::parse(&text).ok());
     let loaded: LoadedProfile = match (&req.board, &buildinfo) {
         (Some(b), _) => board::load(b)?,
-        (None, Some(info)) => {
-            let name = info["board"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            board::load(&name)?
-        }
+        (None, Some(info)) => board::load(&info.board.name)?,
         (None, None) => {
             return Err(BootError::NoBoard {
                 image: image_name,
@@ -569,7 +568,7 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
 fn expected_state(
     part: &mut BootPartition,
     image: &str,
-    buildinfo: Option<&serde_json::Value>,
+    buildinfo: Option<&Buildinfo>,
 ) -> Result<Expected, BootError> {
     let image_err = |source| BootError::Image {
         image: image.to_string(),
@@ -580,18 +579,11 @@ fn expected_state(
         let h = part.sha256(&path).map_err(image_err)?;
         listing.insert(path, h);
     }
-    let buildinfo = buildinfo.and_then(|info| {
-        info["boot_partition"].as_array().map(|files| {
-            files
-                .iter()
-                .filter_map(|f| {
-                    Some((
-                        f["path"].as_str()?.to_string(),
-                        f["sha256"].as_str()?.to_string(),
-                    ))
-                })
-                .collect::<BTreeMap<_, _>>()
-        })
+    let buildinfo = buildinfo.map(|info| {
+        info.boot_partition
+            .iter()
+            .map(|f| (f.path.clone(), f.sha256.clone()))
+            .collect::<BTreeMap<_, _>>()
     });
     let apkovls: Vec<&String> = listing
         .keys()

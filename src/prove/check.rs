@@ -1,5 +1,6 @@
 //! `pimg check IMAGE`: the firmware's rules (`firmware`) applied to an image's boot partition.
 
+use crate::artifact::buildinfo::Buildinfo;
 use crate::firmware::{check, model_by_id, model_ids, Model, Report};
 use crate::prove::image::BootPartition;
 
@@ -34,10 +35,10 @@ pub fn check_image(
     if models.is_empty() {
         let board = match board {
             Some(b) => Some(b.to_string()),
-            None => std::fs::read(image.with_extension("buildinfo.json"))
+            None => std::fs::read_to_string(image.with_extension("buildinfo.json"))
                 .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v["board"]["name"].as_str().map(str::to_string)),
+                .and_then(|text| Buildinfo::parse(&text).ok())
+                .map(|info| info.board.name),
         };
         if let Some(b) = board {
             let loaded = crate::profile::board::load(&b)?;

@@ -5,6 +5,7 @@
 //! This module reads the environment once (`std::env::temp_dir`, for the rebuild folder) and
 //! never the clock; the rebuild goes through `build::build` like `pimg build`.
 
+use crate::artifact::buildinfo::Buildinfo;
 use crate::build::{self, BuildRequest};
 use crate::codec::fat::read::{FatVolume, HashWriter};
 use crate::codec::reader as read;
@@ -16,7 +17,7 @@ use crate::profile::board;
 use crate::profile::overlay;
 use crate::progress::Progress;
 use crate::prove::diff::{self, DiffReport};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -138,78 +139,13 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> VerifyError + '_ {
     }
 }
 
-/// The parts of `<board>.buildinfo.json` verify uses (unknown fields are ignored).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Buildinfo {
-    pub format: String,
-    pub pimg_version: String,
-    pub cargo_lock_sha256: String,
-    pub board: BuildinfoBoard,
-    pub overlay: BuildinfoOverlay,
-    pub source_date_epoch: i64,
-    pub epoch_source: String,
-    pub identifiers: BTreeMap<String, String>,
-    pub inputs: Vec<BuildinfoInput>,
-    pub boot_partition: Vec<BuildinfoFile>,
-    pub outputs: Vec<BuildinfoOutput>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct BuildinfoBoard {
-    pub name: String,
-    pub profile: String,
-    pub profile_sha256: String,
-    /// The partition table chosen on the command line, when it was.
-    #[serde(default)]
-    pub table: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct BuildinfoOverlay {
-    pub name: String,
-    pub hostname: String,
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct BuildinfoInput {
-    pub name: String,
-    pub version: Option<String>,
-    pub arch: Option<String>,
-    pub file: String,
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct BuildinfoFile {
-    pub path: String,
-    pub size: u64,
-    pub sha256: String,
-    #[serde(default)]
-    pub from: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct BuildinfoOutput {
-    pub name: String,
-    pub size: u64,
-    pub sha256: String,
-}
-
 /// Reads and parses a buildinfo file.
 pub fn load_buildinfo(path: &Path) -> Result<Buildinfo, VerifyError> {
     let text = fs::read_to_string(path).map_err(io_err(path))?;
-    let b: Buildinfo = serde_json::from_str(&text).map_err(|e| VerifyError::Buildinfo {
+    Buildinfo::parse(&text).map_err(|message| VerifyError::Buildinfo {
         path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
-    if !b.format.starts_with("pimg-buildinfo/") {
-        return Err(VerifyError::Buildinfo {
-            path: path.display().to_string(),
-            message: format!("format is {:?}", b.format),
-        });
-    }
-    Ok(b)
+        message,
+    })
 }
 
 /// SHA-256 and size of a file, streamed.
@@ -460,7 +396,7 @@ fn check_image(
     info: &Buildinfo,
 ) -> Result<BTreeMap<String, String>, read::ReadError> {
     let table = crate::codec::partition::partitions(f)?;
-    let id = |k: &str| info.identifiers.get(k).cloned();
+    let ids = &info.identifiers;
     let mut cmp = |what: String, expected: Option<String>, actual: Option<String>| {
         if let Some(e) = expected {
             let ok = actual.as_deref() == Some(e.as_str());
@@ -475,12 +411,12 @@ fn check_image(
     };
     cmp(
         format!("{name} › partition table › disk signature"),
-        id("mbr_disk_signature"),
+        ids.mbr_disk_signature.clone(),
         table.disk_signature.map(|s| format!("{s:08x}")),
     );
     cmp(
         format!("{name} › partition table › disk GUID"),
-        id("gpt_disk_guid"),
+        ids.gpt_disk_guid.clone(),
         table.disk_guid.clone(),
     );
     let part = table
@@ -489,14 +425,14 @@ fn check_image(
         .ok_or_else(|| read::ReadError::invalid("partition table", 0, "has no partitions"))?;
     cmp(
         format!("{name} › partition {} › GUID", part.index),
-        id("gpt_boot_partition_guid"),
+        ids.gpt_boot_partition_guid.clone(),
         part.part_guid.clone(),
     );
     let mut v = FatVolume::open(f, part.start, part.size)?;
     let label = format!("{name} › partition {}", part.index);
     cmp(
         format!("{label} › FAT › volume ID"),
-        id("fat_volume_id"),
+        ids.fat_volume_id.clone(),
         Some(format!("{:08x}", v.boot.volume_id)),
     );
     let entries = v.entries()?;
