@@ -187,7 +187,7 @@ fetch() { # release dest package:arch [stale-glob]
         tmp=$(mktemp -d)
         chown _apt "$tmp" 2>/dev/null || true
         # A file the mirror does not serve (yet) gets one more try; then the other inputs go
-        # on and the run fails at the end, naming every file it could not get.
+        # on and the run names every file it could not get at the end.
         if ! (cd "$tmp" && papt apt-get "$rel" download -qq "$spec") \
             && ! { sleep 20; (cd "$tmp" && papt apt-get "$rel" download -qq "$spec"); }; then
             rm -rf "$tmp"
@@ -229,6 +229,9 @@ for ((i = ${#releases[@]} - 1; i >= 0; i--)); do
         fetch "$rel" "$dest" "busybox-static:$arch"
     done
 done
-[ ${#failed[@]} = 0 ] || die "the mirror did not serve ${failed[*]} (the other inputs are in $inputs)"
+# A file the archive lists but the mirror does not serve is reported, not fatal: the tests that
+# need it fail naming it, and the boards that can build from the other release still do (the
+# Debian 13 armel kernel is one such file on some mirrors; the armel boards then use bookworm/).
+[ ${#failed[@]} = 0 ] || say "warning: the mirror did not serve ${failed[*]}; everything else is in $inputs"
 say "inputs ready in $inputs (${releases[0]}) and its folders ${releases[*]:1}:"
 ls -1R "$inputs" >&2

@@ -4,6 +4,7 @@
 use crate::digest::FileSum;
 use crate::profile::lock::LockRecord;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The format name; a reader refuses other families.
 pub const FORMAT: &str = "pimg-buildinfo/1";
@@ -23,6 +24,9 @@ pub struct Buildinfo {
     pub lock: Option<LockRecord>,
     pub identifiers: BuildinfoIds,
     pub inputs: Vec<BuildinfoInput>,
+    /// For each profile field that names alternatives, the one that matched.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub matched: BTreeMap<String, String>,
     #[serde(default)]
     pub kernel_modules: BuildinfoModules,
     pub boot_partition: Vec<BuildinfoFile>,
@@ -75,9 +79,25 @@ pub struct BuildinfoInput {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildinfoModules {
     pub kernel_version: String,
+    /// Where the module tree is in the kernel input (`lib/modules/<v>` or `usr/lib/modules/<v>`).
+    #[serde(default)]
+    pub tree: String,
     pub requested: Vec<String>,
     pub load_order: Vec<String>,
     pub builtin: Vec<String>,
+    /// Each module the initramfs holds: the member it came from (maybe compressed) and the
+    /// file installed (decompressed), with both SHA-256s.
+    #[serde(default)]
+    pub files: Vec<BuildinfoModuleFile>,
+}
+
+/// One installed module and the package member it was decompressed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoModuleFile {
+    pub member: String,
+    pub member_sha256: String,
+    pub installed: String,
+    pub sha256: String,
 }
 
 /// One file of the boot partition, and where it came from.
@@ -147,11 +167,22 @@ mod tests {
                 file: "raspi-firmware_1.2_all.deb".into(),
                 sha256: "5".repeat(64),
             }],
+            matched: BTreeMap::from([(
+                "initramfs.busybox.path".to_string(),
+                "usr/bin/busybox".to_string(),
+            )]),
             kernel_modules: BuildinfoModules {
                 kernel_version: "6.1.0".into(),
+                tree: "usr/lib/modules/6.1.0".into(),
                 requested: vec!["vfat".into()],
                 load_order: vec!["kernel/fs/fat/fat.ko".into()],
                 builtin: vec![],
+                files: vec![BuildinfoModuleFile {
+                    member: "usr/lib/modules/6.1.0/kernel/fs/fat/fat.ko.xz".into(),
+                    member_sha256: "7".repeat(64),
+                    installed: "kernel/fs/fat/fat.ko".into(),
+                    sha256: "8".repeat(64),
+                }],
             },
             boot_partition: vec![BuildinfoFile {
                 path: "config.txt".into(),
@@ -199,6 +230,7 @@ mod tests {
             "lock",
             "identifiers",
             "inputs",
+            "matched",
             "kernel_modules",
             "boot_partition",
             "outputs",

@@ -5,8 +5,11 @@
 use super::error::Error;
 use super::select::repository_apks;
 use crate::artifact::boot_tree::BootFile;
+use crate::artifact::buildinfo::BuildinfoModuleFile;
 use crate::artifact::initramfs::InitramfsContent;
 use crate::artifact::modules::{self, ModInfo};
+use crate::codec::kmod::{self, Compression};
+use crate::digest::sha256_hex;
 use crate::epoch::{EpochError, EpochSource, SourceDateEpoch};
 use crate::inputs::deb::{Member, MemberKind};
 use crate::inputs::{self, apk, Input, InputError, InputKind, InputSet};
@@ -32,13 +35,20 @@ pub(super) struct Resolved {
     pub licenses: BTreeMap<String, String>,
     /// File names of the inputs the initramfs is made from (busybox, kernel).
     pub initramfs_inputs: Vec<String>,
+    /// Where the kernel's module tree is in its input (`usr/lib/modules/<version>`).
+    pub module_tree: String,
+    /// Each installed module: the member it came from and both digests.
+    pub module_files: Vec<BuildinfoModuleFile>,
+    /// For each profile field that names alternatives, the one that matched.
+    pub matched: BTreeMap<String, String>,
 }
 
 /// Which parts of one input the profile needs.
 #[derive(Default)]
 struct Needs {
     rules: Vec<(usize, globset::GlobMatcher)>,
-    busybox: Option<TreePath>,
+    /// The places busybox may be, first match wins.
+    busybox: Vec<TreePath>,
     modules: bool,
     /// The whole file goes into the boot repository (`[boot.apks]`).
     whole: bool,
@@ -48,7 +58,6 @@ struct Needs {
 struct Wanted {
     needs: BTreeMap<String, (Input, Needs)>,
     busybox: Input,
-    busybox_path: TreePath,
     kernel: Input,
 }
 
@@ -56,10 +65,15 @@ struct Wanted {
 #[derive(Default)]
 struct Found {
     rule_hits: Vec<Vec<BootFile>>,
-    busybox: Option<Arc<Vec<u8>>>,
+    /// busybox by the index of the alternative it was found at.
+    busybox: BTreeMap<usize, Arc<Vec<u8>>>,
+    /// Module name → (installed path under the tree, metadata).
     available: BTreeMap<String, (String, ModInfo)>,
+    /// Module name → the member it is stored as, and how.
+    members: BTreeMap<String, (String, Compression)>,
     builtin_text: Option<String>,
-    kernel_versions: BTreeSet<String>,
+    /// (module root, kernel version) of every module seen.
+    module_trees: BTreeSet<(String, String)>,
     newest: Option<(i64, String)>,
     used_inputs: Vec<(Input, String)>,
     dir_members: BTreeMap<String, BTreeMap<String, String>>,
@@ -70,6 +84,8 @@ struct Found {
 /// The initramfs's modules: the closure of the requested names, with their bytes.
 struct KernelModules {
     kernel_version: String,
+    tree: String,
+    files: Vec<BuildinfoModuleFile>,
     modules: Vec<(String, Arc<Vec<u8>>)>,
     load_order: Vec<String>,
     modules_dep: String,
@@ -94,17 +110,24 @@ pub(super) fn resolve(
         read_input(p, input, need, &mut found, origin)?;
     }
     let mut boot_files = boot_files(p, &found.rule_hits, origin)?;
-    let busybox = found.busybox.take().ok_or_else(|| {
-        Error::profile(
+    let alternatives = &p.initramfs.busybox.path;
+    let Some((at, busybox)) = std::mem::take(&mut found.busybox).into_iter().next() else {
+        return Err(Error::profile(
             origin,
             "initramfs.busybox.path",
             format!(
-                "'{}' is not in input '{}'",
-                wanted.busybox_path,
+                "{alternatives} is not in input '{}'",
                 wanted.busybox.label()
             ),
-        )
-    })?;
+        ));
+    };
+    let mut matched = BTreeMap::new();
+    if alternatives.0.len() > 1 {
+        matched.insert(
+            "initramfs.busybox.path".to_string(),
+            alternatives.0[at].clone(),
+        );
+    }
     let km = kernel_modules(p, &wanted.kernel, &mut found, origin, progress)?;
     let (epoch, epoch_source) = match (given_epoch, found.newest.take()) {
         (Some(e), _) => (e, EpochSource::Given.to_string()),
@@ -128,6 +151,9 @@ pub(super) fn resolve(
             boot_label: p.boot.label.clone(),
         },
         builtin_modules: km.builtin,
+        module_tree: km.tree,
+        module_files: km.files,
+        matched,
         epoch,
         epoch_source,
         licenses: found.licenses,
@@ -149,9 +175,14 @@ fn wanted(p: &BoardProfile, set: &InputSet, origin: &str) -> Result<Wanted, Erro
         need(&mut needs, input).rules.push((i, m));
     }
     let busybox = set.select(&p.initramfs.busybox.input, "initramfs.busybox.input")?;
-    let busybox_path = TreePath::new(&p.initramfs.busybox.path)
-        .map_err(|e| Error::profile(origin, "initramfs.busybox.path", e.to_string()))?;
-    need(&mut needs, busybox).busybox = Some(busybox_path.clone());
+    let mut places = Vec::new();
+    for path in &p.initramfs.busybox.path.0 {
+        places.push(
+            TreePath::new(path)
+                .map_err(|e| Error::profile(origin, "initramfs.busybox.path", e.to_string()))?,
+        );
+    }
+    need(&mut needs, busybox).busybox = places;
     let kernel = set.select(&p.initramfs.kernel_input, "initramfs.kernel_input")?;
     need(&mut needs, kernel).modules = true;
     for input in repository_apks(p, set)? {
@@ -160,7 +191,6 @@ fn wanted(p: &BoardProfile, set: &InputSet, origin: &str) -> Result<Wanted, Erro
     Ok(Wanted {
         busybox: busybox.clone(),
         kernel: kernel.clone(),
-        busybox_path,
         needs,
     })
 }
@@ -189,7 +219,7 @@ fn read_input(
     } else {
         None
     };
-    let scanned = !need.rules.is_empty() || need.busybox.is_some() || need.modules;
+    let scanned = !need.rules.is_empty() || !need.busybox.is_empty() || need.modules;
     let mut input_newest = i64::MIN;
     if scanned {
         let label = input.label();
@@ -258,19 +288,24 @@ fn take_member(
         .filter(|(_, g)| g.is_match(path))
         .map(|(i, _)| *i)
         .collect();
-    let is_busybox = need.busybox.as_ref() == Some(&m.path);
-    let module_rel = if need.modules {
-        module_path(path)
+    let busybox_at = need.busybox.iter().position(|b| *b == m.path);
+    let is_busybox = busybox_at.is_some();
+    let module = if need.modules {
+        module_path(path).map_err(|e| InputError::Member {
+            input: label.to_string(),
+            path: path.to_string(),
+            message: e.to_string(),
+        })?
     } else {
         None
     };
     let is_builtin = need.modules && is_modules_builtin(path);
-    if rules.is_empty() && !is_busybox && module_rel.is_none() && !is_builtin {
+    if rules.is_empty() && !is_busybox && module.is_none() && !is_builtin {
         return Ok(());
     }
     match &m.kind {
         MemberKind::File => {}
-        MemberKind::Dir if module_rel.is_none() && !is_busybox => return Ok(()),
+        MemberKind::Dir if module.is_none() && !is_busybox => return Ok(()),
         other => {
             return Err(InputError::Member {
                 input: label.to_string(),
@@ -282,23 +317,31 @@ fn take_member(
         }
     }
     let data = read_member(r, m.size, label, path)?;
-    if let Some((kver, rel)) = &module_rel {
-        found.kernel_versions.insert(kver.clone());
-        let info = modules::parse_modinfo(&data).map_err(|e| InputError::Member {
+    if let Some(module) = &module {
+        let member_err = |message: String| InputError::Member {
             input: label.to_string(),
             path: path.to_string(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        found
+            .module_trees
+            .insert((module.root.clone(), module.kernel_version.clone()));
+        let elf =
+            kmod::decompress(&data, module.compression).map_err(|e| member_err(e.to_string()))?;
+        let info = modules::parse_modinfo(&elf).map_err(|e| member_err(e.to_string()))?;
+        found
+            .members
+            .insert(info.name.clone(), (path.to_string(), module.compression));
         found
             .available
-            .insert(info.name.clone(), (rel.clone(), info));
+            .insert(info.name.clone(), (module.installed.clone(), info));
     }
     if is_builtin {
         found.builtin_text = Some(String::from_utf8_lossy(&data).into_owned());
     }
     let data = Arc::new(data);
-    if is_busybox {
-        found.busybox = Some(data.clone());
+    if let Some(at) = busybox_at {
+        found.busybox.insert(at, data.clone());
     }
     for i in rules {
         found.rule_hits[i].push(BootFile {
@@ -397,16 +440,16 @@ fn boot_files(
     Ok(boot_files)
 }
 
-/// The one kernel version the input's modules are for.
-fn kernel_version(kernel: &Input, found: &mut Found, origin: &str) -> Result<String, Error> {
-    let versions = std::mem::take(&mut found.kernel_versions);
-    match versions.len() {
-        1 => Ok(versions.into_iter().next().expect("one")),
+/// The one module tree (root and kernel version) the kernel input holds.
+fn module_tree(kernel: &Input, found: &mut Found, origin: &str) -> Result<(String, String), Error> {
+    let trees = std::mem::take(&mut found.module_trees);
+    match trees.len() {
+        1 => Ok(trees.into_iter().next().expect("one")),
         0 => Err(Error::profile(
             origin,
             "initramfs.kernel_input",
             format!(
-                "input '{}' holds no kernel modules under lib/modules/",
+                "input '{}' holds no kernel modules under lib/modules/ or usr/lib/modules/",
                 kernel.label()
             ),
         )),
@@ -416,7 +459,11 @@ fn kernel_version(kernel: &Input, found: &mut Found, origin: &str) -> Result<Str
             format!(
                 "input '{}' holds modules for several kernels ({}); use a package with one",
                 kernel.label(),
-                versions.into_iter().collect::<Vec<_>>().join(", ")
+                trees
+                    .iter()
+                    .map(|(root, kver)| format!("{root}/{kver}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
     }
@@ -430,7 +477,7 @@ fn kernel_modules(
     origin: &str,
     progress: &Progress,
 ) -> Result<KernelModules, Error> {
-    let kver = kernel_version(kernel, found, origin)?;
+    let (root, kver) = module_tree(kernel, found, origin)?;
     let available = &found.available;
     let builtin = modules::parse_builtin(found.builtin_text.as_deref().unwrap_or(""));
     let closure =
@@ -441,12 +488,17 @@ fn kernel_modules(
             }
         })?;
     let modules_dep = modules::modules_dep(&closure, available);
-    let wanted: BTreeSet<String> = closure
+    // Member path → (module name, compression) of each module the initramfs takes.
+    let wanted: BTreeMap<&str, (&str, Compression)> = closure
         .load_order
         .iter()
-        .map(|n| format!("lib/modules/{kver}/{}", available[n].0))
+        .map(|n| {
+            let (member, c) = &found.members[n];
+            (member.as_str(), (n.as_str(), *c))
+        })
         .collect();
-    let mut module_bytes: BTreeMap<String, Arc<Vec<u8>>> = BTreeMap::new();
+    let mut installed: BTreeMap<String, Arc<Vec<u8>>> = BTreeMap::new();
+    let mut files = Vec::new();
     if !wanted.is_empty() {
         progress.phase(format!(
             "collecting {} kernel modules from {}",
@@ -455,42 +507,84 @@ fn kernel_modules(
         ));
         let label = kernel.label();
         kernel.scan(&mut |m, r| {
-            if m.kind == MemberKind::File && wanted.contains(m.path.as_str()) {
-                let data = read_member(r, m.size, &label, m.path.as_str())?;
-                module_bytes.insert(m.path.as_str().to_string(), Arc::new(data));
-            }
+            let Some((name, c)) = wanted
+                .get(m.path.as_str())
+                .filter(|_| m.kind == MemberKind::File)
+            else {
+                return Ok(());
+            };
+            let data = read_member(r, m.size, &label, m.path.as_str())?;
+            let elf = kmod::decompress(&data, *c).map_err(|e| InputError::Member {
+                input: label.clone(),
+                path: m.path.to_string(),
+                message: e.to_string(),
+            })?;
+            let rel = available[*name].0.clone();
+            files.push(BuildinfoModuleFile {
+                member: m.path.to_string(),
+                member_sha256: sha256_hex(&data),
+                installed: rel.clone(),
+                sha256: sha256_hex(&elf),
+            });
+            installed.insert(rel, Arc::new(elf));
             Ok(())
         })?;
     }
-    let prefix = format!("lib/modules/{kver}/");
+    files.sort_by(|a, b| a.installed.cmp(&b.installed));
     Ok(KernelModules {
-        modules: module_bytes
-            .into_iter()
-            .map(|(path, data)| (path[prefix.len()..].to_string(), data))
-            .collect(),
+        modules: installed.into_iter().collect(),
         load_order: closure
             .load_order
             .iter()
             .map(|n| available[n].0.clone())
             .collect(),
-        kernel_version: kver,
+        kernel_version: kver.clone(),
+        tree: format!("{root}/{kver}"),
+        files,
         modules_dep,
         builtin: closure.builtin,
     })
 }
 
-/// `lib/modules/<kver>/<rel>.ko` → (kver, rel).
-fn module_path(path: &str) -> Option<(String, String)> {
-    let rest = path.strip_prefix("lib/modules/")?;
-    let (kver, rel) = rest.split_once('/')?;
-    rel.ends_with(".ko")
-        .then(|| (kver.to_string(), rel.to_string()))
+/// A module file in a kernel package's module tree.
+struct ModulePath {
+    /// `lib/modules` or `usr/lib/modules` (merged /usr).
+    root: String,
+    kernel_version: String,
+    /// Where it goes under the initramfs's `lib/modules/<version>/`: always `.ko`.
+    installed: String,
+    compression: Compression,
+}
+
+/// Where module trees live: before and after the /usr merge.
+const MODULE_ROOTS: [&str; 2] = ["lib/modules", "usr/lib/modules"];
+
+/// `<root>/<kver>/<rel>` for either root.
+fn in_module_tree(path: &str) -> Option<(&'static str, &str, &str)> {
+    MODULE_ROOTS.iter().find_map(|root| {
+        let rest = path.strip_prefix(root)?.strip_prefix('/')?;
+        let (kver, rel) = rest.split_once('/')?;
+        Some((*root, kver, rel))
+    })
+}
+
+/// `[usr/]lib/modules/<kver>/<rel>.ko[.xz|.gz|.zst]`; an error for an unknown compression.
+fn module_path(path: &str) -> Result<Option<ModulePath>, kmod::KmodError> {
+    let Some((root, kver, rel)) = in_module_tree(path) else {
+        return Ok(None);
+    };
+    Ok(
+        kmod::split(rel)?.map(|(installed, compression)| ModulePath {
+            root: root.to_string(),
+            kernel_version: kver.to_string(),
+            installed: installed.to_string(),
+            compression,
+        }),
+    )
 }
 
 fn is_modules_builtin(path: &str) -> bool {
-    path.strip_prefix("lib/modules/")
-        .and_then(|r| r.split_once('/'))
-        .is_some_and(|(_, rel)| rel == "modules.builtin")
+    in_module_tree(path).is_some_and(|(_, _, rel)| rel == "modules.builtin")
 }
 
 /// Reads a whole input file that goes onto the boot partition (refused when larger than the

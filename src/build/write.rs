@@ -283,11 +283,14 @@ fn buildinfo_of(
                 sha256: sha.clone(),
             })
             .collect(),
+        matched: r.matched.clone(),
         kernel_modules: buildinfo::BuildinfoModules {
             kernel_version: r.initramfs.kernel_version.clone(),
+            tree: r.module_tree.clone(),
             requested: loaded.profile.initramfs.modules.clone(),
             load_order: r.initramfs.load_order.clone(),
             builtin: r.builtin_modules.clone(),
+            files: r.module_files.clone(),
         },
         boot_partition: boot_files(boot),
         outputs: outputs.to_vec(),

@@ -12,6 +12,7 @@ pub mod detect;
 pub mod fat;
 pub mod fdt;
 pub mod gzip;
+pub mod kmod;
 pub mod partition;
 pub mod reader;
 pub mod tar;

@@ -156,7 +156,41 @@ pub struct TextFile {
 #[serde(deny_unknown_fields)]
 pub struct InputFile {
     pub input: String,
-    pub path: String,
+    /// The member's path, or the places it may be in, first match wins: releases move files
+    /// (`path = ["usr/bin/busybox", "bin/busybox"]` serves Debian 13's merged /usr and 12).
+    pub path: Alternatives,
+}
+
+/// One value, or a list of alternatives tried in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alternatives(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Alternatives {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        let list = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        };
+        if list.is_empty() {
+            return Err(de::Error::custom(
+                "an empty list names no place: give at least one path",
+            ));
+        }
+        Ok(Alternatives(list))
+    }
+}
+
+impl fmt::Display for Alternatives {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let quoted: Vec<String> = self.0.iter().map(|p| format!("'{p}'")).collect();
+        f.write_str(&quoted.join(" or "))
+    }
 }
 
 /// What the initramfs holds.
