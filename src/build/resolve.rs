@@ -547,6 +547,7 @@ fn kernel_modules(
 }
 
 /// A module file in a kernel package's module tree.
+#[derive(Debug)]
 struct ModulePath {
     /// `lib/modules` or `usr/lib/modules` (merged /usr).
     root: String,
@@ -629,4 +630,55 @@ fn read_member(
             source,
         })?;
     Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_trees_before_and_after_the_usr_merge() {
+        let m = module_path("lib/modules/6.1.0-57-arm64/kernel/fs/fat/vfat.ko")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                m.root.as_str(),
+                m.kernel_version.as_str(),
+                m.installed.as_str()
+            ),
+            ("lib/modules", "6.1.0-57-arm64", "kernel/fs/fat/vfat.ko")
+        );
+        assert_eq!(m.compression, Compression::None);
+        let m = module_path("usr/lib/modules/6.12.118+deb13-arm64/kernel/fs/fat/vfat.ko.xz")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (m.root.as_str(), m.installed.as_str(), m.compression),
+            ("usr/lib/modules", "kernel/fs/fat/vfat.ko", Compression::Xz)
+        );
+        for (path, c) in [
+            ("x.ko.gz", Compression::Gzip),
+            ("x.ko.zst", Compression::Zstd),
+        ] {
+            let m = module_path(&format!("usr/lib/modules/v/kernel/{path}"))
+                .unwrap()
+                .unwrap();
+            assert_eq!((m.installed.as_str(), m.compression), ("kernel/x.ko", c));
+        }
+        for other in [
+            "usr/lib/modules/v/modules.builtin",
+            "usr/lib/modules.ko",
+            "lib/modules/x.ko",
+            "usr/share/doc/vfat.ko",
+            "opt/lib/modules/v/x.ko",
+        ] {
+            assert!(module_path(other).unwrap().is_none(), "{other}");
+        }
+        let e = module_path("usr/lib/modules/v/kernel/x.ko.bz2").unwrap_err();
+        assert!(e.to_string().contains("'.bz2'"), "{e}");
+        assert!(is_modules_builtin("usr/lib/modules/v/modules.builtin"));
+        assert!(is_modules_builtin("lib/modules/v/modules.builtin"));
+        assert!(!is_modules_builtin("lib/modules/v/modules.builtin.modinfo"));
+    }
 }
