@@ -73,9 +73,9 @@ enum Command {
     #[command(after_help = BOOT_EXAMPLES)]
     Boot(BootArgs),
     /// Show what an image or archive holds: partition table, FAT parameters, files, archive entries.
-    Inspect(cli::verify::InspectArgs),
+    Inspect(cli::inspect::InspectArgs),
     /// Show the structural difference between two images or archives (exit 1 if they differ).
-    Diff(cli::verify::DiffArgs),
+    Diff(cli::diff::DiffArgs),
     /// Check outputs against SHA256SUMS and the buildinfo, or rebuild and compare.
     Verify(cli::verify::VerifyArgs),
     /// Check what the Raspberry Pi firmware reads first: config.txt, its files, cmdline.txt.
@@ -258,8 +258,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), pimg::Error> {
     match cli.command {
         Command::Boot(args) => std::process::exit(run_boot(args)),
-        Command::Inspect(args) => std::process::exit(cli::verify::run_inspect(args)),
-        Command::Diff(args) => std::process::exit(cli::verify::run_diff(args)),
+        Command::Inspect(args) => std::process::exit(cli::inspect::run_inspect(args)),
+        Command::Diff(args) => std::process::exit(cli::diff::run_diff(args)),
         Command::Verify(args) => std::process::exit(cli::verify::run_verify(args)),
         Command::Check(args) => {
             let (models, report) = match pimg::prove::check::check_image(

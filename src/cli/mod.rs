@@ -1,3 +1,5 @@
-//! The command line: one file per subcommand group.
+//! The command line: one file per subcommand.
 
+pub mod diff;
+pub mod inspect;
 pub mod verify;

@@ -1,48 +1,8 @@
-//! Command-line front ends of `pimg inspect`, `pimg diff` and `pimg verify`: clap arguments,
-//! output formatting and exit codes (diff: 0 identical, 1 different, 2 error; verify: 0 ok,
-//! 1 mismatch, 2 error; inspect: 0 read cleanly, 1 damage found, 2 unreadable).
+//! `pimg verify`: its arguments, which of the three modes they select, and the report, as
+//! text or JSON (exit 0 ok, 1 mismatch, 2 error).
 
 use pimg::prove::verify::{self, VerifyOutcome};
 use std::path::PathBuf;
-
-/// Arguments of `pimg inspect`.
-#[derive(clap::Args, Debug)]
-#[command(after_help = "\
-Examples:
-  pimg inspect out/rpi3b.img                   partition table, FAT parameters, every file
-  pimg inspect out/rpi3b.initramfs.cpio.gz     every entry with mode, owner, mtime, SHA-256
-  pimg inspect --json out/rpi3b.img | jq '.partitions[0].filesystem.files[].path'
-
-Exit status: 0 read cleanly, 1 read with damage (listed under problems), 2 unreadable.")]
-pub struct InspectArgs {
-    /// Disk image, FAT volume, or archive (gzip, cpio newc, tar); recognized by content.
-    #[arg(value_name = "IMAGE|ARCHIVE")]
-    pub file: PathBuf,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Arguments of `pimg diff`.
-#[derive(clap::Args, Debug)]
-#[command(after_help = "\
-Identical files print nothing and exit 0; different files exit 1; errors exit 2.
-Each line names where the difference is, outermost first, down to the field:
-  rpi3b.img › partition 1 › FAT › directory entry config.txt › modify time: … vs …
-  rpi3b.img › partition 1 › FAT › boot/initramfs-rpi › bin/busybox › mode: 0100755 vs 0100655
-
-Examples:
-  pimg diff a/rpi3b.img b/rpi3b.img
-  pimg diff --json a/rpi3b.initramfs.cpio.gz b/rpi3b.initramfs.cpio.gz")]
-pub struct DiffArgs {
-    /// First file (the reference).
-    pub a: PathBuf,
-    /// Second file.
-    pub b: PathBuf,
-    /// Print JSON (stable field names) instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// Arguments of `pimg verify`.
 #[derive(clap::Args, Debug)]
@@ -83,42 +43,6 @@ pub struct VerifyArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Runs `pimg inspect`; returns the exit code.
-pub fn run_inspect(args: InspectArgs) -> i32 {
-    match pimg::prove::inspect::inspect_path(&args.file) {
-        Ok(ins) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&ins).expect("json"));
-            } else {
-                print!("{}", pimg::prove::inspect::render(&ins));
-            }
-            i32::from(!ins.problems.is_empty())
-        }
-        Err(e) => {
-            eprintln!("pimg: error: {e}");
-            2
-        }
-    }
-}
-
-/// Runs `pimg diff`; returns the exit code.
-pub fn run_diff(args: DiffArgs) -> i32 {
-    match pimg::prove::diff::diff_paths(&args.a, &args.b) {
-        Ok(report) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("json"));
-            } else {
-                print!("{}", report.render());
-            }
-            i32::from(!report.identical)
-        }
-        Err(e) => {
-            eprintln!("pimg: error: {e}");
-            2
-        }
-    }
 }
 
 /// Runs `pimg verify`; returns the exit code.
