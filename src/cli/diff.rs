@@ -1,6 +1,7 @@
 //! `pimg diff`: its arguments and the report, as text or JSON (exit 0 identical, 1 different,
 //! 2 error).
 
+use super::{print_json, Failure, Outcome};
 use std::path::PathBuf;
 
 /// Arguments of `pimg diff`.
@@ -16,28 +17,25 @@ Examples:
   pimg diff --json a/rpi3b.initramfs.cpio.gz b/rpi3b.initramfs.cpio.gz")]
 pub struct DiffArgs {
     /// First file (the reference).
-    pub a: PathBuf,
+    a: PathBuf,
     /// Second file.
-    pub b: PathBuf,
+    b: PathBuf,
     /// Print JSON (stable field names) instead of text.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
-/// Runs `pimg diff`; returns the exit code.
-pub fn run_diff(args: DiffArgs) -> i32 {
-    match pimg::prove::diff::diff_paths(&args.a, &args.b) {
-        Ok(report) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("json"));
-            } else {
-                print!("{}", report.render());
-            }
-            i32::from(!report.identical)
-        }
-        Err(e) => {
-            eprintln!("pimg: error: {e}");
-            2
-        }
+/// Compares the two files and names every difference.
+pub(super) fn run(args: DiffArgs) -> Result<Outcome, Failure> {
+    let report = pimg::prove::diff::diff_paths(&args.a, &args.b)?;
+    if args.json {
+        print_json(&report);
+    } else {
+        print!("{}", report.render());
     }
+    Ok(if report.identical {
+        Outcome::Ok
+    } else {
+        Outcome::Differ
+    })
 }

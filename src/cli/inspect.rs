@@ -1,6 +1,8 @@
 //! `pimg inspect`: its arguments and the report, as text or JSON (exit 0 read cleanly,
 //! 1 damage found, 2 unreadable).
 
+use super::{print_json, Failure, Outcome};
+use pimg::prove::inspect;
 use std::path::PathBuf;
 
 /// Arguments of `pimg inspect`.
@@ -15,26 +17,23 @@ Exit status: 0 read cleanly, 1 read with damage (listed under problems), 2 unrea
 pub struct InspectArgs {
     /// Disk image, FAT volume, or archive (gzip, cpio newc, tar); recognized by content.
     #[arg(value_name = "IMAGE|ARCHIVE")]
-    pub file: PathBuf,
+    file: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
-/// Runs `pimg inspect`; returns the exit code.
-pub fn run_inspect(args: InspectArgs) -> i32 {
-    match pimg::prove::inspect::inspect_path(&args.file) {
-        Ok(ins) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&ins).expect("json"));
-            } else {
-                print!("{}", pimg::prove::inspect::render(&ins));
-            }
-            i32::from(!ins.problems.is_empty())
-        }
-        Err(e) => {
-            eprintln!("pimg: error: {e}");
-            2
-        }
+/// Reads the file and lists what it holds.
+pub(super) fn run(args: InspectArgs) -> Result<Outcome, Failure> {
+    let ins = inspect::inspect_path(&args.file)?;
+    if args.json {
+        print_json(&ins);
+    } else {
+        print!("{}", inspect::render(&ins));
     }
+    Ok(if ins.problems.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Damaged
+    })
 }
