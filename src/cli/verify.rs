@@ -1,48 +1,9 @@
-//! Command-line front ends of `pimg inspect`, `pimg diff` and `pimg verify`: clap arguments,
-//! output formatting and exit codes (diff: 0 identical, 1 different, 2 error; verify: 0 ok,
-//! 1 mismatch, 2 error; inspect: 0 read cleanly, 1 damage found, 2 unreadable).
+//! `pimg verify`: its arguments, which of the three modes they select, and the report, as
+//! text or JSON (exit 0 ok, 1 mismatch, 2 error).
 
-use pimg::prove::verify::{self, VerifyOutcome};
+use super::{print_json, Failure, Outcome};
+use pimg::prove::verify;
 use std::path::PathBuf;
-
-/// Arguments of `pimg inspect`.
-#[derive(clap::Args, Debug)]
-#[command(after_help = "\
-Examples:
-  pimg inspect out/rpi3b.img                   partition table, FAT parameters, every file
-  pimg inspect out/rpi3b.initramfs.cpio.gz     every entry with mode, owner, mtime, SHA-256
-  pimg inspect --json out/rpi3b.img | jq '.partitions[0].filesystem.files[].path'
-
-Exit status: 0 read cleanly, 1 read with damage (listed under problems), 2 unreadable.")]
-pub struct InspectArgs {
-    /// Disk image, FAT volume, or archive (gzip, cpio newc, tar); recognized by content.
-    #[arg(value_name = "IMAGE|ARCHIVE")]
-    pub file: PathBuf,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Arguments of `pimg diff`.
-#[derive(clap::Args, Debug)]
-#[command(after_help = "\
-Identical files print nothing and exit 0; different files exit 1; errors exit 2.
-Each line names where the difference is, outermost first, down to the field:
-  rpi3b.img › partition 1 › FAT › directory entry config.txt › modify time: … vs …
-  rpi3b.img › partition 1 › FAT › boot/initramfs-rpi › bin/busybox › mode: 0100755 vs 0100655
-
-Examples:
-  pimg diff a/rpi3b.img b/rpi3b.img
-  pimg diff --json a/rpi3b.initramfs.cpio.gz b/rpi3b.initramfs.cpio.gz")]
-pub struct DiffArgs {
-    /// First file (the reference).
-    pub a: PathBuf,
-    /// Second file.
-    pub b: PathBuf,
-    /// Print JSON (stable field names) instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// Arguments of `pimg verify`.
 #[derive(clap::Args, Debug)]
@@ -62,105 +23,62 @@ pub struct VerifyArgs {
     /// The output folder (holding SHA256SUMS and <board>.buildinfo.json), or with --sums the
     /// files to check.
     #[arg(value_name = "DIR|FILE")]
-    pub paths: Vec<PathBuf>,
+    paths: Vec<PathBuf>,
     /// A SHA256SUMS file; check the FILEs given (all listed files when none are given).
     #[arg(long, value_name = "SHA256SUMS", conflicts_with = "rebuild")]
-    pub sums: Option<PathBuf>,
+    sums: Option<PathBuf>,
     /// Rebuild from this buildinfo and compare every output.
     #[arg(long, value_name = "BUILDINFO", requires = "inputs")]
-    pub rebuild: Option<PathBuf>,
+    rebuild: Option<PathBuf>,
     /// Inputs folder for --rebuild (the packages the buildinfo lists).
     #[arg(long, value_name = "DIR")]
-    pub inputs: Option<PathBuf>,
+    inputs: Option<PathBuf>,
     /// Board profile file for --rebuild, when the build used a profile file instead of a
     /// built-in board (its SHA-256 must match the buildinfo).
     #[arg(long, value_name = "FILE", requires = "rebuild")]
-    pub board: Option<PathBuf>,
+    board: Option<PathBuf>,
     /// Overlay directory for --rebuild, when the build used an overlay directory instead of
     /// a built-in overlay (its digest must match the buildinfo).
     #[arg(long, value_name = "DIR", requires = "rebuild")]
-    pub overlay: Option<PathBuf>,
+    overlay: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
-/// Runs `pimg inspect`; returns the exit code.
-pub fn run_inspect(args: InspectArgs) -> i32 {
-    match pimg::prove::inspect::inspect_path(&args.file) {
-        Ok(ins) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&ins).expect("json"));
-            } else {
-                print!("{}", pimg::prove::inspect::render(&ins));
-            }
-            i32::from(!ins.problems.is_empty())
-        }
-        Err(e) => {
-            eprintln!("pimg: error: {e}");
-            2
-        }
-    }
-}
-
-/// Runs `pimg diff`; returns the exit code.
-pub fn run_diff(args: DiffArgs) -> i32 {
-    match pimg::prove::diff::diff_paths(&args.a, &args.b) {
-        Ok(report) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("json"));
-            } else {
-                print!("{}", report.render());
-            }
-            i32::from(!report.identical)
-        }
-        Err(e) => {
-            eprintln!("pimg: error: {e}");
-            2
-        }
-    }
-}
-
-/// Runs `pimg verify`; returns the exit code.
-pub fn run_verify(args: VerifyArgs) -> i32 {
-    let result = if let Some(buildinfo) = &args.rebuild {
+/// Runs the mode the arguments select and lists every check.
+pub(super) fn run(args: VerifyArgs) -> Result<Outcome, Failure> {
+    let outcome = if let Some(buildinfo) = &args.rebuild {
         if !args.paths.is_empty() {
-            eprintln!("pimg: error: --rebuild takes no other paths");
-            return 2;
+            return Err(Failure::Usage("--rebuild takes no other paths"));
         }
+        // clap's `requires` already insists on --inputs; this keeps the message if that changes.
         let Some(inputs) = &args.inputs else {
-            eprintln!("pimg: error: --rebuild needs --inputs DIR");
-            return 2;
+            return Err(Failure::Usage("--rebuild needs --inputs DIR"));
         };
         verify::rebuild(&verify::RebuildRequest {
             buildinfo: buildinfo.clone(),
             inputs: inputs.clone(),
             board: args.board.clone(),
             overlay: args.overlay.clone(),
-        })
+        })?
     } else if let Some(sums) = &args.sums {
-        verify::check_sums(sums, &args.paths)
+        verify::check_sums(sums, &args.paths)?
     } else if let [dir] = args.paths.as_slice() {
-        verify::check_dir(dir)
+        verify::check_dir(dir)?
     } else {
-        eprintln!("pimg: error: give one output folder, --sums SHA256SUMS [FILE…], or --rebuild BUILDINFO --inputs DIR");
-        return 2;
+        return Err(Failure::Usage(
+            "give one output folder, --sums SHA256SUMS [FILE…], or --rebuild BUILDINFO --inputs DIR",
+        ));
     };
-    match result {
-        Ok(outcome) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&outcome).expect("json"));
-            } else {
-                print!("{}", outcome.render());
-            }
-            match outcome {
-                VerifyOutcome { ok: true, .. } => 0,
-                _ => 1,
-            }
-        }
-        Err(e) => {
-            eprintln!("pimg: error: {e}");
-            2
-        }
+    if args.json {
+        print_json(&outcome);
+    } else {
+        print!("{}", outcome.render());
     }
+    Ok(if outcome.ok {
+        Outcome::Ok
+    } else {
+        Outcome::Mismatch
+    })
 }

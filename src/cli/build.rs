@@ -1,0 +1,98 @@
+//! `pimg build`: its arguments, the build request they make, the report as text or JSON, and
+//! `--boot`.
+
+use super::{boot, print_json, Failure, Outcome};
+use pimg::build::{self, BuildOptions, BuildRequest};
+use pimg::epoch::SourceDateEpoch;
+use pimg::profile::board::TableKind;
+use pimg::progress::Progress;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+#[command(after_help = super::EXAMPLES)]
+pub struct BuildArgs {
+    /// Board name (see `pimg boards`) or the path of a board profile .toml file.
+    #[arg(long, default_value = "rpi3b", value_name = "BOARD|FILE")]
+    board: String,
+    /// Folder holding the input .deb packages and/or directories.
+    #[arg(long, default_value = "inputs", value_name = "DIR")]
+    inputs: PathBuf,
+    /// Overlay name (built in) or directory; the board's default overlay when omitted.
+    #[arg(long, value_name = "NAME|DIR")]
+    overlay: Option<String>,
+    /// Output folder; created if missing, locked against a second build. Outputs appear all
+    /// at once when all are complete: a new folder, staged beside it as .<DIR>.pimg-stage-*,
+    /// replaces it in one rename (one by one, with a warning, where that is impossible).
+    #[arg(long, default_value = "out", value_name = "DIR")]
+    out: PathBuf,
+    /// Seconds since 1970 used for every timestamp; derived from the inputs when unset.
+    #[arg(
+        long,
+        env = "SOURCE_DATE_EPOCH",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
+    source_date_epoch: Option<String>,
+    /// Print the result as JSON on stdout (no progress display).
+    #[arg(long)]
+    json: bool,
+    /// After building, boot the image under QEMU (as `pimg boot`) and fail if it does not pass.
+    #[arg(long)]
+    boot: bool,
+    /// Refuse to build unless the profile, overlay and every input match the lock file
+    /// (`pimg lock`); the buildinfo records the lock's digest.
+    #[arg(long)]
+    locked: bool,
+    /// The lock file for --locked.
+    #[arg(long, value_name = "FILE", default_value = pimg::profile::lock::DEFAULT_LOCK_FILE, requires = "locked")]
+    lock: PathBuf,
+    /// Partition table instead of the profile's: mbr, or gpt for boards whose firmware boots
+    /// GPT (the Pi 4 family). The buildinfo records it, so `verify --rebuild` repeats it.
+    #[arg(long, value_name = "mbr|gpt")]
+    table: Option<TableKind>,
+}
+
+/// Builds, prints the outputs, then boots the image when `--boot` asks for it.
+pub(super) fn run(args: BuildArgs) -> Result<Outcome, Failure> {
+    let epoch = args
+        .source_date_epoch
+        .as_deref()
+        .map(SourceDateEpoch::parse)
+        .transpose()
+        .map_err(pimg::Error::from)?;
+    let req = BuildRequest {
+        board: args.board,
+        inputs: args.inputs,
+        overlay: args.overlay,
+        out: args.out,
+        epoch,
+        table: args.table,
+    };
+    let opts = BuildOptions {
+        lock: args.locked.then_some(args.lock),
+    };
+    let progress = Progress::new(!args.json);
+    let result = build::build_with(&req, &opts, &progress);
+    // The spinner must be gone before the report or the error is printed.
+    progress.finish();
+    let report = result?;
+    for w in &report.warnings {
+        eprintln!("pimg: warning: {w}");
+    }
+    if args.json {
+        print_json(&report);
+    } else {
+        println!(
+            "pimg: built {} into {} (SOURCE_DATE_EPOCH={}, from {})",
+            report.board, report.out_dir, report.source_date_epoch, report.epoch_source
+        );
+        for o in &report.outputs {
+            println!("{}  {:>11}  {}", o.sha256, o.size, o.name);
+        }
+    }
+    if !args.boot {
+        return Ok(Outcome::Ok);
+    }
+    let image = PathBuf::from(&report.out_dir).join(format!("{}.img", report.board));
+    boot::run(boot::BootArgs::defaults_for(image, args.json))
+}

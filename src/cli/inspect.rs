@@ -1,0 +1,39 @@
+//! `pimg inspect`: its arguments and the report, as text or JSON (exit 0 read cleanly,
+//! 1 damage found, 2 unreadable).
+
+use super::{print_json, Failure, Outcome};
+use pimg::prove::inspect;
+use std::path::PathBuf;
+
+/// Arguments of `pimg inspect`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  pimg inspect out/rpi3b.img                   partition table, FAT parameters, every file
+  pimg inspect out/rpi3b.initramfs.cpio.gz     every entry with mode, owner, mtime, SHA-256
+  pimg inspect --json out/rpi3b.img | jq '.partitions[0].filesystem.files[].path'
+
+Exit status: 0 read cleanly, 1 read with damage (listed under problems), 2 unreadable.")]
+pub struct InspectArgs {
+    /// Disk image, FAT volume, or archive (gzip, cpio newc, tar); recognized by content.
+    #[arg(value_name = "IMAGE|ARCHIVE")]
+    file: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Reads the file and lists what it holds.
+pub(super) fn run(args: InspectArgs) -> Result<Outcome, Failure> {
+    let ins = inspect::inspect_path(&args.file)?;
+    if args.json {
+        print_json(&ins);
+    } else {
+        print!("{}", inspect::render(&ins));
+    }
+    Ok(if ins.problems.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Damaged
+    })
+}
