@@ -1,6 +1,6 @@
 //! pimg: byte-for-byte reproducible Raspberry Pi install media.
 //!
-//! Layers, imports pointing down only (`scripts/layers.sh` checks it):
+//! Layers, imports pointing down only (`tests/layers.rs` checks it):
 //! `prove` (check, inspect, diff, verify, boot) → `build` (the stages of one build) →
 //! `artifact` (one room per output) · `firmware` (the config.txt rules) · `publish` (the only
 //! writer of output files) → `profile` · `inputs` → `codec` (pure formats, reader and writer
