@@ -202,34 +202,53 @@ fn join(path: &[String], more: &str) -> Vec<String> {
     p
 }
 
-/// Compares fields by name; `base` is added to A's field offsets.
-fn compare_fields(c: &mut Collector, path: &[String], fa: &[Field], fb: &[Field], base: u64) {
-    for a in fa {
-        match fb.iter().find(|b| b.name == a.name) {
-            Some(b) if b.value == a.value => {}
+/// One named value compared by name with the other side's value of that name: a header field,
+/// or a value with no single stored place (one assembled from several headers).
+struct Value {
+    name: String,
+    shown: String,
+    /// Where A's value is stored (None when it is assembled from several places).
+    at: Option<u64>,
+}
+
+impl Value {
+    /// A header field as stored, `base` added to its offset.
+    fn field(f: &Field, base: u64) -> Self {
+        Value {
+            name: f.name.clone(),
+            shown: f.value.clone(),
+            at: Some(base + f.offset),
+        }
+    }
+}
+
+/// Compares values by name.
+fn compare_values(c: &mut Collector, path: &[String], va: &[Value], vb: &[Value]) {
+    for a in va {
+        match vb.iter().find(|b| b.name == a.name) {
+            Some(b) if b.shown == a.shown => {}
             Some(b) => c.add(
                 path,
                 &a.name,
-                Some(a.value.clone()),
-                Some(b.value.clone()),
-                Some(base + a.offset),
+                Some(a.shown.clone()),
+                Some(b.shown.clone()),
+                a.at,
                 None,
             ),
-            None => c.add(
-                path,
-                &a.name,
-                Some(a.value.clone()),
-                None,
-                Some(base + a.offset),
-                None,
-            ),
+            None => c.add(path, &a.name, Some(a.shown.clone()), None, a.at, None),
         }
     }
-    for b in fb {
-        if !fa.iter().any(|a| a.name == b.name) {
-            c.add(path, &b.name, None, Some(b.value.clone()), None, None);
+    for b in vb {
+        if !va.iter().any(|a| a.name == b.name) {
+            c.add(path, &b.name, None, Some(b.shown.clone()), None, None);
         }
     }
+}
+
+/// Compares fields by name; `base` is added to A's field offsets.
+fn compare_fields(c: &mut Collector, path: &[String], fa: &[Field], fb: &[Field], base: u64) {
+    let values = |f: &[Field]| f.iter().map(|f| Value::field(f, base)).collect::<Vec<_>>();
+    compare_values(c, path, &values(fa), &values(fb));
 }
 
 /// Differing byte ranges [start, end) of two streams, coalesced, and both lengths.
