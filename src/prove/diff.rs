@@ -15,6 +15,7 @@ use crate::codec::partition::{gpt, mbr};
 use crate::codec::reader::{Device, Field, ReadError, SECTOR_SIZE};
 use crate::codec::tar::read::{self as tar, TarEntry};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -202,34 +203,69 @@ fn join(path: &[String], more: &str) -> Vec<String> {
     p
 }
 
-/// Compares fields by name; `base` is added to A's field offsets.
-fn compare_fields(c: &mut Collector, path: &[String], fa: &[Field], fb: &[Field], base: u64) {
-    for a in fa {
-        match fb.iter().find(|b| b.name == a.name) {
-            Some(b) if b.value == a.value => {}
+/// One named value compared by name with the other side's value of that name: a header field,
+/// or a value with no single stored place (one assembled from several headers).
+struct Value {
+    name: String,
+    shown: String,
+    /// Compared along with `shown` but left out of the report: what the shown text omits.
+    unshown: String,
+    /// Where A's value is stored (None when it is assembled from several places).
+    at: Option<u64>,
+    /// Follows from the other values of its group (a checksum): reported only when they agree.
+    derived: bool,
+}
+
+impl Value {
+    fn new(name: impl Into<String>, shown: impl ToString, at: Option<u64>) -> Self {
+        Value {
+            name: name.into(),
+            shown: shown.to_string(),
+            unshown: String::new(),
+            at,
+            derived: false,
+        }
+    }
+
+    /// A header field as stored, `base` added to its offset.
+    fn field(f: &Field, base: u64) -> Self {
+        Value::new(f.name.clone(), f.value.clone(), Some(base + f.offset))
+    }
+}
+
+/// Compares values by name, only those `keep` selects.
+fn compare_values(
+    c: &mut Collector,
+    path: &[String],
+    va: &[Value],
+    vb: &[Value],
+    keep: impl Fn(&Value) -> bool,
+) {
+    for a in va.iter().filter(|v| keep(v)) {
+        match vb.iter().filter(|v| keep(v)).find(|b| b.name == a.name) {
+            Some(b) if b.shown == a.shown && b.unshown == a.unshown => {}
             Some(b) => c.add(
                 path,
                 &a.name,
-                Some(a.value.clone()),
-                Some(b.value.clone()),
-                Some(base + a.offset),
+                Some(a.shown.clone()),
+                Some(b.shown.clone()),
+                a.at,
                 None,
             ),
-            None => c.add(
-                path,
-                &a.name,
-                Some(a.value.clone()),
-                None,
-                Some(base + a.offset),
-                None,
-            ),
+            None => c.add(path, &a.name, Some(a.shown.clone()), None, a.at, None),
         }
     }
-    for b in fb {
-        if !fa.iter().any(|a| a.name == b.name) {
-            c.add(path, &b.name, None, Some(b.value.clone()), None, None);
+    for b in vb.iter().filter(|v| keep(v)) {
+        if !va.iter().filter(|v| keep(v)).any(|a| a.name == b.name) {
+            c.add(path, &b.name, None, Some(b.shown.clone()), None, None);
         }
     }
+}
+
+/// Compares fields by name; `base` is added to A's field offsets.
+fn compare_fields(c: &mut Collector, path: &[String], fa: &[Field], fb: &[Field], base: u64) {
+    let values = |f: &[Field]| f.iter().map(|f| Value::field(f, base)).collect::<Vec<_>>();
+    compare_values(c, path, &values(fa), &values(fb), |_| true);
 }
 
 /// Differing byte ranges [start, end) of two streams, coalesced, and both lengths.
@@ -1427,8 +1463,8 @@ fn diff_bytes(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usi
     if depth < MAX_NESTING {
         match kind {
             Some(Kind::Gzip) => return diff_gzip(c, path, a, b, depth),
-            Some(Kind::Cpio) => return diff_cpio(c, path, a, b, depth),
-            Some(Kind::Tar) => return diff_tar(c, path, a, b, depth),
+            Some(Kind::Cpio) => return diff_archive::<CpioFormat>(c, path, a, b, depth),
+            Some(Kind::Tar) => return diff_archive::<TarFormat>(c, path, a, b, depth),
             None => {}
         }
     }
@@ -1634,101 +1670,336 @@ fn diff_gzip(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usiz
     diff_bytes(c, path, &ga.data, &gb.data, depth + 1);
 }
 
-/// Names the entry and field of a cpio or tar payload at byte `at`.
+// Archives. Each format has an adapter over its reader that lists the archive's members in
+// stored order with their header values, layout and content; one comparison serves them all,
+// so a format added later (squashfs, say) needs its adapter and a `Kind`, nothing more.
+
+/// Values compared together; `under` names them below the archive (the cpio trailer).
+struct Group {
+    under: Option<&'static str>,
+    values: Vec<Value>,
+}
+
+impl Group {
+    fn new(values: Vec<Value>) -> Self {
+        Group {
+            under: None,
+            values,
+        }
+    }
+
+    fn fields(fields: &[Field]) -> Self {
+        Group::new(fields.iter().map(|f| Value::field(f, 0)).collect())
+    }
+}
+
+/// How a member's content is compared.
+#[derive(Clone, Copy)]
+enum Content {
+    /// Bytes, compared as a nested archive when they are one.
+    Bytes,
+    /// A symlink's target path, shown as text.
+    LinkTarget,
+}
+
+/// One archive member as its format's adapter describes it.
+trait Member {
+    /// The name that pairs members of the two sides and labels their differences.
+    fn path(&self) -> &str;
+    /// Where its own header starts (after any extension headers).
+    fn offset(&self) -> u64;
+    /// The bytes it owns: from its first extension header to the end of its padding.
+    fn span(&self) -> (u64, u64);
+    /// Its header values, compared group by group in this order.
+    fn groups(&self) -> Vec<Group>;
+    /// Named byte ranges outside its content (header fields, extensions, name padding).
+    fn layout(&self) -> Vec<Field>;
+    /// Where its content starts and how long it is.
+    fn content_range(&self) -> (u64, u64);
+    fn content_kind(&self) -> Content;
+
+    /// Its content. Stored in one piece by default; a format that compresses or scatters
+    /// content returns it assembled.
+    fn content<'d>(&self, archive: &'d [u8]) -> Cow<'d, [u8]> {
+        let (offset, len) = self.content_range();
+        Cow::Borrowed(slice(archive, offset, len))
+    }
+
+    /// What byte `at` of the archive is, when this member owns it.
+    fn part_at(&self, at: u64) -> Option<String> {
+        let (start, end) = self.span();
+        if at < start || at >= end {
+            return None;
+        }
+        if let Some(f) = self
+            .layout()
+            .iter()
+            .find(|f| at >= f.offset && at < f.offset + f.len)
+        {
+            return Some(f.name.clone());
+        }
+        let (offset, len) = self.content_range();
+        if at >= offset && at < offset.saturating_add(len) {
+            return Some(format!("content at offset {}", at - offset));
+        }
+        Some("padding after the data".into())
+    }
+}
+
+/// An archive read as far as it goes.
+struct Listing<M> {
+    members: Vec<M>,
+    /// What follows the last member, as values; or why reading stopped.
+    end: Result<Vec<Group>, String>,
+}
+
+/// An archive format the comparison reads.
+trait Format {
+    /// How the report names an archive of this format that does not read.
+    const NAME: &'static str;
+    type Member: Member;
+    fn read(data: &[u8]) -> Listing<Self::Member>;
+}
+
+struct CpioFormat;
+
+impl Format for CpioFormat {
+    const NAME: &'static str = "cpio archive";
+    type Member = CpioHeader;
+
+    fn read(data: &[u8]) -> Listing<CpioHeader> {
+        let mut members = Vec::new();
+        let end = cpio::read(data, |h, _| {
+            members.push(h.clone());
+            Ok(())
+        });
+        let end = end.map_err(|e| e.to_string()).map(|end| {
+            let trailer = Group {
+                under: Some(cpio::TRAILER),
+                ..Group::fields(&end.trailer.fields())
+            };
+            let mut after = Value::new("bytes after the trailer", end.trailing, Some(end.end));
+            after.unshown = end.trailing_nonzero.to_string();
+            vec![trailer, Group::new(vec![after])]
+        });
+        Listing { members, end }
+    }
+}
+
+impl Member for CpioHeader {
+    fn path(&self) -> &str {
+        &self.name
+    }
+    fn offset(&self) -> u64 {
+        self.offset
+    }
+    fn span(&self) -> (u64, u64) {
+        (self.offset, self.data_end().1)
+    }
+    fn groups(&self) -> Vec<Group> {
+        vec![Group::fields(&self.fields())]
+    }
+    fn layout(&self) -> Vec<Field> {
+        let name_end = self.offset + cpio::HEADER_LEN + self.name_bytes.len() as u64 + 1;
+        let mut f = self.fields();
+        f.push(Field::new(
+            "padding after the name",
+            name_end,
+            self.data_offset.saturating_sub(name_end),
+            "",
+        ));
+        f
+    }
+    fn content_range(&self) -> (u64, u64) {
+        (self.data_offset, u64::from(self.file_size()))
+    }
+    fn content_kind(&self) -> Content {
+        // A symlink's data is its target.
+        if self.mode() & 0o170000 == 0o120000 {
+            Content::LinkTarget
+        } else {
+            Content::Bytes
+        }
+    }
+}
+
+struct TarFormat;
+
+impl Format for TarFormat {
+    const NAME: &'static str = "tar archive";
+    type Member = TarEntry;
+
+    fn read(data: &[u8]) -> Listing<TarEntry> {
+        let mut members = Vec::new();
+        let end = tar::read(data, |e, _| {
+            members.push(e.clone());
+            Ok(())
+        });
+        let end = end.map_err(|e| e.to_string()).map(|end| {
+            let mut v = Value::new(
+                "end of archive",
+                format!(
+                    "{} zero blocks, {} bytes after",
+                    end.zero_blocks, end.trailing
+                ),
+                Some(end.end_offset),
+            );
+            v.unshown = end.trailing_nonzero.to_string();
+            vec![Group::new(vec![v])]
+        });
+        Listing { members, end }
+    }
+}
+
+impl Member for TarEntry {
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn offset(&self) -> u64 {
+        self.header_offset
+    }
+    fn span(&self) -> (u64, u64) {
+        let start = self
+            .extension_offsets
+            .first()
+            .copied()
+            .unwrap_or(self.header_offset);
+        (start, self.data_end().1)
+    }
+    fn groups(&self) -> Vec<Group> {
+        // The effective path and link target (long names and pax applied) first: the header
+        // fields alone may not show them.
+        let names = Group::new(vec![
+            Value::new("path", format!("{:?}", self.path), Some(self.header_offset)),
+            Value::new(
+                "link target",
+                format!("{:?}", self.link_name),
+                Some(self.header_offset + 157),
+            ),
+        ]);
+        let mut header = Group::fields(&self.fields());
+        for v in &mut header.values {
+            v.derived = v.name == "checksum";
+        }
+        let pax = Group::new(vec![Value::new(
+            "pax records",
+            format!("{:?}", self.pax),
+            None,
+        )]);
+        vec![names, header, pax]
+    }
+    fn layout(&self) -> Vec<Field> {
+        let (start, _) = self.span();
+        let mut f = vec![Field::new(
+            "extension header (long name or pax)",
+            start,
+            self.header_offset.saturating_sub(start),
+            "",
+        )];
+        f.extend(self.fields());
+        f
+    }
+    fn content_range(&self) -> (u64, u64) {
+        (self.data_offset, self.size)
+    }
+    fn content_kind(&self) -> Content {
+        // A tar symlink's target is in its header, compared with the fields.
+        Content::Bytes
+    }
+}
+
+/// Compares a group; derived values only when the others agree, as they would differ with them.
+fn compare_group(c: &mut Collector, path: &[String], ga: &Group, gb: &Group) {
+    let under;
+    let path = match ga.under {
+        Some(u) => {
+            under = join(path, u);
+            &under[..]
+        }
+        None => path,
+    };
+    let before = c.count();
+    compare_values(c, path, &ga.values, &gb.values, |v| !v.derived);
+    let derived = ga.values.iter().chain(&gb.values).any(|v| v.derived);
+    if derived && c.count() == before {
+        compare_values(c, path, &ga.values, &gb.values, |_| true);
+    }
+}
+
+/// Compares two archives of one format member by member, then their ends.
+fn diff_archive<F: Format>(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usize) {
+    let (la, lb) = (F::read(a), F::read(b));
+    let (erra, errb) = (la.end.as_ref().err(), lb.end.as_ref().err());
+    let before = c.count();
+    for (x, y) in pair_by(&la.members, &lb.members, |m| m.path().to_string()) {
+        let label = x.or(y).map(|m| m.path().to_string()).unwrap_or_default();
+        let p = join(path, &label);
+        match (x, y) {
+            (Some(x), Some(y)) => {
+                for (gx, gy) in x.groups().iter().zip(&y.groups()) {
+                    compare_group(c, &p, gx, gy);
+                }
+                let (dx, dy) = (x.content(a), y.content(b));
+                if dx != dy {
+                    match x.content_kind() {
+                        Content::LinkTarget => c.add(
+                            &p,
+                            "symlink target",
+                            Some(format!("{:?}", String::from_utf8_lossy(&dx))),
+                            Some(format!("{:?}", String::from_utf8_lossy(&dy))),
+                            Some(x.content_range().0),
+                            None,
+                        ),
+                        Content::Bytes => diff_bytes(c, &p, &dx, &dy, depth + 1),
+                    }
+                }
+            }
+            // Members past a read failure are not "absent": the failure is reported once below.
+            (Some(x), None) if errb.is_none() => c.add(
+                &p,
+                "presence",
+                Some("present".into()),
+                None,
+                Some(x.offset()),
+                None,
+            ),
+            (None, Some(_)) if erra.is_none() => {
+                c.add(&p, "presence", None, Some("present".into()), None, None)
+            }
+            _ => {}
+        }
+    }
+    match (&la.end, &lb.end) {
+        (Ok(x), Ok(y)) => {
+            for (gx, gy) in x.iter().zip(y) {
+                compare_group(c, path, gx, gy);
+            }
+        }
+        _ => {
+            if erra != errb {
+                let state = |e: Option<&String>| e.cloned().or(Some("readable".into()));
+                c.add(path, F::NAME, state(erra), state(errb), None, None);
+                locate_first(c, path, a, b);
+            }
+        }
+    }
+    if c.count() == before {
+        uncovered_payload(c, path, a, b);
+    }
+}
+
+/// Names the member and part of a cpio or tar payload at byte `at`, by its layout.
 fn locate_payload(data: &[u8], at: usize) -> Option<(String, String)> {
+    fn locate<F: Format>(data: &[u8], at: u64) -> Option<(String, String)> {
+        F::read(data)
+            .members
+            .iter()
+            .find_map(|m| m.part_at(at).map(|part| (m.path().to_string(), part)))
+    }
     match kind_of(data)? {
-        Kind::Cpio => {
-            let (entries, _, _) = cpio_entries(data);
-            for h in &entries {
-                let (_, padded) = h.data_end();
-                if (at as u64) < padded && at as u64 >= h.offset {
-                    return Some((h.name.clone(), cpio_part(h, at as u64)));
-                }
-            }
-            None
-        }
-        Kind::Tar => {
-            let (entries, _, _) = tar_entries(data);
-            for e in &entries {
-                let start = e
-                    .extension_offsets
-                    .first()
-                    .copied()
-                    .unwrap_or(e.header_offset);
-                let (_, padded) = e.data_end();
-                if (at as u64) < padded && at as u64 >= start {
-                    return Some((e.path.clone(), tar_part(e, at as u64)));
-                }
-            }
-            None
-        }
+        Kind::Cpio => locate::<CpioFormat>(data, at as u64),
+        Kind::Tar => locate::<TarFormat>(data, at as u64),
         Kind::Gzip => None,
-    }
-}
-
-fn cpio_part(h: &CpioHeader, at: u64) -> String {
-    if let Some(f) = h
-        .fields()
-        .iter()
-        .find(|f| at >= f.offset && at < f.offset + f.len)
-    {
-        return f.name.clone();
-    }
-    let (end, _) = h.data_end();
-    if at >= h.data_offset && at < end {
-        return format!("content at offset {}", at - h.data_offset);
-    }
-    if at >= end {
-        "padding after the data".into()
-    } else {
-        "padding after the name".into()
-    }
-}
-
-fn tar_part(e: &TarEntry, at: u64) -> String {
-    if at < e.header_offset {
-        return "extension header (long name or pax)".into();
-    }
-    if let Some(f) = e
-        .fields()
-        .iter()
-        .find(|f| at >= f.offset && at < f.offset + f.len)
-    {
-        return f.name.clone();
-    }
-    let (end, _) = e.data_end();
-    if at >= e.data_offset && at < end {
-        format!("content at offset {}", at - e.data_offset)
-    } else {
-        "padding after the data".into()
-    }
-}
-
-type CpioParsed = (Vec<CpioHeader>, Option<cpio::CpioEnd>, Option<String>);
-
-fn cpio_entries(data: &[u8]) -> CpioParsed {
-    let mut v = Vec::new();
-    let r = cpio::read(data, |h, _| {
-        v.push(h.clone());
-        Ok(())
-    });
-    match r {
-        Ok(end) => (v, Some(end), None),
-        Err(e) => (v, None, Some(e.to_string())),
-    }
-}
-
-type TarParsed = (Vec<TarEntry>, Option<tar::TarEnd>, Option<String>);
-
-fn tar_entries(data: &[u8]) -> TarParsed {
-    let mut v = Vec::new();
-    let r = tar::read(data, |e, _| {
-        v.push(e.clone());
-        Ok(())
-    });
-    match r {
-        Ok(end) => (v, Some(end), None),
-        Err(e) => (v, None, Some(e.to_string())),
     }
 }
 
@@ -1764,204 +2035,6 @@ fn pair_by<'a, T>(
     order.into_iter().filter_map(|k| m.remove(&k)).collect()
 }
 
-fn diff_cpio(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usize) {
-    let (ea, enda, erra) = cpio_entries(a);
-    let (eb, endb, errb) = cpio_entries(b);
-    let before = c.count();
-    for (x, y) in pair_by(&ea, &eb, |h| h.name.clone()) {
-        let label = x.or(y).map(|h| h.name.clone()).unwrap_or_default();
-        let p = join(path, &label);
-        match (x, y) {
-            (Some(x), Some(y)) => {
-                compare_fields(c, &p, &x.fields(), &y.fields(), 0);
-                let dx = slice(a, x.data_offset, u64::from(x.file_size()));
-                let dy = slice(b, y.data_offset, u64::from(y.file_size()));
-                if dx != dy {
-                    let is_link = x.mode() & 0o170000 == 0o120000;
-                    if is_link {
-                        c.add(
-                            &p,
-                            "symlink target",
-                            Some(format!("{:?}", String::from_utf8_lossy(dx))),
-                            Some(format!("{:?}", String::from_utf8_lossy(dy))),
-                            Some(x.data_offset),
-                            None,
-                        );
-                    } else {
-                        diff_bytes(c, &p, dx, dy, depth + 1);
-                    }
-                }
-            }
-            // Entries past a parse failure are not "absent": the failure is reported once below.
-            (Some(x), None) if errb.is_none() => c.add(
-                &p,
-                "presence",
-                Some("present".into()),
-                None,
-                Some(x.offset),
-                None,
-            ),
-            (None, Some(_)) if erra.is_none() => {
-                c.add(&p, "presence", None, Some("present".into()), None, None)
-            }
-            _ => {}
-        }
-    }
-    match (&enda, &endb) {
-        (Some(x), Some(y)) => {
-            compare_fields(
-                c,
-                &join(path, cpio::TRAILER),
-                &x.trailer.fields(),
-                &y.trailer.fields(),
-                0,
-            );
-            if (x.trailing, x.trailing_nonzero) != (y.trailing, y.trailing_nonzero) {
-                c.add(
-                    path,
-                    "bytes after the trailer",
-                    Some(x.trailing.to_string()),
-                    Some(y.trailing.to_string()),
-                    Some(x.end),
-                    None,
-                );
-            }
-        }
-        _ => {
-            if erra != errb {
-                c.add(
-                    path,
-                    "cpio archive",
-                    erra.clone().or(Some("readable".into())),
-                    errb.clone().or(Some("readable".into())),
-                    None,
-                    None,
-                );
-                locate_first(c, path, a, b);
-            }
-        }
-    }
-    if c.count() == before {
-        uncovered_payload(c, path, a, b, |at| {
-            locate_payload(a, at as usize).map(|(e, f)| format!("{e} › {f}"))
-        });
-    }
-}
-
-fn diff_tar(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usize) {
-    let (ea, enda, erra) = tar_entries(a);
-    let (eb, endb, errb) = tar_entries(b);
-    let before = c.count();
-    for (x, y) in pair_by(&ea, &eb, |e| e.path.clone()) {
-        let label = x.or(y).map(|e| e.path.clone()).unwrap_or_default();
-        let p = join(path, &label);
-        match (x, y) {
-            (Some(x), Some(y)) => {
-                if x.path != y.path {
-                    c.add(
-                        &p,
-                        "path",
-                        Some(format!("{:?}", x.path)),
-                        Some(format!("{:?}", y.path)),
-                        Some(x.header_offset),
-                        None,
-                    );
-                }
-                if x.link_name != y.link_name {
-                    c.add(
-                        &p,
-                        "link target",
-                        Some(format!("{:?}", x.link_name)),
-                        Some(format!("{:?}", y.link_name)),
-                        Some(x.header_offset + 157),
-                        None,
-                    );
-                }
-                // The checksum follows from the other fields: report it only when alone.
-                let before_fields = c.count();
-                let (fx, fy) = (x.fields(), y.fields());
-                let other = |f: &Vec<Field>| {
-                    f.iter()
-                        .filter(|f| f.name != "checksum")
-                        .cloned()
-                        .collect::<Vec<_>>()
-                };
-                compare_fields(c, &p, &other(&fx), &other(&fy), 0);
-                if c.count() == before_fields {
-                    compare_fields(c, &p, &fx, &fy, 0);
-                }
-                if x.pax != y.pax {
-                    c.add(
-                        &p,
-                        "pax records",
-                        Some(format!("{:?}", x.pax)),
-                        Some(format!("{:?}", y.pax)),
-                        None,
-                        None,
-                    );
-                }
-                let dx = slice(a, x.data_offset, x.size);
-                let dy = slice(b, y.data_offset, y.size);
-                if dx != dy {
-                    diff_bytes(c, &p, dx, dy, depth + 1);
-                }
-            }
-            (Some(x), None) if errb.is_none() => c.add(
-                &p,
-                "presence",
-                Some("present".into()),
-                None,
-                Some(x.header_offset),
-                None,
-            ),
-            (None, Some(_)) if erra.is_none() => {
-                c.add(&p, "presence", None, Some("present".into()), None, None)
-            }
-            _ => {}
-        }
-    }
-    match (&enda, &endb) {
-        (Some(x), Some(y)) => {
-            if (x.zero_blocks, x.trailing, x.trailing_nonzero)
-                != (y.zero_blocks, y.trailing, y.trailing_nonzero)
-            {
-                c.add(
-                    path,
-                    "end of archive",
-                    Some(format!(
-                        "{} zero blocks, {} bytes after",
-                        x.zero_blocks, x.trailing
-                    )),
-                    Some(format!(
-                        "{} zero blocks, {} bytes after",
-                        y.zero_blocks, y.trailing
-                    )),
-                    Some(x.end_offset),
-                    None,
-                );
-            }
-        }
-        _ => {
-            if erra != errb {
-                c.add(
-                    path,
-                    "tar archive",
-                    erra.clone().or(Some("readable".into())),
-                    errb.clone().or(Some("readable".into())),
-                    None,
-                    None,
-                );
-                locate_first(c, path, a, b);
-            }
-        }
-    }
-    if c.count() == before {
-        uncovered_payload(c, path, a, b, |at| {
-            locate_payload(a, at as usize).map(|(e, f)| format!("{e} › {f}"))
-        });
-    }
-}
-
 /// Names the first differing byte of two payloads by A's layout (when B does not parse).
 fn locate_first(c: &mut Collector, path: &[String], a: &[u8], b: &[u8]) {
     let n = a.len().min(b.len());
@@ -1984,16 +2057,12 @@ fn locate_first(c: &mut Collector, path: &[String], a: &[u8], b: &[u8]) {
 }
 
 /// Bytes that differ where no compared field is: named by A's layout.
-fn uncovered_payload(
-    c: &mut Collector,
-    path: &[String],
-    a: &[u8],
-    b: &[u8],
-    name: impl Fn(u64) -> Option<String>,
-) {
+fn uncovered_payload(c: &mut Collector, path: &[String], a: &[u8], b: &[u8]) {
     let n = a.len().min(b.len());
     if let Some(i) = (0..n).find(|&i| a[i] != b[i]) {
-        let what = name(i as u64).unwrap_or_else(|| "bytes outside every entry".into());
+        let what = locate_payload(a, i)
+            .map(|(e, f)| format!("{e} › {f}"))
+            .unwrap_or_else(|| "bytes outside every entry".into());
         c.add(
             path,
             format!("{what} (byte {i})"),
