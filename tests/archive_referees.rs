@@ -2,12 +2,14 @@
 //! tar and gunzip, GNU tar, gzip, xz. A missing tool fails the test with an install hint; these
 //! checks are the point of the file, so they are never skipped.
 
+mod common;
+
+use common::referee;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use pimg::codec::archive::ArchiveError;
 use pimg::codec::cpio::write::{CpioEntry, CpioWriter};
@@ -22,46 +24,26 @@ const EPOCH: u64 = 1_700_000_000;
 // ---------------------------------------------------------------------------------------
 // Tools
 
-/// The tool's path, or a failure that says how to install it.
-fn tool(name: &str) -> PathBuf {
-    let hint = match name {
-        "cpio" | "busybox" => "apt-get install cpio busybox (or run qemu/setup.sh)",
-        "xz" => "apt-get install xz-utils (or run qemu/setup.sh)",
-        "zstd" => "apt-get install zstd (or run qemu/setup.sh)",
-        _ => "apt-get install tar gzip (or run qemu/setup.sh)",
-    };
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("referee tool `{name}` is not installed: {hint}"))
+/// The Debian package of each referee tool used here.
+fn package(tool: &str) -> &'static str {
+    match tool {
+        "xz" => "xz-utils",
+        "cpio" => "cpio",
+        "busybox" => "busybox",
+        "gzip" => "gzip",
+        _ => "tar",
+    }
 }
 
 /// Runs a tool with `stdin`, in `cwd`, with TZ=UTC; fails the test unless it exits 0.
 fn run(cwd: &Path, program: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(tool(program))
+    referee(program, package(program))
         .args(args)
-        .current_dir(cwd)
+        .cwd(cwd)
         .env("TZ", "UTC")
         .env("LC_ALL", "C")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().ok();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+        .stdin(stdin)
+        .bytes()
 }
 
 /// Like [`run`], for tools that print text.
@@ -534,19 +516,7 @@ fn standard_deb(data_name: &str, data: &[u8]) -> Vec<u8> {
 
 fn xz_cli(data: &[u8]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(tool("xz"))
-        .args(["-0", "-c"])
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(data)?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
+    run(dir.path(), "xz", &["-0", "-c"], data)
 }
 
 fn write_deb(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
