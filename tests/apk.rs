@@ -27,34 +27,16 @@ fn buildinfo(out: &Path) -> serde_json::Value {
 #[test]
 fn alpine_golden_hashes() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = alpine_build(tmp.path())
-        .epoch(EPOCH)
-        .run()
-        .expect_success()
-        .out;
+    let out = alpine_build(tmp.path()).epoch(EPOCH).built();
     assert_golden(&out, GOLDEN_ARTIFACTS, "alpine-rpi-aarch64-fixture.sha256");
 }
 
 #[test]
 fn alpine_layout_and_boot_repository() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = alpine_build(tmp.path())
-        .epoch(EPOCH)
-        .run()
-        .expect_success()
-        .out;
+    let out = alpine_build(tmp.path()).epoch(EPOCH).built();
     let info = buildinfo(&out);
-    let files: Vec<(String, String)> = info["boot_partition"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["path"].as_str().unwrap().to_string(),
-                f["sha256"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let files = string_pairs(&info["boot_partition"], "path", "sha256");
     let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     let want = [
         ".alpine-release",
@@ -153,11 +135,7 @@ fn alpine_layout_and_boot_repository() {
 #[test]
 fn epoch_is_the_newest_builddate_and_builds_are_identical() {
     let a = tempfile::tempdir().unwrap();
-    let out_a = alpine_build(a.path())
-        .env("TZ", "UTC")
-        .run()
-        .expect_success()
-        .out;
+    let out_a = alpine_build(a.path()).env("TZ", "UTC").built();
     let info = buildinfo(&out_a);
     assert_eq!(info["source_date_epoch"], ALPINE_NEWEST_BUILDDATE);
     let source = info["epoch_source"].as_str().unwrap();
@@ -177,9 +155,7 @@ fn epoch_is_the_newest_builddate_and_builds_are_identical() {
         .inputs("in")
         .out("o")
         .env("TZ", "America/St_Johns")
-        .run()
-        .expect_success()
-        .out;
+        .built();
     assert_same_outputs(&out_a, &out_b);
     assert!(sums(&out_a)
         .iter()
@@ -512,7 +488,7 @@ fn tarball_inputs_are_read_and_date_the_build() {
             .out(out);
         b
     };
-    let out = build("out").run().expect_success().out;
+    let out = build("out").built();
     let info = read_json(&out.join("rpi3b.buildinfo.json"));
     let files = info["boot_partition"].as_array().unwrap();
     let find = |p: &str| {

@@ -362,67 +362,54 @@ fn tar_gz(tree: &Tree) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
-#[test]
-fn gnu_tar_lists_and_extracts_the_archive() {
+/// A tar referee on the fixture tree's archive `a.tar.gz` in a fresh folder: `program`
+/// with `list` prints mode, owner "uid/gid", size, date, time and name of every entry as the
+/// tree has them; with `extract` (into `out`) it restores bytes, links, modes and mtimes.
+/// Returns the folder.
+fn tar_referee(program: &str, list: &[&str], extract: &[&str]) -> tempfile::TempDir {
     let tree = fixture_tree();
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("a.tar.gz"), tar_gz(&tree)).unwrap();
     run(dir.path(), "gzip", &["-t", "a.tar.gz"], &[]);
 
-    // mode uid/gid size date time name
-    let listing = run_text(
-        dir.path(),
-        "tar",
-        &["-tvzf", "a.tar.gz", "--numeric-owner"],
-        &[],
-    );
+    let listing = run_text(dir.path(), program, list, &[]);
     let got = parse_listing(&listing, |f| (f[1].to_string(), 5));
     assert_eq!(
         got,
         expected_listing(&tree, "/"),
-        "tar -tvzf said:\n{listing}"
+        "{program} {list:?} said:\n{listing}"
     );
 
     let out = dir.path().join("out");
     fs::create_dir(&out).unwrap();
-    run(
-        dir.path(),
-        "tar",
-        &["-xzpf", "a.tar.gz", "-C", "out", "--numeric-owner"],
-        &[],
-    );
+    run(dir.path(), program, extract, &[]);
     check_extracted(&out, &tree, true, true);
+    dir
+}
+
+#[test]
+fn gnu_tar_lists_and_extracts_the_archive() {
+    let dir = tar_referee(
+        "tar",
+        &["-tvzf", "a.tar.gz", "--numeric-owner"],
+        &["-xzpf", "a.tar.gz", "-C", "out", "--numeric-owner"],
+    );
     // Owners are only restored when the extracting user may chown.
     if running_as_root() {
-        assert_eq!(fs::metadata(out.join("etc/shadow")).unwrap().gid(), 42);
+        let shadow = dir.path().join("out/etc/shadow");
+        assert_eq!(fs::metadata(shadow).unwrap().gid(), 42);
     }
 }
 
 #[test]
 fn busybox_tar_lists_and_extracts_the_archive() {
-    let tree = fixture_tree();
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("a.tar.gz"), tar_gz(&tree)).unwrap();
-
-    // busybox prints numeric owners when the header has no user/group names.
-    let listing = run_text(dir.path(), "busybox", &["tar", "-tzvf", "a.tar.gz"], &[]);
-    let got = parse_listing(&listing, |f| (f[1].to_string(), 5));
-    assert_eq!(
-        got,
-        expected_listing(&tree, "/"),
-        "busybox tar -tzvf said:\n{listing}"
-    );
-
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
-    // This is how Alpine's initramfs unpacks an apkovl.
-    run(
-        dir.path(),
+    // busybox prints numeric owners when the header has no user/group names; `-C out -zxf`
+    // is how Alpine's initramfs unpacks an apkovl.
+    tar_referee(
         "busybox",
+        &["tar", "-tzvf", "a.tar.gz"],
         &["tar", "-C", "out", "-zxf", "a.tar.gz"],
-        &[],
     );
-    check_extracted(&out, &tree, true, true);
 }
 
 #[test]

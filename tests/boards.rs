@@ -62,9 +62,7 @@ fn build(board: &str) -> PathBuf {
     let out = Build::real(board)
         .cwd(tempfile::tempdir().unwrap().keep())
         .out("out")
-        .run()
-        .expect_success()
-        .out;
+        .built();
     eprintln!("{board}: built in {:.1} s", started.elapsed().as_secs_f64());
     out
 }
@@ -232,13 +230,7 @@ fn rpi4b_on_gpt() {
     );
     assert!(!t.join("refused/rpi3b.img").exists());
 
-    let out = Build::real("rpi4b")
-        .cwd(t)
-        .table("gpt")
-        .out("out")
-        .run()
-        .expect_success()
-        .out;
+    let out = Build::real("rpi4b").cwd(t).table("gpt").out("out").built();
     let image = out.join("rpi4b.img");
     let o = referee("sfdisk", "fdisk")
         .arg("--json")

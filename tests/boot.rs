@@ -17,9 +17,7 @@ fn built() -> &'static Path {
         Build::real("rpi3b")
             .cwd(tempfile::tempdir().unwrap().keep())
             .out("out")
-            .run()
-            .expect_success()
-            .out
+            .built()
     })
 }
 

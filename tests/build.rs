@@ -20,11 +20,7 @@ const GOLDEN_ARTIFACTS: &[&str] = &[
 #[test]
 fn golden_hashes() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = fixture_build(tmp.path())
-        .epoch(EPOCH)
-        .run()
-        .expect_success()
-        .out;
+    let out = fixture_build(tmp.path()).epoch(EPOCH).built();
     assert_golden(&out, GOLDEN_ARTIFACTS, "rpi3b-fixture.sha256");
 }
 
@@ -34,11 +30,7 @@ fn identical_under_varied_environment() {
     // deeper working directory, inputs written in the other order with other mtimes.
     // The epoch is derived from the inputs in both, so that path is exercised too.
     let a = tempfile::tempdir().unwrap();
-    let out_a = fixture_build(a.path())
-        .env("TZ", "UTC")
-        .run()
-        .expect_success()
-        .out;
+    let out_a = fixture_build(a.path()).env("TZ", "UTC").built();
 
     let b = tempfile::tempdir().unwrap();
     let deep = b.path().join("x/y/z w");
@@ -54,9 +46,7 @@ fn identical_under_varied_environment() {
         .env("LANG", "tr_TR.UTF-8")
         .env("LC_ALL", "tr_TR.UTF-8")
         .env("HOME", deep.join("home"))
-        .run()
-        .expect_success()
-        .out;
+        .built();
     assert_eq!(out_b, deep.join("o u t"));
     // The variations really took effect.
     use std::os::unix::fs::PermissionsExt;
@@ -97,11 +87,7 @@ fn referees_accept_the_outputs() {
         need_tool(tool, pkg);
     }
     let tmp = tempfile::tempdir().unwrap();
-    let out = fixture_build(tmp.path())
-        .epoch(EPOCH)
-        .run()
-        .expect_success()
-        .out;
+    let out = fixture_build(tmp.path()).epoch(EPOCH).built();
     let sh = |cmd: &str| shell(&out, cmd).expect_success().text();
     sh("sha256sum -c SHA256SUMS");
 
@@ -365,20 +351,14 @@ fn bad_input_fails_clearly_and_writes_nothing() {
 #[test]
 fn overlay_directory_matches_embedded_overlay() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = fixture_build(tmp.path())
-        .epoch(EPOCH)
-        .run()
-        .expect_success()
-        .out;
+    let a = fixture_build(tmp.path()).epoch(EPOCH).built();
     let b = Build::new()
         .cwd(tmp.path())
         .inputs("inputs")
         .out("out2")
         .overlay(repo().join("overlays/default"))
         .epoch(EPOCH)
-        .run()
-        .expect_success()
-        .out;
+        .built();
     assert_eq!(
         fs::read(a.join("pimg.apkovl.tar.gz")).unwrap(),
         fs::read(b.join("pimg.apkovl.tar.gz")).unwrap()

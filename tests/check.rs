@@ -84,13 +84,7 @@ fn an_image_edited_afterwards_fails_the_check() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     write_fixture(&t.join("inputs"), false);
-    let out = Build::new()
-        .cwd(t)
-        .out("out")
-        .epoch(EPOCH)
-        .run()
-        .expect_success()
-        .out;
+    let out = Build::new().cwd(t).out("out").epoch(EPOCH).built();
     let image = out.join("rpi3b.img");
 
     let text = run(t, &["check", image.to_str().unwrap()], &[])

@@ -39,35 +39,19 @@ fn locked_build_succeeds_and_records_the_lock() {
     write_alpine_fixture(&t.join("inputs"), false);
     lock(t).run().expect_success();
     let text = fs::read_to_string(t.join("pimg.lock")).unwrap();
-    let out = locked_build(t, "out").run().expect_success().out;
+    let out = locked_build(t, "out").built();
     let info = read_json(&out.join(format!("{BOARD}.buildinfo.json")));
     assert_eq!(info["lock"]["file"], "pimg.lock");
     assert_eq!(info["lock"]["sha256"], sha256_hex(text.as_bytes()));
 
     // The lock lists exactly the inputs the build used, with the same hashes.
     let lock: toml::Value = toml::from_str(&text).unwrap();
-    let locked: Vec<(String, String)> = lock["input"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["sha256"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let used: Vec<(String, String)> = info["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["sha256"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let locked = string_pairs(
+        &serde_json::to_value(&lock["input"]).unwrap(),
+        "name",
+        "sha256",
+    );
+    let used = string_pairs(&info["inputs"], "name", "sha256");
     assert_eq!(locked, used);
     assert_eq!(
         lock["profile_sha256"],
@@ -274,7 +258,7 @@ fn lock_refuses_a_tampered_apk() {
 
 /// The SBOM of a finished build.
 fn sbom_of(build: &Build) -> Vec<u8> {
-    let out = build.run().expect_success().out;
+    let out = build.built();
     fs::read(out.join(format!("{BOARD}.spdx.json"))).unwrap()
 }
 
@@ -435,11 +419,7 @@ fn sbom_has_the_required_fields_and_every_input_and_output() {
 
     // Debian inputs state no licence: NOASSERTION.
     let d = tempfile::tempdir().unwrap();
-    let out = fixture_build(d.path())
-        .epoch(EPOCH)
-        .run()
-        .expect_success()
-        .out;
+    let out = fixture_build(d.path()).epoch(EPOCH).built();
     let doc = read_json(&out.join("rpi3b.spdx.json"));
     check_spdx_required(&doc);
     for p in doc["packages"].as_array().unwrap() {

@@ -601,9 +601,7 @@ fn different_epochs_diff_as_timestamps() {
         .inputs("inputs")
         .out(tmp.path().join("later"))
         .epoch("1700086400")
-        .run()
-        .expect_success()
-        .out;
+        .built();
     let (a, b) = (out().join("rpi3b.img"), later.join("rpi3b.img"));
     let d = pimg_at_fixture(&["diff", arg(&a), arg(&b)]);
     assert_eq!(d.code(), Some(1));
@@ -736,12 +734,7 @@ fn rebuild_reproduces_the_fixture_and_names_a_swapped_input() {
 fn rebuild_reproduces_the_real_rpi3b_build() {
     let inputs = real_inputs();
     let tmp = tempfile::tempdir().unwrap();
-    let out = Build::real("rpi3b")
-        .cwd(tmp.path())
-        .out("out")
-        .run()
-        .expect_success()
-        .out;
+    let out = Build::real("rpi3b").cwd(tmp.path()).out("out").built();
     let info = out.join("rpi3b.buildinfo.json");
     let text = rebuild(tmp.path(), &info, &inputs).expect_success().stdout;
     assert!(text.contains("0 failed: OK"), "{text}");

@@ -520,6 +520,15 @@ pub fn strings<'a>(array: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The `a` and `b` fields of every element of a JSON array, as text.
+pub fn string_pairs(array: &serde_json::Value, a: &str, b: &str) -> Vec<(String, String)> {
+    strings(array, a)
+        .into_iter()
+        .zip(strings(array, b))
+        .map(|(x, y)| (x.to_string(), y.to_string()))
+        .collect()
+}
+
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;

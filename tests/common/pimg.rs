@@ -281,6 +281,11 @@ impl Build {
         Ran::of(&mut self.command(), self.ran_out())
     }
 
+    /// Runs the build and fails the test unless it succeeds; its output folder.
+    pub fn built(&self) -> PathBuf {
+        self.run().expect_success().out
+    }
+
     /// Starts the build, its stdout and stderr captured.
     pub fn spawn(&self) -> Running {
         let mut c = self.command();
