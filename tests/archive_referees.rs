@@ -185,6 +185,29 @@ fn parse_listing(text: &str, owner: impl Fn(&[&str]) -> (String, usize)) -> List
         .collect()
 }
 
+/// A referee's `listing` of an archive of `tree` names every entry (directories with
+/// `dir_suffix`) with the tree's mode and owner; `owner` reads the owner and where the name
+/// starts from a line's fields.
+fn assert_listing(
+    tree: &Tree,
+    dir_suffix: &str,
+    listing: &str,
+    owner: impl Fn(&[&str]) -> (String, usize),
+) {
+    assert_eq!(
+        parse_listing(listing, owner),
+        expected_listing(tree, dir_suffix),
+        "the referee said:\n{listing}"
+    );
+}
+
+/// A new empty folder `out` in `dir`, to extract into.
+fn out_folder(dir: &Path) -> PathBuf {
+    let out = dir.join("out");
+    fs::create_dir(&out).unwrap();
+    out
+}
+
 /// True when the tests run as root, like the initramfs that unpacks these archives: only
 /// then do extractors restore every mode bit exactly (otherwise the umask may apply).
 fn running_as_root() -> bool {
@@ -238,15 +261,10 @@ fn gnu_cpio_lists_and_extracts_the_newc_archive() {
 
     // GNU cpio with -n prints: mode nlink uid gid size month day year name.
     let listing = run_text(dir.path(), "cpio", &["-itvn", "--quiet"], &archive);
-    let got = parse_listing(&listing, |f| (format!("{}/{}", f[2], f[3]), 8));
-    assert_eq!(
-        got,
-        expected_listing(&tree, ""),
-        "cpio -itvn said:\n{listing}"
-    );
+    let owner = |f: &[&str]| (format!("{}/{}", f[2], f[3]), 8);
+    assert_listing(&tree, "", &listing, owner);
 
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
+    let out = out_folder(dir.path());
     run(
         &out,
         "cpio",
@@ -275,8 +293,7 @@ fn busybox_cpio_reads_the_gzipped_archive() {
     let expected: Vec<&str> = tree.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(names, expected, "busybox cpio -t said:\n{listing}");
 
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
+    let out = out_folder(dir.path());
     run(&out, "busybox", &["cpio", "-id"], &plain);
     check_extracted(&out, &tree, false, false);
 }
@@ -347,8 +364,7 @@ fn busybox_cpio_reads_a_multi_piece_archive() {
     let archive = enc.finish().unwrap();
     assert!(archive == gzip::gzip_bytes_threads(&cpio_archive(&tree), 9, 1));
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
+    let out = out_folder(dir.path());
     let plain = run(dir.path(), "busybox", &["gunzip", "-c"], &archive);
     run(&out, "busybox", &["cpio", "-id"], &plain);
     check_extracted(&out, &tree, false, false);
@@ -373,15 +389,9 @@ fn tar_referee(program: &str, list: &[&str], extract: &[&str]) -> tempfile::Temp
     run(dir.path(), "gzip", &["-t", "a.tar.gz"], &[]);
 
     let listing = run_text(dir.path(), program, list, &[]);
-    let got = parse_listing(&listing, |f| (f[1].to_string(), 5));
-    assert_eq!(
-        got,
-        expected_listing(&tree, "/"),
-        "{program} {list:?} said:\n{listing}"
-    );
+    assert_listing(&tree, "/", &listing, |f| (f[1].to_string(), 5));
 
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
+    let out = out_folder(dir.path());
     run(dir.path(), program, extract, &[]);
     check_extracted(&out, &tree, true, true);
     dir
@@ -442,14 +452,18 @@ fn writers_refuse_unrepresentable_entries() {
 const CONTROL: &str = "Package: pimg-fixture\nVersion: 1.2-3\nArchitecture: arm64\n\
                        Maintainer: nobody\nDescription: test package\n two lines\n";
 
-fn control_tar_gz(control: &str) -> Vec<u8> {
-    let mut w = TarWriter::new(gzip::encoder(Vec::new(), 6));
-    let meta = |mode| TarMeta {
+/// A member owned by root with `mode`, dated at the epoch.
+fn meta(mode: u32) -> TarMeta {
+    TarMeta {
         mode,
         uid: 0,
         gid: 0,
         mtime: EPOCH,
-    };
+    }
+}
+
+fn control_tar_gz(control: &str) -> Vec<u8> {
+    let mut w = TarWriter::new(gzip::encoder(Vec::new(), 6));
     w.append_dir(".", &meta(0o755)).unwrap();
     w.append_file("./control", &meta(0o644), control.as_bytes())
         .unwrap();
@@ -459,12 +473,6 @@ fn control_tar_gz(control: &str) -> Vec<u8> {
 /// A data.tar laid out as dpkg-deb writes it: `./` first, `./`-prefixed names, GNU format.
 fn data_tar(extra: &dyn Fn(&mut TarWriter<Vec<u8>>)) -> Vec<u8> {
     let mut w = TarWriter::new(Vec::new());
-    let meta = |mode| TarMeta {
-        mode,
-        uid: 0,
-        gid: 0,
-        mtime: EPOCH,
-    };
     w.append_dir(".", &meta(0o755)).unwrap();
     w.append_dir("./usr", &meta(0o755)).unwrap();
     w.append_dir("./usr/bin", &meta(0o755)).unwrap();
@@ -699,13 +707,7 @@ fn garbage_gives_the_right_error() {
     );
 
     let escape = data_tar(&|w: &mut TarWriter<Vec<u8>>| {
-        let meta = TarMeta {
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: EPOCH,
-        };
-        w.append_file("../etc/passwd", &meta, b"root::0:0::/:/bin/sh\n")
+        w.append_file("../etc/passwd", &meta(0o644), b"root::0:0::/:/bin/sh\n")
             .unwrap();
     });
     let p = write_deb(dir.path(), "escape.deb", &standard_deb("data.tar", &escape));

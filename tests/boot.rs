@@ -21,6 +21,14 @@ fn built() -> &'static Path {
     })
 }
 
+/// A copy of the built image, as `name` in a new folder (kept while the folder is).
+fn copy_of_image(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join(name);
+    fs::copy(built().join("rpi3b.img"), &img).unwrap();
+    (dir, img)
+}
+
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
@@ -99,10 +107,7 @@ fn real_image_boots_and_the_guest_sees_what_was_hashed() {
 
 #[test]
 fn image_of_odd_size_boots_from_a_padded_copy_and_is_not_modified() {
-    let out = built();
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("odd.img");
-    fs::copy(out.join("rpi3b.img"), &img).unwrap();
+    let (_dir, img) = copy_of_image("odd.img");
     let f = fs::OpenOptions::new().write(true).open(&img).unwrap();
     f.set_len((256 + 3) << 20).unwrap();
     drop(f);
@@ -119,9 +124,7 @@ fn image_of_odd_size_boots_from_a_padded_copy_and_is_not_modified() {
 #[test]
 fn corrupted_kernel_is_caught() {
     let out = built();
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("rpi3b.img");
-    fs::copy(out.join("rpi3b.img"), &img).unwrap();
+    let (dir, img) = copy_of_image("rpi3b.img");
     fs::copy(
         out.join("rpi3b.buildinfo.json"),
         dir.path().join("rpi3b.buildinfo.json"),
@@ -158,15 +161,12 @@ fn corrupted_kernel_is_caught() {
 #[test]
 fn missing_boot_files_are_refused_before_qemu_starts() {
     need_tool("mdel", "mtools");
-    let out = built();
     for (path, what) in [
         ("bcm2837-rpi-3-b.dtb", "device tree"),
         ("boot/initramfs-rpi", "initramfs"),
         ("boot/vmlinuz-rpi", "kernel"),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("x.img");
-        fs::copy(out.join("rpi3b.img"), &img).unwrap();
+        let (_dir, img) = copy_of_image("x.img");
         referee("mdel", "mtools")
             .args(["-i", &format!("{}@@4M", img.display())])
             .arg(format!("::/{path}"))

@@ -16,7 +16,6 @@ fn broken_build(tmp: &Path, from: &str, to: &str, want: &[&str]) {
         .board(&profile)
         .out("out")
         .epoch(EPOCH)
-        .run()
         .expect_refused(want);
     assert!(o.stderr.contains("nothing was written"), "{}", o.stderr);
 }

@@ -46,9 +46,19 @@ fn build(fx: &Fixture, out: &Path, epoch: &str) -> Build {
     b
 }
 
+/// The fixture (see `fixture`) and complete reference builds of both epochs in `ref-a` and
+/// `ref-b`: their SHA256SUMS, which differ.
+fn with_references(tmp: &Path, blob: usize) -> (Fixture, String, String) {
+    let fx = fixture(tmp, blob);
+    let ref_a = reference(&fx, &tmp.join("ref-a"), EPOCH_A);
+    let ref_b = reference(&fx, &tmp.join("ref-b"), EPOCH_B);
+    assert_ne!(ref_a, ref_b);
+    (fx, ref_a, ref_b)
+}
+
 /// A complete reference build into `out`; returns its SHA256SUMS.
 fn reference(fx: &Fixture, out: &Path, epoch: &str) -> String {
-    build(fx, out, epoch).run().expect_success();
+    build(fx, out, epoch).expect_success();
     assert_complete(out);
     fs::read_to_string(out.join("SHA256SUMS")).unwrap()
 }
@@ -124,11 +134,7 @@ fn assert_no_leftovers(dir: &Path, what: &str) {
         own.is_empty(),
         "{what}: pimg's files left in the folder: {own:?}"
     );
-    let beside = pimg_files_beside(dir);
-    assert!(
-        beside.is_empty(),
-        "{what}: pimg's files left beside the folder: {beside:?}"
-    );
+    assert_nothing_beside(dir, what);
 }
 
 /// A small seeded generator (xorshift64*), so a failing schedule can be replayed.
@@ -173,14 +179,11 @@ fn kill9(child: &mut std::process::Child) {
 #[test]
 fn killed_at_random_points_leaves_the_previous_build() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path(), 10 << 20);
-    let ref_a = reference(&fx, &tmp.path().join("ref-a"), EPOCH_A);
-    let ref_b = reference(&fx, &tmp.path().join("ref-b"), EPOCH_B);
-    assert_ne!(ref_a, ref_b);
+    let (fx, ref_a, ref_b) = with_references(tmp.path(), 10 << 20);
 
     let out = tmp.path().join("out");
     let t0 = Instant::now();
-    build(&fx, &out, EPOCH_A).run().expect_success();
+    build(&fx, &out, EPOCH_A).expect_success();
     let full = t0.elapsed();
     eprintln!("one build takes {full:?}");
     let mut current = ref_a.clone();
@@ -227,7 +230,7 @@ fn killed_at_random_points_leaves_the_previous_build() {
     assert!(killed > 0, "no run was killed before it finished");
 
     // The next build succeeds, publishes, and cleans up what the killed ones left.
-    build(&fx, &out, EPOCH_B).run().expect_success();
+    build(&fx, &out, EPOCH_B).expect_success();
     assert_state(&out, Some(&ref_b), "the build after the kills");
     assert_no_leftovers(&out, "the build after the kills");
 }
@@ -273,7 +276,6 @@ fn rename_calls(fx: &Fixture, out: &Path, epoch: &str) -> Vec<(String, usize)> {
             &format!("trace={RENAMES}"),
         ],
     )
-    .run()
     .expect_success();
     let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut calls = Vec::new();
@@ -346,13 +348,10 @@ fn killed_at_each_rename_leaves_one_complete_build() {
     // kill the folder must hold exactly one complete build, the previous or the new one and
     // never a mix; the next build must succeed and leave nothing of the killed one behind.
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path(), 0);
-    let ref_a = reference(&fx, &tmp.path().join("ref-a"), EPOCH_A);
-    let ref_b = reference(&fx, &tmp.path().join("ref-b"), EPOCH_B);
-    assert_ne!(ref_a, ref_b);
+    let (fx, ref_a, ref_b) = with_references(tmp.path(), 0);
     let builds = [("previous", ref_a.as_str()), ("new", ref_b.as_str())];
     let out = tmp.path().join("out");
-    build(&fx, &out, EPOCH_A).run().expect_success();
+    build(&fx, &out, EPOCH_A).expect_success();
     let calls = rename_calls(&fx, &out, EPOCH_B);
     assert!(
         !calls.is_empty(),
@@ -362,7 +361,7 @@ fn killed_at_each_rename_leaves_one_complete_build() {
     let mut problems = Vec::new();
     let mut kills = 0;
     for n in 1..=calls.len() + 1 {
-        build(&fx, &out, EPOCH_A).run().expect_success();
+        build(&fx, &out, EPOCH_A).expect_success();
         assert_state(&out, Some(&ref_a), "the previous build");
         let inject = match calls.get(n - 1) {
             Some((call, k)) => format!("inject={call}:signal=KILL:when={k}"),
@@ -496,12 +495,10 @@ fn assert_output_failure(o: &Ran, names: &[&str], why: &str, what: &str) {
 #[test]
 fn disk_full_while_staging_keeps_the_previous_build() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path(), 0);
-    let ref_a = reference(&fx, &tmp.path().join("ref-a"), EPOCH_A);
-    let ref_b = reference(&fx, &tmp.path().join("ref-b"), EPOCH_B);
+    let (fx, ref_a, ref_b) = with_references(tmp.path(), 0);
     let m = tmpfs(&tmp.path().join("disk"), 64 << 20);
     let out = m.path.join("out");
-    build(&fx, &out, EPOCH_A).run().expect_success();
+    build(&fx, &out, EPOCH_A).expect_success();
     let used = allocated_total(&out);
     let img = allocated(&out.join("rpi3b.img"));
     let tar = allocated(&out.join("rpi3b.tar.gz"));
@@ -520,7 +517,7 @@ fn disk_full_while_staging_keeps_the_previous_build() {
 
     // The next build, with room again, succeeds.
     resize(&m, 64 << 20);
-    build(&fx, &out, EPOCH_B).run().expect_success();
+    build(&fx, &out, EPOCH_B).expect_success();
     assert_state(&out, Some(&ref_b), "the build after the disk was full");
     assert_no_leftovers(&out, "the build after the disk was full");
 }
@@ -543,7 +540,7 @@ fn disk_full_inside_the_image_is_an_output_error() {
         let m = tmpfs(&tmp.path().join(format!("disk{previous}")), 64 << 20);
         let out = m.path.join("out");
         let expected = if previous {
-            build(&fx, &out, EPOCH_A).run().expect_success();
+            build(&fx, &out, EPOCH_A).expect_success();
             resize(&m, (allocated_total(&out) + img / 2).div_ceil(PAGE) * PAGE);
             Some(ref_a.as_str())
         } else {
@@ -569,7 +566,7 @@ fn disk_full_inside_the_image_is_an_output_error() {
         }
         // The next build, with room again, succeeds.
         resize(&m, 64 << 20);
-        build(&fx, &out, EPOCH_A).run().expect_success();
+        build(&fx, &out, EPOCH_A).expect_success();
         assert_state(&out, Some(&ref_a), "the build after the disk was full");
     }
     assert!(
@@ -582,15 +579,13 @@ fn disk_full_inside_the_image_is_an_output_error() {
 #[test]
 fn read_only_output_folder() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path(), 0);
-    let ref_a = reference(&fx, &tmp.path().join("ref-a"), EPOCH_A);
-    let ref_b = reference(&fx, &tmp.path().join("ref-b"), EPOCH_B);
+    let (fx, ref_a, ref_b) = with_references(tmp.path(), 0);
 
     // A read-only bind mount over a folder holding a complete build (chmod does not stop
     // root; a read-only mount does).
     let area = tmp.path().join("ro");
     let out = area.join("out");
-    build(&fx, &out, EPOCH_A).run().expect_success();
+    build(&fx, &out, EPOCH_A).expect_success();
     {
         let _ro = read_only_bind(&area);
         let probe = fs::write(out.join("probe"), b"x");
@@ -614,7 +609,7 @@ fn read_only_output_folder() {
         );
         assert!(!new.exists());
     }
-    build(&fx, &out, EPOCH_B).run().expect_success();
+    build(&fx, &out, EPOCH_B).expect_success();
     assert_state(
         &out,
         Some(&ref_b),
@@ -641,7 +636,7 @@ fn read_only_output_folder() {
             );
             assert_state(&out, Some(&ref_b), "immutable output folder");
             drop(guard);
-            build(&fx, &out, EPOCH_A).run().expect_success();
+            build(&fx, &out, EPOCH_A).expect_success();
             assert_state(&out, Some(&ref_a), "the build after chattr -i");
         }
         _ => eprintln!("NOTE: chattr +i is not supported here; immutable-folder case skipped"),
@@ -995,17 +990,13 @@ fn input_truncated_or_deleted_during_the_build_fails_clearly() {
         }
     }
     // The inputs are whole again: the next build succeeds.
-    build(&fx, &tmp.path().join("out-after"), EPOCH_A)
-        .run()
-        .expect_success();
+    build(&fx, &tmp.path().join("out-after"), EPOCH_A).expect_success();
 }
 
 #[test]
 fn concurrent_builds_serialize_or_fail_clearly() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path(), 6 << 20);
-    let ref_a = reference(&fx, &tmp.path().join("ref-a"), EPOCH_A);
-    let ref_b = reference(&fx, &tmp.path().join("ref-b"), EPOCH_B);
+    let (fx, ref_a, ref_b) = with_references(tmp.path(), 6 << 20);
     let out = tmp.path().join("out");
     let mut rng = Rng::from_env();
     let mut busy_seen = 0;

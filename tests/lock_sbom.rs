@@ -37,7 +37,7 @@ fn locked_build_succeeds_and_records_the_lock() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     write_alpine_fixture(&t.join("inputs"), false);
-    lock(t).run().expect_success();
+    lock(t).expect_success();
     let text = fs::read_to_string(t.join("pimg.lock")).unwrap();
     let out = locked_build(t, "out").built();
     let info = read_json(&out.join(format!("{BOARD}.buildinfo.json")));
@@ -66,7 +66,6 @@ fn locked_build_succeeds_and_records_the_lock() {
     fs::rename(t.join("pimg.lock"), t.join("elsewhere.lock")).unwrap();
     locked_build(t, "out2")
         .args(["--lock", "elsewhere.lock"])
-        .run()
         .expect_success();
     Build::new()
         .cwd(t)
@@ -74,7 +73,6 @@ fn locked_build_succeeds_and_records_the_lock() {
         .inputs("inputs")
         .out("out3")
         .epoch(EPOCH)
-        .run()
         .expect_success();
     for (name, hash) in sums(&t.join("out3")) {
         if !name.ends_with(".buildinfo.json") {
@@ -86,9 +84,7 @@ fn locked_build_succeeds_and_records_the_lock() {
         }
     }
     // No lock file at all: a clear error.
-    locked_build(t, "out4")
-        .run()
-        .expect_refused(&["pimg.lock", "pimg lock"]);
+    locked_build(t, "out4").expect_refused(&["pimg.lock", "pimg lock"]);
 }
 
 #[test]
@@ -96,7 +92,7 @@ fn locked_build_names_what_differs() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     write_alpine_fixture(&t.join("inputs"), false);
-    lock(t).run().expect_success();
+    lock(t).expect_success();
 
     // One input file replaced by another valid package of the same name and version.
     let other = apk(
@@ -111,7 +107,7 @@ fn locked_build_names_what_differs() {
         ],
     );
     fs::write(t.join("inputs/busybox-static-1.36.1-r15.apk"), &other).unwrap();
-    let o = locked_build(t, "out").run().expect_refused(&[
+    let o = locked_build(t, "out").expect_refused(&[
         "pimg.lock does not match",
         "input busybox-static",
         "busybox-static-1.36.1-r15.apk",
@@ -122,7 +118,7 @@ fn locked_build_names_what_differs() {
 
     // Put it back: the build goes through.
     write_alpine_fixture(&t.join("inputs"), false);
-    locked_build(t, "out").run().expect_success();
+    locked_build(t, "out").expect_success();
 
     // A changed profile and a changed overlay are named too.
     board_variant(
@@ -133,7 +129,6 @@ fn locked_build_names_what_differs() {
     );
     locked_build(t, "o2")
         .board("changed.toml")
-        .run()
         .expect_refused(&[
             "board profile",
             "boards/alpine-rpi-aarch64.toml",
@@ -145,7 +140,6 @@ fn locked_build_names_what_differs() {
     fs::write(ov.join("etc/hostname"), "other\n").unwrap();
     locked_build(t, "o3")
         .overlay(&ov)
-        .run()
         .expect_refused(&["overlay: the lock has 'default'"]);
 
     // An extra input the profile picks up (the repository takes every .apk).
@@ -158,16 +152,14 @@ fn locked_build_names_what_differs() {
         &[Entry::Dir("usr")],
     );
     fs::write(t.join("inputs/extra-tool-1-r0.apk"), extra).unwrap();
-    locked_build(t, "o4")
-        .run()
-        .expect_refused(&["input extra-tool", "not in the lock"]);
+    locked_build(t, "o4").expect_refused(&["input extra-tool", "not in the lock"]);
 }
 
 #[test]
 fn lock_is_byte_identical_across_machines() {
     let a = tempfile::tempdir().unwrap();
     write_alpine_fixture(&a.path().join("inputs"), false);
-    lock(a.path()).run().expect_success();
+    lock(a.path()).expect_success();
     let want = fs::read(a.path().join("pimg.lock")).unwrap();
 
     // Another "machine": other folder depth and names, reversed creation order, other
@@ -185,7 +177,6 @@ fn lock_is_byte_identical_across_machines() {
         .umask("077")
         .env("TZ", "Asia/Kathmandu")
         .env("LC_ALL", "tr_TR.UTF-8")
-        .run()
         .expect_success();
     let got = fs::read(deep.join("my lock")).unwrap();
     assert_eq!(
@@ -215,14 +206,12 @@ fn lock_is_byte_identical_across_machines() {
     Build::lock()
         .cwd(c.path())
         .inputs("inputs")
-        .run()
         .expect_success();
     let text = fs::read_to_string(c.path().join("pimg.lock")).unwrap();
     assert!(text.contains("name = \"raspi-firmware\""), "{text}");
     fixture_build(c.path())
         .arg("--locked")
         .epoch(EPOCH)
-        .run()
         .expect_success();
 }
 
@@ -231,24 +220,18 @@ fn lock_refuses_a_tampered_apk() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     write_alpine_fixture(&t.join("inputs"), false);
-    let good = apk_parts(
-        "busybox-static",
-        "1.36.1-r15",
-        "aarch64",
-        "GPL-2.0-only",
-        1,
-        &[Entry::File("bin/busybox.static", b"a".to_vec(), 0o755)],
-        true,
-    );
-    let evil = apk_parts(
-        "busybox-static",
-        "1.36.1-r15",
-        "aarch64",
-        "GPL-2.0-only",
-        1,
-        &[Entry::File("bin/busybox.static", b"b".to_vec(), 0o755)],
-        true,
-    );
+    let busybox = |content: &[u8]| {
+        apk_parts(
+            "busybox-static",
+            "1.36.1-r15",
+            "aarch64",
+            "GPL-2.0-only",
+            1,
+            &[Entry::File("bin/busybox.static", content.to_vec(), 0o755)],
+            true,
+        )
+    };
+    let (good, evil) = (busybox(b"a"), busybox(b"b"));
     let spliced = [good.signature, good.control, evil.data].concat();
     fs::write(t.join("inputs/busybox-static-1.36.1-r15.apk"), spliced).unwrap();
     let o = lock(t).run().expect_failure(2);

@@ -166,12 +166,7 @@ fn outputs(dir: &Path) -> Vec<String> {
         "pimg's files left in {}: {own:?}",
         dir.display()
     );
-    let beside = pimg_files_beside(dir);
-    assert!(
-        beside.is_empty(),
-        "pimg's files left beside {}: {beside:?}",
-        dir.display()
-    );
+    assert_nothing_beside(dir, "the build");
     names
 }
 

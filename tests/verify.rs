@@ -20,7 +20,6 @@ fn fixture() -> &'static Path {
         fixture_build(&tmp)
             .arg("--json")
             .epoch(EPOCH)
-            .run()
             .expect_success();
         tmp
     })

@@ -569,6 +569,11 @@ pub fn assert_nothing_published(out: &Path, what: &str) {
         "{what}: the build left an empty folder at the output path {}",
         out.display()
     );
+    assert_nothing_beside(out, what);
+}
+
+/// None of pimg's staging or kept folders beside output folder `out`.
+pub fn assert_nothing_beside(out: &Path, what: &str) {
     let beside = pimg_files_beside(out);
     assert!(
         beside.is_empty(),

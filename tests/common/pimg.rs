@@ -26,6 +26,28 @@ pub fn run(cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Ran {
     Ran::of(&mut c, PathBuf::new())
 }
 
+/// The options of `pimg build` a `Build` sets, in the order it passes them.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Opt {
+    Board,
+    Table,
+    Inputs,
+    Out,
+    Overlay,
+}
+
+impl Opt {
+    fn flag(self) -> &'static str {
+        match self {
+            Opt::Board => "--board",
+            Opt::Table => "--table",
+            Opt::Inputs => "--inputs",
+            Opt::Out => "--out",
+            Opt::Overlay => "--overlay",
+        }
+    }
+}
+
 /// One `pimg build` (or `pimg lock`): its options, environment, umask, working directory and
 /// the commands it runs under (faketime, setpriv, strace…). The caller's SOURCE_DATE_EPOCH
 /// never leaks in: without `epoch` the build derives its own.
@@ -34,11 +56,8 @@ pub struct Build {
     subcommand: &'static str,
     bin: PathBuf,
     cwd: Option<PathBuf>,
-    board: Option<OsString>,
-    inputs: Option<OsString>,
-    overlay: Option<OsString>,
-    out: Option<PathBuf>,
-    table: Option<String>,
+    /// pimg's options that take a value (`--board`, `--out`…), in pimg's order.
+    options: BTreeMap<Opt, OsString>,
     args: Vec<OsString>,
     /// Variables to set (Some) or to remove (None).
     env: BTreeMap<OsString, Option<OsString>>,
@@ -77,11 +96,7 @@ impl Build {
             subcommand,
             bin: PathBuf::from(env!("CARGO_BIN_EXE_pimg")),
             cwd: None,
-            board: None,
-            inputs: None,
-            overlay: None,
-            out: None,
-            table: None,
+            options: BTreeMap::new(),
             args: Vec::new(),
             env: BTreeMap::from([("SOURCE_DATE_EPOCH".into(), None)]),
             clear_env: false,
@@ -91,31 +106,31 @@ impl Build {
         }
     }
 
+    fn option(&mut self, option: Opt, value: impl AsRef<OsStr>) -> &mut Build {
+        self.options.insert(option, value.as_ref().into());
+        self
+    }
+
     pub fn board(&mut self, board: impl AsRef<OsStr>) -> &mut Build {
-        self.board = Some(board.as_ref().into());
-        self
-    }
-
-    pub fn inputs(&mut self, inputs: impl AsRef<OsStr>) -> &mut Build {
-        self.inputs = Some(inputs.as_ref().into());
-        self
-    }
-
-    pub fn overlay(&mut self, overlay: impl AsRef<OsStr>) -> &mut Build {
-        self.overlay = Some(overlay.as_ref().into());
-        self
-    }
-
-    /// `--out`, relative to the working directory unless absolute.
-    pub fn out(&mut self, out: impl AsRef<Path>) -> &mut Build {
-        self.out = Some(out.as_ref().into());
-        self
+        self.option(Opt::Board, board)
     }
 
     /// `--table`.
     pub fn table(&mut self, table: &str) -> &mut Build {
-        self.table = Some(table.into());
-        self
+        self.option(Opt::Table, table)
+    }
+
+    pub fn inputs(&mut self, inputs: impl AsRef<OsStr>) -> &mut Build {
+        self.option(Opt::Inputs, inputs)
+    }
+
+    /// `--out`, relative to the working directory unless absolute.
+    pub fn out(&mut self, out: impl AsRef<Path>) -> &mut Build {
+        self.option(Opt::Out, out.as_ref())
+    }
+
+    pub fn overlay(&mut self, overlay: impl AsRef<OsStr>) -> &mut Build {
+        self.option(Opt::Overlay, overlay)
     }
 
     /// SOURCE_DATE_EPOCH.
@@ -191,8 +206,8 @@ impl Build {
 
     /// The output folder the build writes: `--out` against the working directory.
     pub fn out_dir(&self) -> PathBuf {
-        self.dir()
-            .join(self.out.as_deref().expect("the build has no --out"))
+        let out = self.options.get(&Opt::Out).expect("the build has no --out");
+        self.dir().join(out)
     }
 
     /// The value a variable will have for pimg, when this build sets it.
@@ -203,17 +218,10 @@ impl Build {
     /// pimg's own arguments.
     fn pimg_args(&self) -> Vec<OsString> {
         let mut a: Vec<OsString> = vec![self.subcommand.into()];
-        let mut opt = |name: &str, value: Option<&OsStr>| {
-            if let Some(v) = value {
-                a.push(name.into());
-                a.push(v.into());
-            }
-        };
-        opt("--board", self.board.as_deref());
-        opt("--table", self.table.as_deref().map(OsStr::new));
-        opt("--inputs", self.inputs.as_deref());
-        opt("--out", self.out.as_deref().map(Path::as_os_str));
-        opt("--overlay", self.overlay.as_deref());
+        for (option, value) in &self.options {
+            a.push(option.flag().into());
+            a.push(value.clone());
+        }
         a.extend(self.args.iter().cloned());
         a
     }
@@ -270,9 +278,9 @@ impl Build {
     }
 
     fn ran_out(&self) -> PathBuf {
-        match self.out {
-            Some(_) => self.out_dir(),
-            None => PathBuf::new(),
+        match self.options.contains_key(&Opt::Out) {
+            true => self.out_dir(),
+            false => PathBuf::new(),
         }
     }
 
@@ -283,7 +291,17 @@ impl Build {
 
     /// Runs the build and fails the test unless it succeeds; its output folder.
     pub fn built(&self) -> PathBuf {
-        self.run().expect_success().out
+        self.expect_success().out
+    }
+
+    /// Runs it and fails the test unless it succeeds.
+    pub fn expect_success(&self) -> Ran {
+        self.run().expect_success()
+    }
+
+    /// Runs the build and fails the test unless it is refused (see `Ran::expect_refused`).
+    pub fn expect_refused(&self, words: &[&str]) -> Ran {
+        self.run().expect_refused(words)
     }
 
     /// Starts the build, its stdout and stderr captured.
