@@ -8,12 +8,10 @@
 mod common;
 
 use common::*;
-use sha2::{Digest, Sha256};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-const BOARD: &str = "alpine-rpi-aarch64";
+const BOARD: &str = ALPINE_BOARD;
 
 /// Artifacts whose hashes are pinned (the buildinfo, SBOM and SHA256SUMS name the pimg
 /// version, so they are checked by rebuilding instead).
@@ -24,72 +22,23 @@ const GOLDEN_ARTIFACTS: &[&str] = &[
     "pimg.apkovl.tar.gz",
 ];
 
-fn build_alpine(tmp: &Path, envs: &[(&str, &str)]) -> PathBuf {
-    write_alpine_fixture(&tmp.join("inputs"), false);
-    let o = run(
-        tmp,
-        &[
-            "build", "--board", BOARD, "--inputs", "inputs", "--out", "out",
-        ],
-        envs,
-    );
-    ok(&o);
-    tmp.join("out")
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn buildinfo(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&fs::read(out.join(format!("{BOARD}.buildinfo.json"))).unwrap()).unwrap()
+    read_json(&out.join(format!("{BOARD}.buildinfo.json")))
 }
 
 #[test]
 fn alpine_golden_hashes() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = build_alpine(tmp.path(), &[("SOURCE_DATE_EPOCH", EPOCH)]);
-    let got: Vec<(String, String)> = sums(&out)
-        .into_iter()
-        .filter(|(n, _)| GOLDEN_ARTIFACTS.contains(&n.as_str()))
-        .collect();
-    let text: String = got.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
-    let golden = repo().join("tests/golden/alpine-rpi-aarch64-fixture.sha256");
-    if std::env::var_os("PIMG_BLESS").is_some() {
-        fs::write(&golden, &text).unwrap();
-        return;
-    }
-    let want =
-        fs::read_to_string(&golden).expect("golden file missing: run with PIMG_BLESS=1 once");
-    assert_eq!(
-        text,
-        want,
-        "artifact hashes differ from {}; if the change is intended, rerun with PIMG_BLESS=1 and \
-         explain in the commit why the bytes changed",
-        golden.display()
-    );
-    assert_eq!(got.len(), GOLDEN_ARTIFACTS.len());
+    let out = alpine_build(tmp.path()).epoch(EPOCH).built();
+    assert_golden(&out, GOLDEN_ARTIFACTS, "alpine-rpi-aarch64-fixture.sha256");
 }
 
 #[test]
 fn alpine_layout_and_boot_repository() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = build_alpine(tmp.path(), &[("SOURCE_DATE_EPOCH", EPOCH)]);
+    let out = alpine_build(tmp.path()).epoch(EPOCH).built();
     let info = buildinfo(&out);
-    let files: Vec<(String, String)> = info["boot_partition"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["path"].as_str().unwrap().to_string(),
-                f["sha256"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let files = string_pairs(&info["boot_partition"], "path", "sha256");
     let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     let want = [
         ".alpine-release",
@@ -137,19 +86,7 @@ fn alpine_layout_and_boot_repository() {
 
     // The rpi tarball carries the same tree; config.txt as Alpine writes it.
     need_tool("busybox", "busybox");
-    let sh = |cmd: &str| {
-        let o = Command::new("sh")
-            .current_dir(&out)
-            .args(["-c", cmd])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "`{cmd}` failed:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let sh = |cmd: &str| shell(&out, cmd).expect_success().stdout;
     let list = sh(&format!("busybox tar -tzf {BOARD}.tar.gz"));
     for p in want {
         assert!(list.lines().any(|l| l == p), "{p} missing from the tarball");
@@ -186,14 +123,8 @@ fn alpine_layout_and_boot_repository() {
     sh(&format!(
         "dd if={BOARD}.img of=part.img bs=1M skip=1 status=none && fsck.vfat -n part.img"
     ));
-    let inputs: Vec<&str> = info["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        inputs,
+        strings(&info["inputs"], "name"),
         [
             "alpine-keys",
             "busybox-static",
@@ -206,7 +137,7 @@ fn alpine_layout_and_boot_repository() {
 #[test]
 fn epoch_is_the_newest_builddate_and_builds_are_identical() {
     let a = tempfile::tempdir().unwrap();
-    let out_a = build_alpine(a.path(), &[("TZ", "UTC")]);
+    let out_a = alpine_build(a.path()).env("TZ", "UTC").built();
     let info = buildinfo(&out_a);
     assert_eq!(info["source_date_epoch"], ALPINE_NEWEST_BUILDDATE);
     let source = info["epoch_source"].as_str().unwrap();
@@ -219,49 +150,30 @@ fn epoch_is_the_newest_builddate_and_builds_are_identical() {
     let b = tempfile::tempdir().unwrap();
     let deep = b.path().join("deeper/dir");
     write_alpine_fixture(&deep.join("in"), true);
-    for e in fs::read_dir(deep.join("in")).unwrap() {
-        let st = Command::new("touch")
-            .args(["-d", "2031-05-06 07:08:09"])
-            .arg(e.unwrap().path())
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    let o = run(
-        &deep,
-        &["build", "--board", BOARD, "--inputs", "in", "--out", "o"],
-        &[("TZ", "America/St_Johns")],
-    );
-    ok(&o);
-    let out_b = deep.join("o");
-    let sa = sums(&out_a);
-    assert_eq!(sa, sums(&out_b));
-    for (name, _) in &sa {
-        assert_eq!(
-            fs::read(out_a.join(name)).unwrap(),
-            fs::read(out_b.join(name)).unwrap(),
-            "{name} differs"
-        );
-    }
-    assert!(sa.iter().any(|(n, _)| n == "alpine-rpi-aarch64.spdx.json"));
+    touch_all(&deep.join("in"), "2031-05-06 07:08:09");
+    let out_b = Build::new()
+        .cwd(&deep)
+        .board(BOARD)
+        .inputs("in")
+        .out("o")
+        .env("TZ", "America/St_Johns")
+        .built();
+    assert_same_outputs(&out_a, &out_b);
+    assert!(sums(&out_a)
+        .iter()
+        .any(|(n, _)| n == "alpine-rpi-aarch64.spdx.json"));
 }
 
-/// Runs a build expected to fail; checks exit code 2, the message, no panic and no outputs.
+/// Builds from `inputs` expecting a refusal: exit 2, the message, no panic and no outputs.
 fn expect_failure(tmp: &Path, inputs: &str, message: &[&str]) {
-    let o = run(
-        tmp,
-        &[
-            "build", "--board", BOARD, "--inputs", inputs, "--out", "out",
-        ],
-        &[("SOURCE_DATE_EPOCH", EPOCH)],
-    );
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{inputs}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    for m in message {
-        assert!(stderr.contains(m), "{inputs}: expected {m:?} in:\n{stderr}");
-    }
-    assert_nothing_published(&tmp.join("out"), inputs);
+    let o = Build::new()
+        .cwd(tmp)
+        .board(BOARD)
+        .inputs(inputs)
+        .out("out")
+        .epoch(EPOCH)
+        .expect_refused(message);
+    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
 }
 
 /// A copy of the Alpine fixture with busybox-static replaced by `bytes`.
@@ -324,12 +236,13 @@ fn tampered_apk_is_rejected() {
 
     // The untouched package builds.
     with_busybox(t, "good", &good.bytes());
-    let o = run(
-        t,
-        &["build", "--board", BOARD, "--inputs", "good", "--out", "ok"],
-        &[("SOURCE_DATE_EPOCH", EPOCH)],
-    );
-    ok(&o);
+    Build::new()
+        .cwd(t)
+        .board(BOARD)
+        .inputs("good")
+        .out("ok")
+        .epoch(EPOCH)
+        .expect_success();
 }
 
 #[test]
@@ -560,31 +473,23 @@ fn tarball_inputs_are_read_and_date_the_build() {
     fs::write(inputs.join("extra-rpi.tar.gz"), gz.finish().unwrap()).unwrap();
     fs::write(inputs.join("more.tar"), &plain).unwrap();
 
-    let profile = fs::read_to_string(repo().join("boards/rpi3b.toml"))
-        .unwrap()
-        .replacen(
-            "[[boot.text]]",
-            "[[boot.files]]\ninput = \"extra-rpi\"\nglob = \"usercfg-extra.txt\"\nto = \"/\"\n\n\
-             [[boot.files]]\ninput = \"more\"\nglob = \"notes/readme\"\nto = \"notes/\"\n\n[[boot.text]]",
-            1,
-        );
-    fs::write(t.join("with-tarballs.toml"), profile).unwrap();
-    let o = run(
-        t,
-        &[
-            "build",
-            "--board",
-            "with-tarballs.toml",
-            "--inputs",
-            "inputs",
-            "--out",
-            "out",
-        ],
-        &[],
+    board_variant(
+        "rpi3b",
+        &t.join("with-tarballs.toml"),
+        "[[boot.text]]",
+        "[[boot.files]]\ninput = \"extra-rpi\"\nglob = \"usercfg-extra.txt\"\nto = \"/\"\n\n\
+         [[boot.files]]\ninput = \"more\"\nglob = \"notes/readme\"\nto = \"notes/\"\n\n[[boot.text]]",
     );
-    ok(&o);
-    let info: serde_json::Value =
-        serde_json::from_slice(&fs::read(t.join("out/rpi3b.buildinfo.json")).unwrap()).unwrap();
+    let build = |out: &str| {
+        let mut b = Build::new();
+        b.cwd(t)
+            .board("with-tarballs.toml")
+            .inputs("inputs")
+            .out(out);
+        b
+    };
+    let out = build("out").built();
+    let info = read_json(&out.join("rpi3b.buildinfo.json"));
     let files = info["boot_partition"].as_array().unwrap();
     let find = |p: &str| {
         files
@@ -603,12 +508,7 @@ fn tarball_inputs_are_read_and_date_the_build() {
         "{}",
         info["epoch_source"]
     );
-    let names: Vec<&str> = info["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
+    let names = strings(&info["inputs"], "name");
     assert!(
         names.contains(&"extra-rpi") && names.contains(&"more"),
         "{names:?}"
@@ -616,20 +516,5 @@ fn tarball_inputs_are_read_and_date_the_build() {
 
     // A damaged tarball is named.
     fs::write(inputs.join("more.tar"), &plain[..700]).unwrap();
-    let o = run(
-        t,
-        &[
-            "build",
-            "--board",
-            "with-tarballs.toml",
-            "--inputs",
-            "inputs",
-            "--out",
-            "out2",
-        ],
-        &[],
-    );
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("more.tar"), "{stderr}");
+    build("out2").expect_refused(&["more.tar"]);
 }

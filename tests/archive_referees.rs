@@ -4,12 +4,14 @@
 // Tests make their fixtures and read their results with the file system and environment directly.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
+
+use common::referee;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use pimg::codec::archive::ArchiveError;
 use pimg::codec::cpio::write::{CpioEntry, CpioWriter};
@@ -24,46 +26,26 @@ const EPOCH: u64 = 1_700_000_000;
 // ---------------------------------------------------------------------------------------
 // Tools
 
-/// The tool's path, or a failure that says how to install it.
-fn tool(name: &str) -> PathBuf {
-    let hint = match name {
-        "cpio" | "busybox" => "apt-get install cpio busybox (or run qemu/setup.sh)",
-        "xz" => "apt-get install xz-utils (or run qemu/setup.sh)",
-        "zstd" => "apt-get install zstd (or run qemu/setup.sh)",
-        _ => "apt-get install tar gzip (or run qemu/setup.sh)",
-    };
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("referee tool `{name}` is not installed: {hint}"))
+/// The Debian package of each referee tool used here.
+fn package(tool: &str) -> &'static str {
+    match tool {
+        "xz" => "xz-utils",
+        "cpio" => "cpio",
+        "busybox" => "busybox",
+        "gzip" => "gzip",
+        _ => "tar",
+    }
 }
 
 /// Runs a tool with `stdin`, in `cwd`, with TZ=UTC; fails the test unless it exits 0.
 fn run(cwd: &Path, program: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(tool(program))
+    referee(program, package(program))
         .args(args)
-        .current_dir(cwd)
+        .cwd(cwd)
         .env("TZ", "UTC")
         .env("LC_ALL", "C")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().ok();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+        .stdin(stdin)
+        .bytes()
 }
 
 /// Like [`run`], for tools that print text.
@@ -205,6 +187,29 @@ fn parse_listing(text: &str, owner: impl Fn(&[&str]) -> (String, usize)) -> List
         .collect()
 }
 
+/// A referee's `listing` of an archive of `tree` names every entry (directories with
+/// `dir_suffix`) with the tree's mode and owner; `owner` reads the owner and where the name
+/// starts from a line's fields.
+fn assert_listing(
+    tree: &Tree,
+    dir_suffix: &str,
+    listing: &str,
+    owner: impl Fn(&[&str]) -> (String, usize),
+) {
+    assert_eq!(
+        parse_listing(listing, owner),
+        expected_listing(tree, dir_suffix),
+        "the referee said:\n{listing}"
+    );
+}
+
+/// A new empty folder `out` in `dir`, to extract into.
+fn out_folder(dir: &Path) -> PathBuf {
+    let out = dir.join("out");
+    fs::create_dir(&out).unwrap();
+    out
+}
+
 /// True when the tests run as root, like the initramfs that unpacks these archives: only
 /// then do extractors restore every mode bit exactly (otherwise the umask may apply).
 fn running_as_root() -> bool {
@@ -258,15 +263,10 @@ fn gnu_cpio_lists_and_extracts_the_newc_archive() {
 
     // GNU cpio with -n prints: mode nlink uid gid size month day year name.
     let listing = run_text(dir.path(), "cpio", &["-itvn", "--quiet"], &archive);
-    let got = parse_listing(&listing, |f| (format!("{}/{}", f[2], f[3]), 8));
-    assert_eq!(
-        got,
-        expected_listing(&tree, ""),
-        "cpio -itvn said:\n{listing}"
-    );
+    let owner = |f: &[&str]| (format!("{}/{}", f[2], f[3]), 8);
+    assert_listing(&tree, "", &listing, owner);
 
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
+    let out = out_folder(dir.path());
     run(
         &out,
         "cpio",
@@ -295,8 +295,7 @@ fn busybox_cpio_reads_the_gzipped_archive() {
     let expected: Vec<&str> = tree.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(names, expected, "busybox cpio -t said:\n{listing}");
 
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
+    let out = out_folder(dir.path());
     run(&out, "busybox", &["cpio", "-id"], &plain);
     check_extracted(&out, &tree, false, false);
 }
@@ -367,8 +366,7 @@ fn busybox_cpio_reads_a_multi_piece_archive() {
     let archive = enc.finish().unwrap();
     assert!(archive == gzip::gzip_bytes_threads(&cpio_archive(&tree), 9, 1));
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
+    let out = out_folder(dir.path());
     let plain = run(dir.path(), "busybox", &["gunzip", "-c"], &archive);
     run(&out, "busybox", &["cpio", "-id"], &plain);
     check_extracted(&out, &tree, false, false);
@@ -382,67 +380,48 @@ fn tar_gz(tree: &Tree) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
-#[test]
-fn gnu_tar_lists_and_extracts_the_archive() {
+/// A tar referee on the fixture tree's archive `a.tar.gz` in a fresh folder: `program`
+/// with `list` prints mode, owner "uid/gid", size, date, time and name of every entry as the
+/// tree has them; with `extract` (into `out`) it restores bytes, links, modes and mtimes.
+/// Returns the folder.
+fn tar_referee(program: &str, list: &[&str], extract: &[&str]) -> tempfile::TempDir {
     let tree = fixture_tree();
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("a.tar.gz"), tar_gz(&tree)).unwrap();
     run(dir.path(), "gzip", &["-t", "a.tar.gz"], &[]);
 
-    // mode uid/gid size date time name
-    let listing = run_text(
-        dir.path(),
+    let listing = run_text(dir.path(), program, list, &[]);
+    assert_listing(&tree, "/", &listing, |f| (f[1].to_string(), 5));
+
+    let out = out_folder(dir.path());
+    run(dir.path(), program, extract, &[]);
+    check_extracted(&out, &tree, true, true);
+    dir
+}
+
+#[test]
+fn gnu_tar_lists_and_extracts_the_archive() {
+    let dir = tar_referee(
         "tar",
         &["-tvzf", "a.tar.gz", "--numeric-owner"],
-        &[],
-    );
-    let got = parse_listing(&listing, |f| (f[1].to_string(), 5));
-    assert_eq!(
-        got,
-        expected_listing(&tree, "/"),
-        "tar -tvzf said:\n{listing}"
-    );
-
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
-    run(
-        dir.path(),
-        "tar",
         &["-xzpf", "a.tar.gz", "-C", "out", "--numeric-owner"],
-        &[],
     );
-    check_extracted(&out, &tree, true, true);
     // Owners are only restored when the extracting user may chown.
     if running_as_root() {
-        assert_eq!(fs::metadata(out.join("etc/shadow")).unwrap().gid(), 42);
+        let shadow = dir.path().join("out/etc/shadow");
+        assert_eq!(fs::metadata(shadow).unwrap().gid(), 42);
     }
 }
 
 #[test]
 fn busybox_tar_lists_and_extracts_the_archive() {
-    let tree = fixture_tree();
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("a.tar.gz"), tar_gz(&tree)).unwrap();
-
-    // busybox prints numeric owners when the header has no user/group names.
-    let listing = run_text(dir.path(), "busybox", &["tar", "-tzvf", "a.tar.gz"], &[]);
-    let got = parse_listing(&listing, |f| (f[1].to_string(), 5));
-    assert_eq!(
-        got,
-        expected_listing(&tree, "/"),
-        "busybox tar -tzvf said:\n{listing}"
-    );
-
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
-    // This is how Alpine's initramfs unpacks an apkovl.
-    run(
-        dir.path(),
+    // busybox prints numeric owners when the header has no user/group names; `-C out -zxf`
+    // is how Alpine's initramfs unpacks an apkovl.
+    tar_referee(
         "busybox",
+        &["tar", "-tzvf", "a.tar.gz"],
         &["tar", "-C", "out", "-zxf", "a.tar.gz"],
-        &[],
     );
-    check_extracted(&out, &tree, true, true);
 }
 
 #[test]
@@ -475,14 +454,18 @@ fn writers_refuse_unrepresentable_entries() {
 const CONTROL: &str = "Package: pimg-fixture\nVersion: 1.2-3\nArchitecture: arm64\n\
                        Maintainer: nobody\nDescription: test package\n two lines\n";
 
-fn control_tar_gz(control: &str) -> Vec<u8> {
-    let mut w = TarWriter::new(gzip::encoder(Vec::new(), 6));
-    let meta = |mode| TarMeta {
+/// A member owned by root with `mode`, dated at the epoch.
+fn meta(mode: u32) -> TarMeta {
+    TarMeta {
         mode,
         uid: 0,
         gid: 0,
         mtime: EPOCH,
-    };
+    }
+}
+
+fn control_tar_gz(control: &str) -> Vec<u8> {
+    let mut w = TarWriter::new(gzip::encoder(Vec::new(), 6));
     w.append_dir(".", &meta(0o755)).unwrap();
     w.append_file("./control", &meta(0o644), control.as_bytes())
         .unwrap();
@@ -492,12 +475,6 @@ fn control_tar_gz(control: &str) -> Vec<u8> {
 /// A data.tar laid out as dpkg-deb writes it: `./` first, `./`-prefixed names, GNU format.
 fn data_tar(extra: &dyn Fn(&mut TarWriter<Vec<u8>>)) -> Vec<u8> {
     let mut w = TarWriter::new(Vec::new());
-    let meta = |mode| TarMeta {
-        mode,
-        uid: 0,
-        gid: 0,
-        mtime: EPOCH,
-    };
     w.append_dir(".", &meta(0o755)).unwrap();
     w.append_dir("./usr", &meta(0o755)).unwrap();
     w.append_dir("./usr/bin", &meta(0o755)).unwrap();
@@ -536,19 +513,7 @@ fn standard_deb(data_name: &str, data: &[u8]) -> Vec<u8> {
 
 fn xz_cli(data: &[u8]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(tool("xz"))
-        .args(["-0", "-c"])
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(data)?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
+    run(dir.path(), "xz", &["-0", "-c"], data)
 }
 
 fn write_deb(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -744,13 +709,7 @@ fn garbage_gives_the_right_error() {
     );
 
     let escape = data_tar(&|w: &mut TarWriter<Vec<u8>>| {
-        let meta = TarMeta {
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: EPOCH,
-        };
-        w.append_file("../etc/passwd", &meta, b"root::0:0::/:/bin/sh\n")
+        w.append_file("../etc/passwd", &meta(0o644), b"root::0:0::/:/bin/sh\n")
             .unwrap();
     });
     let p = write_deb(dir.path(), "escape.deb", &standard_deb("data.tar", &escape));

@@ -36,10 +36,22 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// pimg with `args`; its JSON report (stdout).
+fn pimg_json(what: &str, args: &[&str]) -> (Ran, serde_json::Value) {
+    let o = run(Path::new("."), args, &[]);
+    let json = serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("{what}: no JSON report ({e}); stderr:\n{}", o.stderr));
+    (o, json)
+}
+
+/// Every shipped board profile as `pimg boards --json` lists them.
+fn boards() -> serde_json::Value {
+    pimg_json("pimg boards", &["boards", "--json"]).1
+}
+
 fn profile(board: &str) -> serde_json::Value {
-    let o = pimg().args(["boards", "--json"]).output().unwrap();
-    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    all.as_array()
+    boards()
+        .as_array()
         .unwrap()
         .iter()
         .find(|b| b["name"] == board)
@@ -49,31 +61,23 @@ fn profile(board: &str) -> serde_json::Value {
 
 fn build(board: &str) -> PathBuf {
     let started = std::time::Instant::now();
-    let out = real_build(&tempfile::tempdir().unwrap().keep(), board);
+    let out = Build::real(board)
+        .cwd(tempfile::tempdir().unwrap().keep())
+        .out("out")
+        .built();
     eprintln!("{board}: built in {:.1} s", started.elapsed().as_secs_f64());
     out
 }
 
 fn check(board: &str, image: &Path, models: &[String]) {
-    let o = pimg()
-        .args(["check", "--json"])
-        .arg(image)
-        .output()
-        .unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{board}: pimg check printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    assert!(o.status.success(), "{board}: pimg check failed: {r:#}");
-    let checked: Vec<&str> = r["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["model"].as_str().unwrap())
-        .collect();
-    assert_eq!(checked, models, "{board}: models checked");
+    let what = format!("{board}: pimg check");
+    let (o, r) = pimg_json(&what, &["check", "--json", image.to_str().unwrap()]);
+    assert!(o.success(), "{board}: pimg check failed: {r:#}");
+    assert_eq!(
+        strings(&r["models"], "model"),
+        models,
+        "{board}: models checked"
+    );
 }
 
 fn boot(board: &str, image: &Path, label: &str) {
@@ -87,19 +91,19 @@ fn boot(board: &str, image: &Path, label: &str) {
     );
     let _guard = serial();
     let started = std::time::Instant::now();
-    let o = pimg()
-        .arg("boot")
-        .arg(image)
-        .args(["--json", "--timeout", "300", "--machine", label])
-        .output()
-        .unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{board} on {label}: no JSON report ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    assert!(o.status.success(), "{board} on {label}: boot failed: {r:#}");
+    let (o, r) = pimg_json(
+        &format!("{board} on {label}"),
+        &[
+            "boot",
+            image.to_str().unwrap(),
+            "--json",
+            "--timeout",
+            "300",
+            "--machine",
+            label,
+        ],
+    );
+    assert!(o.success(), "{board} on {label}: boot failed: {r:#}");
     let milestones = r["milestones"].as_array().unwrap();
     let missing: Vec<&str> = milestones
         .iter()
@@ -170,13 +174,9 @@ fn board(board: &str) {
 
 #[test]
 fn every_shipped_board_is_covered() {
-    let o = pimg().args(["boards", "--json"]).output().unwrap();
-    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let mut names: Vec<&str> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["name"].as_str().unwrap())
+    let all = boards();
+    let mut names: Vec<&str> = strings(&all, "name")
+        .into_iter()
         .filter(|n| !NOT_HERE.contains(n))
         .collect();
     names.sort();
@@ -218,55 +218,29 @@ fn rpi4b_on_gpt() {
     let inputs = real_inputs();
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path();
-    let o = run(
-        t,
-        &[
-            "build",
-            "--board",
-            "rpi3b",
-            "--table",
-            "gpt",
-            "--inputs",
-            inputs.to_str().unwrap(),
-            "--out",
-            "refused",
-        ],
-        &[],
-    );
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let o = Build::real("rpi3b")
+        .cwd(t)
+        .table("gpt")
+        .out("refused")
+        .run()
+        .expect_failure(2);
     assert!(
-        err.contains("--table: the Pi 3 B's boot ROM reads only an MBR"),
-        "{err}"
+        o.stderr
+            .contains("--table: the Pi 3 B's boot ROM reads only an MBR"),
+        "{}",
+        o.stderr
     );
     assert!(!t.join("refused/rpi3b.img").exists());
 
-    ok(&run(
-        t,
-        &[
-            "build",
-            "--board",
-            "rpi4b",
-            "--table",
-            "gpt",
-            "--inputs",
-            inputs.to_str().unwrap(),
-            "--out",
-            "out",
-        ],
-        &[],
-    ));
-    let image = t.join("out/rpi4b.img");
-    let o = std::process::Command::new("sfdisk")
+    let out = Build::real("rpi4b").cwd(t).table("gpt").out("out").built();
+    let image = out.join("rpi4b.img");
+    let o = referee("sfdisk", "fdisk")
         .arg("--json")
         .arg(&image)
-        .output()
-        .unwrap();
-    let table: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        .output();
+    let table: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(table["partitiontable"]["label"], "gpt", "{table}");
-    let info: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(t.join("out/rpi4b.buildinfo.json")).unwrap())
-            .unwrap();
+    let info = read_json(&out.join("rpi4b.buildinfo.json"));
     assert_eq!(info["board"]["table"], "gpt");
     check("rpi4b", &image, &["pi4b".to_string()]);
     boot("rpi4b --table gpt", &image, "raspi4b");
@@ -281,10 +255,5 @@ fn rpi4b_on_gpt() {
         ],
         &[],
     );
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.success(), "{}", o.text());
 }

@@ -10,13 +10,25 @@ mod common;
 use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
 /// One real build shared by every test here; boots run one at a time (2 cores).
 fn built() -> &'static Path {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
-    OUT.get_or_init(|| real_build(&tempfile::tempdir().unwrap().keep(), "rpi3b"))
+    OUT.get_or_init(|| {
+        Build::real("rpi3b")
+            .cwd(tempfile::tempdir().unwrap().keep())
+            .out("out")
+            .built()
+    })
+}
+
+/// A copy of the built image, as `name` in a new folder (kept while the folder is).
+fn copy_of_image(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join(name);
+    fs::copy(built().join("rpi3b.img"), &img).unwrap();
+    (dir, img)
 }
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -24,29 +36,25 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn boot(image: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
+/// `pimg boot IMAGE` with `args`.
+fn pimg_boot(image: &Path, args: &[&str]) -> Ran {
+    let mut argv = vec!["boot", image.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    run(Path::new("."), &argv, &[])
+}
+
+fn boot(image: &Path, extra: &[&str]) -> (Ran, serde_json::Value) {
     need_tool("qemu-system-aarch64", "qemu-system-arm");
     let _guard = serial();
     let started = std::time::Instant::now();
-    let o = pimg()
-        .arg("boot")
-        .arg(image)
-        .args(["--json", "--timeout", "120"])
-        .args(extra)
-        .output()
-        .unwrap();
+    let o = pimg_boot(image, &[&["--json", "--timeout", "120"], extra].concat());
     eprintln!(
         "pimg boot {} took {:.1} s",
         image.display(),
         started.elapsed().as_secs_f64()
     );
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}); stdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
+    let report: serde_json::Value = serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); {}", o.report()));
     (o, report)
 }
 
@@ -55,19 +63,9 @@ fn real_image_boots_and_the_guest_sees_what_was_hashed() {
     let out = built();
     let log = out.join("console.log");
     let (o, r) = boot(&out.join("rpi3b.img"), &["--log", log.to_str().unwrap()]);
-    assert!(
-        o.status.success(),
-        "boot failed: {r:#}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let names: Vec<&str> = r["milestones"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    assert!(o.success(), "boot failed: {r:#}\n{}", o.stderr);
     assert_eq!(
-        names,
+        strings(&r["milestones"], "name"),
         [
             "kernel started",
             "init started",
@@ -84,8 +82,7 @@ fn real_image_boots_and_the_guest_sees_what_was_hashed() {
     let check = &r["selfcheck"];
     assert_eq!(check["mismatches"].as_array().unwrap().len(), 0, "{check}");
     assert_eq!(check["against_buildinfo"], true);
-    let info: serde_json::Value =
-        serde_json::from_slice(&fs::read(out.join("rpi3b.buildinfo.json")).unwrap()).unwrap();
+    let info = read_json(&out.join("rpi3b.buildinfo.json"));
     assert_eq!(
         check["boot_files"].as_u64().unwrap() as usize,
         info["boot_partition"].as_array().unwrap().len()
@@ -112,16 +109,13 @@ fn real_image_boots_and_the_guest_sees_what_was_hashed() {
 
 #[test]
 fn image_of_odd_size_boots_from_a_padded_copy_and_is_not_modified() {
-    let out = built();
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("odd.img");
-    fs::copy(out.join("rpi3b.img"), &img).unwrap();
+    let (_dir, img) = copy_of_image("odd.img");
     let f = fs::OpenOptions::new().write(true).open(&img).unwrap();
     f.set_len((256 + 3) << 20).unwrap();
     drop(f);
     let before = fs::read(&img).unwrap();
     let (o, r) = boot(&img, &["--board", "rpi3b"]);
-    assert!(o.status.success(), "{r:#}");
+    assert!(o.success(), "{r:#}");
     assert_eq!(r["selfcheck"]["against_buildinfo"], false);
     assert!(
         fs::read(&img).unwrap() == before,
@@ -132,9 +126,7 @@ fn image_of_odd_size_boots_from_a_padded_copy_and_is_not_modified() {
 #[test]
 fn corrupted_kernel_is_caught() {
     let out = built();
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("rpi3b.img");
-    fs::copy(out.join("rpi3b.img"), &img).unwrap();
+    let (dir, img) = copy_of_image("rpi3b.img");
     fs::copy(
         out.join("rpi3b.buildinfo.json"),
         dir.path().join("rpi3b.buildinfo.json"),
@@ -142,15 +134,11 @@ fn corrupted_kernel_is_caught() {
     .unwrap();
     // Find a distinctive run of the kernel inside the image and flip one byte of it.
     let part = dir.path().join("part.img");
-    let st = Command::new("mcopy")
-        .arg("-n")
-        .arg("-i")
-        .arg(format!("{}@@4M", img.display()))
+    referee("mcopy", "mtools")
+        .args(["-n", "-i", &format!("{}@@4M", img.display())])
         .arg("::/boot/vmlinuz-rpi")
         .arg(&part)
-        .status()
-        .unwrap();
-    assert!(st.success());
+        .run();
     let kernel = fs::read(&part).unwrap();
     let needle = &kernel[20 << 20..(20 << 20) + 64];
     let mut bytes = fs::read(&img).unwrap();
@@ -161,7 +149,7 @@ fn corrupted_kernel_is_caught() {
     bytes[at + 7] ^= 0x40;
     fs::write(&img, &bytes).unwrap();
     let (o, r) = boot(&img, &[]);
-    assert!(!o.status.success(), "a corrupted kernel passed: {r:#}");
+    assert!(!o.success(), "a corrupted kernel passed: {r:#}");
     let failure = r["failure"].as_str().unwrap();
     assert!(
         failure.contains("boot/vmlinuz-rpi")
@@ -175,31 +163,19 @@ fn corrupted_kernel_is_caught() {
 #[test]
 fn missing_boot_files_are_refused_before_qemu_starts() {
     need_tool("mdel", "mtools");
-    let out = built();
     for (path, what) in [
         ("bcm2837-rpi-3-b.dtb", "device tree"),
         ("boot/initramfs-rpi", "initramfs"),
         ("boot/vmlinuz-rpi", "kernel"),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("x.img");
-        fs::copy(out.join("rpi3b.img"), &img).unwrap();
-        let st = Command::new("mdel")
-            .arg("-i")
-            .arg(format!("{}@@4M", img.display()))
+        let (_dir, img) = copy_of_image("x.img");
+        referee("mdel", "mtools")
+            .args(["-i", &format!("{}@@4M", img.display())])
             .arg(format!("::/{path}"))
-            .status()
-            .unwrap();
-        assert!(st.success());
+            .run();
         let started = std::time::Instant::now();
-        let o = pimg()
-            .arg("boot")
-            .arg(&img)
-            .args(["--board", "rpi3b"])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{err}");
+        let o = pimg_boot(&img, &["--board", "rpi3b"]).expect_failure(2);
+        let err = &o.stderr;
         assert!(err.contains(&format!("has no {path} (the {what}")), "{err}");
         assert!(
             started.elapsed().as_secs() < 10,
@@ -211,14 +187,14 @@ fn missing_boot_files_are_refused_before_qemu_starts() {
 #[test]
 fn missing_qemu_says_how_to_install_it() {
     let out = built();
-    let o = pimg()
-        .arg("boot")
-        .arg(out.join("rpi3b.img"))
-        .env("PATH", "/nonexistent")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let image = out.join("rpi3b.img");
+    let o = run(
+        Path::new("."),
+        &["boot", image.to_str().unwrap()],
+        &[("PATH", "/nonexistent")],
+    )
+    .expect_failure(2);
+    let err = &o.stderr;
     assert!(
         err.contains("qemu-system-aarch64 not found")
             && err.contains("apt-get install qemu-system-arm"),

@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 /// Artifacts whose hashes are pinned. The buildinfo and SHA256SUMS record the pimg version
 /// and Cargo.lock digest, so they are checked by rebuilding instead of by a golden hash.
@@ -20,39 +19,11 @@ const GOLDEN_ARTIFACTS: &[&str] = &[
     "rpi3b.tar.gz",
 ];
 
-fn build_fixture(tmp: &Path, envs: &[(&str, &str)]) -> std::path::PathBuf {
-    let inputs = tmp.join("inputs");
-    write_fixture(&inputs, false);
-    let out = tmp.join("out");
-    let o = run(tmp, &["build", "--inputs", "inputs", "--out", "out"], envs);
-    ok(&o);
-    out
-}
-
 #[test]
 fn golden_hashes() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = build_fixture(tmp.path(), &[("SOURCE_DATE_EPOCH", EPOCH)]);
-    let got: Vec<(String, String)> = sums(&out)
-        .into_iter()
-        .filter(|(n, _)| GOLDEN_ARTIFACTS.contains(&n.as_str()))
-        .collect();
-    let text: String = got.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
-    let golden = repo().join("tests/golden/rpi3b-fixture.sha256");
-    if std::env::var_os("PIMG_BLESS").is_some() {
-        fs::write(&golden, &text).unwrap();
-        return;
-    }
-    let want =
-        fs::read_to_string(&golden).expect("golden file missing: run with PIMG_BLESS=1 once");
-    assert_eq!(
-        text,
-        want,
-        "artifact hashes differ from {}; if the change is intended, rerun with PIMG_BLESS=1 and \
-         explain in the commit why the bytes changed",
-        golden.display()
-    );
-    assert_eq!(got.len(), GOLDEN_ARTIFACTS.len());
+    let out = fixture_build(tmp.path()).epoch(EPOCH).built();
+    assert_golden(&out, GOLDEN_ARTIFACTS, "rpi3b-fixture.sha256");
 }
 
 #[test]
@@ -61,37 +32,24 @@ fn identical_under_varied_environment() {
     // deeper working directory, inputs written in the other order with other mtimes.
     // The epoch is derived from the inputs in both, so that path is exercised too.
     let a = tempfile::tempdir().unwrap();
-    let out_a = build_fixture(a.path(), &[("TZ", "UTC")]);
+    let out_a = fixture_build(a.path()).env("TZ", "UTC").built();
 
     let b = tempfile::tempdir().unwrap();
     let deep = b.path().join("x/y/z w");
     let inputs = deep.join("in");
     write_fixture(&inputs, true);
-    for e in fs::read_dir(&inputs).unwrap() {
-        let p = e.unwrap().path();
-        let st = Command::new("touch")
-            .args(["-d", "2031-05-06 07:08:09"])
-            .arg(&p)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    let script = format!(
-        "umask 077 && exec {} build --inputs in --out 'o u t'",
-        env!("CARGO_BIN_EXE_pimg")
-    );
-    let o = Command::new("sh")
-        .current_dir(&deep)
-        .args(["-c", &script])
-        .env_remove("SOURCE_DATE_EPOCH")
+    touch_all(&inputs, "2031-05-06 07:08:09");
+    let out_b = Build::new()
+        .cwd(&deep)
+        .inputs("in")
+        .out("o u t")
+        .umask("077")
         .env("TZ", "Asia/Kathmandu")
         .env("LANG", "tr_TR.UTF-8")
         .env("LC_ALL", "tr_TR.UTF-8")
         .env("HOME", deep.join("home"))
-        .output()
-        .unwrap();
-    ok(&o);
-    let out_b = deep.join("o u t");
+        .built();
+    assert_eq!(out_b, deep.join("o u t"));
     // The variations really took effect.
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(out_b.join("SHA256SUMS"))
@@ -108,21 +66,8 @@ fn identical_under_varied_environment() {
         mtime > std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_900_000_000)
     );
 
-    let sa = sums(&out_a);
-    assert_eq!(sa, sums(&out_b), "SHA256SUMS differ between the two builds");
-    for (name, _) in &sa {
-        assert_eq!(
-            fs::read(out_a.join(name)).unwrap(),
-            fs::read(out_b.join(name)).unwrap(),
-            "{name} differs"
-        );
-    }
-    assert_eq!(
-        fs::read(out_a.join("SHA256SUMS")).unwrap(),
-        fs::read(out_b.join("SHA256SUMS")).unwrap()
-    );
-    let info: serde_json::Value =
-        serde_json::from_slice(&fs::read(out_a.join("rpi3b.buildinfo.json")).unwrap()).unwrap();
+    assert_same_outputs(&out_a, &out_b);
+    let info = read_json(&out_a.join("rpi3b.buildinfo.json"));
     assert_eq!(info["source_date_epoch"], FIXTURE_NEWEST_MTIME);
     assert!(info["epoch_source"]
         .as_str()
@@ -144,21 +89,8 @@ fn referees_accept_the_outputs() {
         need_tool(tool, pkg);
     }
     let tmp = tempfile::tempdir().unwrap();
-    let out = build_fixture(tmp.path(), &[("SOURCE_DATE_EPOCH", EPOCH)]);
-    let sh = |cmd: &str| {
-        let o = Command::new("sh")
-            .current_dir(&out)
-            .args(["-c", cmd])
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(o.status.success(), "`{cmd}` failed:\n{text}");
-        text
-    };
+    let out = fixture_build(tmp.path()).epoch(EPOCH).built();
+    let sh = |cmd: &str| shell(&out, cmd).expect_success().text();
     sh("sha256sum -c SHA256SUMS");
 
     // Partition table: one FAT32 LBA partition at 4 MiB filling the rest of 256 MiB.
@@ -183,8 +115,7 @@ fn referees_accept_the_outputs() {
 
     // mtools extracts every file of the buildinfo's listing byte-identical.
     sh("mkdir x && mcopy -s -n -i part.img ::/ x/");
-    let info: serde_json::Value =
-        serde_json::from_slice(&fs::read(out.join("rpi3b.buildinfo.json")).unwrap()).unwrap();
+    let info = read_json(&out.join("rpi3b.buildinfo.json"));
     let files = info["boot_partition"].as_array().unwrap();
     let extracted = list_files(&out.join("x"));
     assert_eq!(extracted.len(), files.len(), "mtools found {extracted:?}");
@@ -279,62 +210,53 @@ fn referees_accept_the_outputs() {
     }
 }
 
-/// Runs a build expected to fail; checks exit code, message, and that nothing was published.
-fn expect_failure(tmp: &Path, args: &[&str], envs: &[(&str, &str)], message: &str) {
-    let out_dir = tmp.join("out");
-    let mut full = vec!["build", "--out", "out"];
-    full.extend_from_slice(args);
-    let o = run(tmp, &full, envs);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success(),
-        "expected failure for {args:?}, got success"
-    );
-    assert_eq!(o.status.code(), Some(2), "exit code for {args:?}: {stderr}");
-    assert!(
-        stderr.contains(message),
-        "for {args:?} expected message containing {message:?}, got:\n{stderr}"
-    );
-    assert_nothing_published(&out_dir, &format!("{args:?}"));
-}
-
 #[test]
 fn bad_input_fails_clearly_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     write_fixture(&t.join("inputs"), false);
-    let e = &[("SOURCE_DATE_EPOCH", EPOCH)];
+    // Each build must fail with exit 2 and the message, and publish nothing at `out`.
+    let build = || {
+        let mut b = Build::new();
+        b.cwd(t).out("out").epoch(EPOCH);
+        b
+    };
 
-    expect_failure(t, &["--board", "rpi9"], e, "unknown board 'rpi9'");
+    build()
+        .board("rpi9")
+        .expect_refused(&["unknown board 'rpi9'"]);
 
     let p = profile_variant(t, "[image]\n", "[image]\nsise = 1\n");
-    expect_failure(t, &["--board", &p], e, "unknown field `sise`");
+    build().board(&p).expect_refused(&["unknown field `sise`"]);
     let line = fs::read_to_string(&p)
         .unwrap()
         .lines()
         .position(|l| l == "sise = 1")
         .unwrap()
         + 1;
-    expect_failure(t, &["--board", &p], e, &format!("line {line}, column 1"));
+    build()
+        .board(&p)
+        .expect_refused(&[&format!("line {line}, column 1")]);
 
     let p = profile_variant(t, "fat = 32", "fat = \"thirty-two\"");
-    expect_failure(t, &["--board", &p], e, "invalid type");
+    build().board(&p).expect_refused(&["invalid type"]);
 
     fs::create_dir_all(t.join("empty")).unwrap();
-    expect_failure(
-        t,
-        &["--inputs", "empty"],
-        e,
-        "no input matches 'raspi-firmware'",
-    );
-    expect_failure(t, &["--inputs", "missing-folder"], e, "run qemu/setup.sh");
+    build()
+        .inputs("empty")
+        .expect_refused(&["no input matches 'raspi-firmware'"]);
+    build()
+        .inputs("missing-folder")
+        .expect_refused(&["run qemu/setup.sh"]);
 
     let p = profile_variant(
         t,
         "broadcom/bcm2837-rpi-3-b.dtb",
         "broadcom/bcm2837-rpi-9-z.dtb",
     );
-    expect_failure(t, &["--board", &p], e, "matches no file in input");
+    build()
+        .board(&p)
+        .expect_refused(&["matches no file in input"]);
 
     let p = profile_variant(t, "size = \"256MiB\"", "size = \"64MiB\"");
     let p2 = fs::read_to_string(&p)
@@ -351,20 +273,18 @@ fn bad_input_fails_clearly_and_writes_nothing() {
         1,
     );
     fs::write(&p, p3).unwrap();
-    expect_failure(t, &["--board", &p, "--inputs", "bigin"], e, "needs");
-    expect_failure(
-        t,
-        &["--board", &p, "--inputs", "bigin"],
-        e,
-        "raise image.size",
-    );
+    build().board(&p).inputs("bigin").expect_refused(&["needs"]);
+    build()
+        .board(&p)
+        .inputs("bigin")
+        .expect_refused(&["raise image.size"]);
 
     let p = profile_variant(
         t,
         "[[boot.text]]\npath = \"usercfg.txt\"",
         "[[boot.text]]\npath = \"CONFIG.TXT\"\ncontent = \"x\"\n\n[[boot.text]]\npath = \"usercfg.txt\"",
     );
-    expect_failure(t, &["--board", &p], e, "CONFIG.TXT");
+    build().board(&p).expect_refused(&["CONFIG.TXT"]);
 
     // A package whose data.tar climbs out of the tree.
     let evil_dir = t.join("evil");
@@ -381,79 +301,59 @@ fn bad_input_fails_clearly_and_writes_nothing() {
         evil,
     )
     .unwrap();
-    expect_failure(t, &["--inputs", "evil"], e, "..");
+    build().inputs("evil").expect_refused(&[".."]);
 
     // An input the build cannot read (a dangling link in the inputs folder).
     let dang = t.join("dangling");
     write_fixture(&dang, false);
     std::os::unix::fs::symlink("/nonexistent/pimg-input", dang.join("gone.deb")).unwrap();
-    expect_failure(t, &["--inputs", "dangling"], e, "gone.deb");
+    build().inputs("dangling").expect_refused(&["gone.deb"]);
 
-    expect_failure(t, &[], &[("SOURCE_DATE_EPOCH", "-1")], "out of range");
-    expect_failure(
-        t,
-        &[],
-        &[("SOURCE_DATE_EPOCH", "99999999999")],
-        "out of range",
-    );
-    expect_failure(
-        t,
-        &["--source-date-epoch", "yesterday"],
-        &[],
-        "not a whole number",
-    );
+    build().epoch("-1").expect_refused(&["out of range"]);
+    build()
+        .epoch("99999999999")
+        .expect_refused(&["out of range"]);
+    build()
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["--source-date-epoch", "yesterday"])
+        .expect_refused(&["not a whole number"]);
 
-    expect_failure(
-        t,
-        &["--overlay", "nonexistent-overlay"],
-        e,
-        "unknown overlay",
-    );
+    build()
+        .overlay("nonexistent-overlay")
+        .expect_refused(&["unknown overlay"]);
     let ov = t.join("ov");
     fs::create_dir_all(ov.join("etc")).unwrap();
     fs::write(ov.join("etc/hostname"), "box\n").unwrap();
     fs::write(ov.join(".attributes"), "etc/missing 0600 0 0\n").unwrap();
-    expect_failure(
-        t,
-        &["--overlay", ov.to_str().unwrap()],
-        e,
-        "'etc/missing' is not in the overlay",
-    );
+    build()
+        .overlay(&ov)
+        .expect_refused(&["'etc/missing' is not in the overlay"]);
 }
 
 #[test]
 fn overlay_directory_matches_embedded_overlay() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = build_fixture(tmp.path(), &[("SOURCE_DATE_EPOCH", EPOCH)]);
-    let ov = repo().join("overlays/default");
-    let o = run(
-        tmp.path(),
-        &[
-            "build",
-            "--inputs",
-            "inputs",
-            "--out",
-            "out2",
-            "--overlay",
-            ov.to_str().unwrap(),
-        ],
-        &[("SOURCE_DATE_EPOCH", EPOCH)],
-    );
-    ok(&o);
+    let a = fixture_build(tmp.path()).epoch(EPOCH).built();
+    let b = Build::new()
+        .cwd(tmp.path())
+        .inputs("inputs")
+        .out("out2")
+        .overlay(repo().join("overlays/default"))
+        .epoch(EPOCH)
+        .built();
     assert_eq!(
         fs::read(a.join("pimg.apkovl.tar.gz")).unwrap(),
-        fs::read(tmp.path().join("out2/pimg.apkovl.tar.gz")).unwrap()
+        fs::read(b.join("pimg.apkovl.tar.gz")).unwrap()
     );
 }
 
 #[test]
 fn help_teaches_and_boards_lists() {
-    let o = pimg().args(["build", "--help"]).output().unwrap();
-    let help = String::from_utf8_lossy(&o.stdout);
+    let help = run(Path::new("."), &["build", "--help"], &[]).stdout;
     assert!(
         help.contains("SOURCE_DATE_EPOCH") && help.contains("Examples:"),
         "{help}"
     );
-    let o = pimg().arg("boards").output().unwrap();
-    assert!(String::from_utf8_lossy(&o.stdout).contains("rpi3b"));
+    let boards = run(Path::new("."), &["boards"], &[]).stdout;
+    assert!(boards.contains("rpi3b"));
 }

@@ -9,25 +9,17 @@ mod common;
 use common::*;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
-
-const EPOCH: &str = "1700000000";
 
 /// Builds with a broken profile: exit 2, the problem named, no output file published.
 fn broken_build(tmp: &Path, from: &str, to: &str, want: &[&str]) {
     let profile = profile_variant(tmp, from, to);
-    let o = run(
-        tmp,
-        &["build", "--board", &profile, "--out", "out"],
-        &[("SOURCE_DATE_EPOCH", EPOCH)],
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{to:?}: {err}");
-    for w in want {
-        assert!(err.contains(w), "{to:?}: expected {w:?} in:\n{err}");
-    }
-    assert!(err.contains("nothing was written"), "{err}");
-    assert_nothing_published(&tmp.join("out"), to);
+    let o = Build::new()
+        .cwd(tmp)
+        .board(&profile)
+        .out("out")
+        .epoch(EPOCH)
+        .expect_refused(want);
+    assert!(o.stderr.contains("nothing was written"), "{}", o.stderr);
 }
 
 #[test]
@@ -93,15 +85,12 @@ fn an_image_edited_afterwards_fails_the_check() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     write_fixture(&t.join("inputs"), false);
-    ok(&run(
-        t,
-        &["build", "--out", "out"],
-        &[("SOURCE_DATE_EPOCH", EPOCH)],
-    ));
-    let image = t.join("out/rpi3b.img");
+    let out = Build::new().cwd(t).out("out").epoch(EPOCH).built();
+    let image = out.join("rpi3b.img");
 
-    let o = run(t, &["check", image.to_str().unwrap()], &[]);
-    let text = ok(&o);
+    let text = run(t, &["check", image.to_str().unwrap()], &[])
+        .expect_success()
+        .stdout;
     assert!(
         text.contains("pimg check OK for pi3b") || text.contains("check OK for pi3b"),
         "{text}"
@@ -123,24 +112,14 @@ fn an_image_edited_afterwards_fails_the_check() {
     fs::write(&cmdline, "console=ttyS1,115200\nquiet\n").unwrap();
     let target = format!("{}@@4194304", image.display());
     for f in [&cfg, &cmdline] {
-        let o = Command::new("mcopy")
-            .args(["-o", "-i", &target, f.to_str().unwrap(), "::/"])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "mcopy: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        referee("mcopy", "mtools")
+            .args(["-o", "-i", &target])
+            .arg(f)
+            .arg("::/")
+            .run();
     }
-    let o = run(t, &["check", "--json", image.to_str().unwrap()], &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = run(t, &["check", "--json", image.to_str().unwrap()], &[]).expect_failure(1);
+    let r: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     let problems: Vec<String> = r["problems"]
         .as_array()
         .unwrap()
@@ -168,20 +147,17 @@ fn an_image_edited_afterwards_fails_the_check() {
     assert_eq!(problems.len(), 3, "{all}");
 
     // Models named on the command line; an unknown model is a usage error.
-    let o = run(
-        t,
-        &["check", "--model", "pi4b", image.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("start4.elf is not in the partition"));
-    let o = run(
-        t,
-        &["check", "--model", "pi5", image.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("'pi5' is not a board model"));
+    let check = |model: &str| {
+        run(
+            t,
+            &["check", "--model", model, image.to_str().unwrap()],
+            &[],
+        )
+    };
+    let o = check("pi4b").expect_failure(1);
+    assert!(o.stdout.contains("start4.elf is not in the partition"));
+    let o = check("pi5").expect_failure(2);
+    assert!(o.stderr.contains("'pi5' is not a board model"));
 }
 
 #[test]
@@ -189,19 +165,9 @@ fn hostile_images_are_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let junk = tmp.path().join("junk.img");
     fs::write(&junk, pattern("junk", 1 << 20)).unwrap();
-    let o = run(
-        tmp.path(),
-        &["check", "--model", "pi3b", junk.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("junk.img"));
-    let o = run(tmp.path(), &["check", junk.to_str().unwrap()], &[]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("pass --board NAME or --model ID"));
+    let junk = junk.to_str().unwrap();
+    let o = run(tmp.path(), &["check", "--model", "pi3b", junk], &[]).expect_failure(2);
+    assert!(o.stderr.contains("junk.img"));
+    let o = run(tmp.path(), &["check", junk], &[]).expect_failure(2);
+    assert!(o.stderr.contains("pass --board NAME or --model ID"));
 }

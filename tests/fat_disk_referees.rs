@@ -4,16 +4,17 @@
 // Tests make their fixtures and read their results with the file system and environment directly.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
+
+use common::*;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use pimg::codec::fat::write::{self as fat, FatParams, FatReport, FatType, Window};
 use pimg::codec::partition::write::{self as disk, DiskLayout, TableKind};
 use pimg::tree::{Node, Tree, TreePath};
-use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1024 * 1024;
 const IMAGE_SIZE: u64 = 64 * MIB;
@@ -28,39 +29,8 @@ const PART_GUID: [u8; 16] = [
     0xc0, 0xff, 0xee, 0x00, 0x12, 0x34, 0x45, 0x67, 0x89, 0x9a, 0xab, 0xbc, 0xcd, 0xde, 0xef, 0xf0,
 ];
 
-/// Finds a referee tool on PATH or in the sbin directories, or fails saying how to get it.
-fn tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "referee tool '{name}' is not installed; install it with \
-                 `apt-get install dosfstools mtools fdisk` or run qemu/setup.sh"
-            )
-        })
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    eprintln!(
-        "$ {cmd:?}\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+fn mtools(tool: &str) -> Referee {
+    referee(tool, "mtools")
 }
 
 /// Reproducible filler bytes (xorshift), so file contents are not all alike.
@@ -182,8 +152,7 @@ fn extract_partition(image: &Path, out: &Path) {
 }
 
 fn sha256(path: &Path) -> String {
-    let digest = Sha256::digest(fs::read(path).unwrap());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(&fs::read(path).unwrap())
 }
 
 /// `fsck.vfat -a` on a copy: exit 0, no warnings, no repair (the copy is unchanged), and the
@@ -191,13 +160,13 @@ fn sha256(path: &Path) -> String {
 fn assert_fsck_clean(part: &Path, tree: &Tree, report: &FatReport) {
     let copy = part.with_extension("fsck.img");
     fs::copy(part, &copy).unwrap();
-    let out = run(Command::new(tool("fsck.vfat"))
-        .arg("-a")
-        .arg("-v")
-        .arg(&copy));
-    let log = text(&out);
+    let out = referee("fsck.vfat", "dosfstools")
+        .args(["-a", "-v"])
+        .arg(&copy)
+        .output();
+    let log = out.text();
     assert!(
-        out.status.success(),
+        out.success(),
         "fsck.vfat -a exited {:?}:\n{log}",
         out.status
     );
@@ -236,10 +205,11 @@ fn assert_mtools_extracts_tree(part: &Path, tree: &Tree, scratch: &Path) {
     let out_dir = scratch.join("mcopy-out");
     fs::create_dir(&out_dir).unwrap();
     let image = format!("{}@@0", part.display());
-    let out = run(Command::new(tool("mcopy"))
+    let out = mtools("mcopy")
         .args(["-s", "-n", "-i", &image, "::/*"])
-        .arg(&out_dir));
-    assert!(out.status.success(), "mcopy failed:\n{}", text(&out));
+        .arg(&out_dir)
+        .output();
+    assert!(out.success(), "mcopy failed:\n{}", out.text());
 
     let mut found = BTreeMap::new();
     let mut stack = vec![out_dir.clone()];
@@ -284,16 +254,18 @@ fn assert_mtools_extracts_tree(part: &Path, tree: &Tree, scratch: &Path) {
     }
 
     // mdir shows the long name, the 8.3 alias, the label and the UTC epoch as stored.
-    let out = run(Command::new(tool("mdir")).args(["-i", &image, "::/overlays"]));
-    let listing = text(&out);
-    assert!(out.status.success(), "mdir failed:\n{listing}");
+    let out = mtools("mdir").args(["-i", &image, "::/overlays"]).output();
+    let listing = out.text();
+    assert!(out.success(), "mdir failed:\n{listing}");
     assert!(listing.contains("vc4-kms-v3d-pi4.dtbo"), "{listing}");
     assert!(
         listing.contains("2023-11-14  22:13"),
         "timestamps are not the UTC epoch:\n{listing}"
     );
-    let out = run(Command::new(tool("mdir")).args(["-a", "-i", &image, "::/"]));
-    let listing = text(&out);
+    let listing = mtools("mdir")
+        .args(["-a", "-i", &image, "::/"])
+        .output()
+        .text();
     assert!(listing.contains("Volume in drive : is PIBOOT"), "{listing}");
     assert!(listing.contains("CONFIG   TXT"), "{listing}");
     assert!(
@@ -303,16 +275,13 @@ fn assert_mtools_extracts_tree(part: &Path, tree: &Tree, scratch: &Path) {
 }
 
 fn sfdisk_json(image: &Path) -> serde_json::Value {
-    let out = run(Command::new(tool("sfdisk")).arg("--json").arg(image));
-    assert!(
-        out.status.success(),
-        "sfdisk --json failed:\n{}",
-        text(&out)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let verify = run(Command::new(tool("sfdisk")).arg("--verify").arg(image));
-    let log = text(&verify);
-    assert!(verify.status.success(), "sfdisk --verify failed:\n{log}");
+    let sfdisk = || referee("sfdisk", "fdisk");
+    let out = sfdisk().arg("--json").arg(image).output();
+    assert!(out.success(), "sfdisk --json failed:\n{}", out.text());
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let verify = sfdisk().arg("--verify").arg(image).output();
+    let log = verify.text();
+    assert!(verify.success(), "sfdisk --verify failed:\n{log}");
     assert!(
         log.contains("No errors detected."),
         "sfdisk --verify found problems:\n{log}"
@@ -321,55 +290,53 @@ fn sfdisk_json(image: &Path) -> serde_json::Value {
     json["partitiontable"].clone()
 }
 
-#[test]
-fn mbr_image_passes_fsck_mtools_and_sfdisk() {
+/// Builds a `table` image of the boot tree and lets the referees judge it: sfdisk reads the
+/// table, fsck.vfat finds the FAT clean, mtools extracts the tree. Returns sfdisk's view of
+/// the table after checking its one partition's place.
+fn refereed_image(table: TableKind) -> serde_json::Value {
     let scratch = tempfile::tempdir().unwrap();
     let tree = boot_tree();
-    let (image, report) = build_image(scratch.path(), "mbr.img", TableKind::Mbr, &tree, EPOCH);
+    let name = format!("{table}.img");
+    let (image, report) = build_image(scratch.path(), &name, table, &tree, EPOCH);
 
-    let table = sfdisk_json(&image);
-    assert_eq!(table["label"], "dos", "{table}");
-    assert_eq!(table["id"], "0x12345678", "{table}");
-    let parts = table["partitions"].as_array().unwrap();
-    assert_eq!(parts.len(), 1, "{table}");
-    assert_eq!(parts[0]["start"], 8192, "{table}");
-    assert_eq!(parts[0]["size"], PART_SIZE / 512, "{table}");
-    assert_eq!(parts[0]["type"], "c", "{table}");
-    assert_eq!(parts[0]["bootable"], true, "{table}");
+    let json = sfdisk_json(&image);
+    let parts = json["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 1, "{json}");
+    assert_eq!(parts[0]["start"], 8192, "{json}");
+    assert_eq!(parts[0]["size"], PART_SIZE / 512, "{json}");
 
     let part = scratch.path().join("part.img");
     extract_partition(&image, &part);
     assert_fsck_clean(&part, &tree, &report);
     assert_mtools_extracts_tree(&part, &tree, scratch.path());
+    json
+}
+
+#[test]
+fn mbr_image_passes_fsck_mtools_and_sfdisk() {
+    let table = refereed_image(TableKind::Mbr);
+    assert_eq!(table["label"], "dos", "{table}");
+    assert_eq!(table["id"], "0x12345678", "{table}");
+    let part = &table["partitions"][0];
+    assert_eq!(part["type"], "c", "{table}");
+    assert_eq!(part["bootable"], true, "{table}");
 }
 
 #[test]
 fn gpt_image_passes_fsck_mtools_and_sfdisk() {
-    let scratch = tempfile::tempdir().unwrap();
-    let tree = boot_tree();
-    let (image, report) = build_image(scratch.path(), "gpt.img", TableKind::Gpt, &tree, EPOCH);
-
-    let table = sfdisk_json(&image);
+    let table = refereed_image(TableKind::Gpt);
     assert_eq!(table["label"], "gpt", "{table}");
     let upper = |g: &[u8; 16]| disk::guid_string(g).to_uppercase();
     assert_eq!(table["id"], upper(&DISK_GUID), "{table}");
     assert_eq!(table["firstlba"], 34, "{table}");
     assert_eq!(table["lastlba"], IMAGE_SIZE / 512 - 34, "{table}");
-    let parts = table["partitions"].as_array().unwrap();
-    assert_eq!(parts.len(), 1, "{table}");
-    assert_eq!(parts[0]["start"], 8192, "{table}");
-    assert_eq!(parts[0]["size"], PART_SIZE / 512, "{table}");
+    let part = &table["partitions"][0];
     assert_eq!(
-        parts[0]["type"], "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
+        part["type"], "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
         "{table}"
     );
-    assert_eq!(parts[0]["uuid"], upper(&PART_GUID), "{table}");
-    assert_eq!(parts[0]["name"], "boot", "{table}");
-
-    let part = scratch.path().join("part.img");
-    extract_partition(&image, &part);
-    assert_fsck_clean(&part, &tree, &report);
-    assert_mtools_extracts_tree(&part, &tree, scratch.path());
+    assert_eq!(part["uuid"], upper(&PART_GUID), "{table}");
+    assert_eq!(part["name"], "boot", "{table}");
 }
 
 #[test]

@@ -14,11 +14,12 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Two epochs, so that consecutive builds differ in every output and a mix is visible.
@@ -29,74 +30,39 @@ const EPOCH_B: &str = "1710000000";
 /// directory input copied to `extra/` on the boot partition.
 const PROFILE_FILE: &str = "pimg-faults.toml";
 
-/// A fixture: inputs folder and profile. `blob` bytes of incompressible data in
-/// `extra/blob.bin` make a build take about a second (for kills and overlaps).
-struct Fixture {
-    root: PathBuf,
-    inputs: PathBuf,
-    board: PathBuf,
-}
-
+/// The fixture packages with a directory input `extra` that the profile copies to the boot
+/// partition. `blob` bytes of incompressible data in `extra/blob.bin` make a build take
+/// about a second (for kills and overlaps).
 fn fixture(root: &Path, blob: usize) -> Fixture {
-    let inputs = root.join("inputs");
-    write_fixture(&inputs, false);
-    fs::create_dir_all(inputs.join("extra")).unwrap();
-    fs::write(inputs.join("extra/notes.txt"), pattern("notes", 4_000)).unwrap();
+    let mut extra = vec![("notes.txt", pattern("notes", 4_000))];
     if blob > 0 {
-        fs::write(inputs.join("extra/blob.bin"), pattern("blob", blob)).unwrap();
+        extra.push(("blob.bin", pattern("blob", blob)));
     }
-    let text = fs::read_to_string(repo().join("boards/rpi3b.toml")).unwrap();
-    assert!(text.contains("[[boot.text]]"), "profile layout changed");
-    let text = text.replacen(
-        "[[boot.text]]",
-        "[[boot.files]]\ninput = \"extra\"\nglob = \"*\"\nto = \"extra/\"\n\n[[boot.text]]",
-        1,
-    );
-    let board = root.join(PROFILE_FILE);
-    fs::write(&board, text).unwrap();
-    Fixture {
-        root: root.to_path_buf(),
-        inputs,
-        board,
-    }
+    Fixture::with_extra(root, PROFILE_FILE, &extra, false)
 }
 
-impl Fixture {
-    /// `pimg build` of this fixture into `out` with the given epoch (not yet run).
-    fn build_cmd(&self, out: &Path, epoch: &str) -> Command {
-        let mut c = pimg();
-        c.current_dir(&self.root)
-            .arg("build")
-            .arg("--board")
-            .arg(&self.board)
-            .arg("--inputs")
-            .arg(&self.inputs)
-            .arg("--out")
-            .arg(out)
-            .env("SOURCE_DATE_EPOCH", epoch)
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn build(&self, out: &Path, epoch: &str) -> Output {
-        self.build_cmd(out, epoch).output().unwrap()
-    }
-
-    /// A complete reference build into `out`; returns its SHA256SUMS.
-    fn reference(&self, out: &Path, epoch: &str) -> String {
-        ok(&self.build(out, epoch));
-        assert_complete(out);
-        fs::read_to_string(out.join("SHA256SUMS")).unwrap()
-    }
+/// `pimg build` of the fixture into `out` with the given epoch (not yet run).
+fn build(fx: &Fixture, out: &Path, epoch: &str) -> Build {
+    let mut b = fx.build();
+    b.out(out).epoch(epoch);
+    b
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// The fixture (see `fixture`) and complete reference builds of both epochs in `ref-a` and
+/// `ref-b`: their SHA256SUMS, which differ.
+fn with_references(tmp: &Path, blob: usize) -> (Fixture, String, String) {
+    let fx = fixture(tmp, blob);
+    let ref_a = reference(&fx, &tmp.join("ref-a"), EPOCH_A);
+    let ref_b = reference(&fx, &tmp.join("ref-b"), EPOCH_B);
+    assert_ne!(ref_a, ref_b);
+    (fx, ref_a, ref_b)
+}
+
+/// A complete reference build into `out`; returns its SHA256SUMS.
+fn reference(fx: &Fixture, out: &Path, epoch: &str) -> String {
+    build(fx, out, epoch).expect_success();
+    assert_complete(out);
+    fs::read_to_string(out.join("SHA256SUMS")).unwrap()
 }
 
 /// What sits in an output folder: (final outputs, pimg's own files: `.pimg.lock` and
@@ -122,16 +88,15 @@ fn assert_complete(dir: &Path) {
         "outputs in {} are not one build",
         dir.display()
     );
-    let o = Command::new("sha256sum")
+    let o = referee("sha256sum", "coreutils")
         .args(["-c", "--quiet", "SHA256SUMS"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
+        .cwd(dir)
+        .output();
     assert!(
-        o.status.success(),
+        o.success(),
         "outputs in {} do not match their SHA256SUMS (a mix of two builds?):\n{}",
         dir.display(),
-        text(&o)
+        o.report()
     );
 }
 
@@ -171,11 +136,7 @@ fn assert_no_leftovers(dir: &Path, what: &str) {
         own.is_empty(),
         "{what}: pimg's files left in the folder: {own:?}"
     );
-    let beside = pimg_files_beside(dir);
-    assert!(
-        beside.is_empty(),
-        "{what}: pimg's files left beside the folder: {beside:?}"
-    );
+    assert_nothing_beside(dir, what);
 }
 
 /// A small seeded generator (xorshift64*), so a failing schedule can be replayed.
@@ -220,14 +181,11 @@ fn kill9(child: &mut std::process::Child) {
 #[test]
 fn killed_at_random_points_leaves_the_previous_build() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path(), 10 << 20);
-    let ref_a = fx.reference(&tmp.path().join("ref-a"), EPOCH_A);
-    let ref_b = fx.reference(&tmp.path().join("ref-b"), EPOCH_B);
-    assert_ne!(ref_a, ref_b);
+    let (fx, ref_a, ref_b) = with_references(tmp.path(), 10 << 20);
 
     let out = tmp.path().join("out");
     let t0 = Instant::now();
-    ok(&fx.build(&out, EPOCH_A));
+    build(&fx, &out, EPOCH_A).expect_success();
     let full = t0.elapsed();
     eprintln!("one build takes {full:?}");
     let mut current = ref_a.clone();
@@ -242,8 +200,8 @@ fn killed_at_random_points_leaves_the_previous_build() {
             (EPOCH_A, &ref_a)
         };
         let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 11 / 10));
-        let mut child = fx
-            .build_cmd(&out, epoch)
+        let mut child = build(&fx, &out, epoch)
+            .command()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -274,26 +232,25 @@ fn killed_at_random_points_leaves_the_previous_build() {
     assert!(killed > 0, "no run was killed before it finished");
 
     // The next build succeeds, publishes, and cleans up what the killed ones left.
-    let o = fx.build(&out, EPOCH_B);
-    ok(&o);
+    build(&fx, &out, EPOCH_B).expect_success();
     assert_state(&out, Some(&ref_b), "the build after the kills");
     assert_no_leftovers(&out, "the build after the kills");
 }
 
+/// The build under strace following every thread, with `strace_args` (not yet run).
+fn strace(fx: &Fixture, out: &Path, epoch: &str, strace_args: &[&str]) -> Build {
+    let mut argv: Vec<OsString> = vec![need_tool("strace", "strace").into(), "-f".into()];
+    argv.extend(strace_args.iter().map(OsString::from));
+    argv.push("--".into());
+    let mut b = build(fx, out, epoch);
+    b.wrap(argv);
+    b
+}
+
 /// pimg under strace, stopped or killed at one exact system call.
-fn traced(fx: &Fixture, out: &Path, epoch: &str, strace_args: &[&str]) -> Command {
-    need_tool("strace", "strace");
-    let inner = fx.build_cmd(out, epoch);
-    let mut c = Command::new("strace");
-    c.args(["-f", "--seccomp-bpf", "-qq", "-e", "signal=none"])
-        .args(strace_args)
-        .arg("--")
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .current_dir(&fx.root)
-        .env("SOURCE_DATE_EPOCH", epoch)
-        .stdin(Stdio::null());
-    c
+fn traced(fx: &Fixture, out: &Path, epoch: &str, strace_args: &[&str]) -> Build {
+    let fast = ["--seccomp-bpf", "-qq", "-e", "signal=none"];
+    strace(fx, out, epoch, &[&fast[..], strace_args].concat())
 }
 
 /// The rename family: the system calls that publish outputs.
@@ -301,19 +258,8 @@ const RENAMES: &str = "rename,renameat,renameat2";
 
 /// pimg under strace following every thread, without --seccomp-bpf (with it, strace 6.1
 /// does not deliver `signal=` injections).
-fn straced(fx: &Fixture, out: &Path, epoch: &str, strace_args: &[&str]) -> Command {
-    need_tool("strace", "strace");
-    let inner = fx.build_cmd(out, epoch);
-    let mut c = Command::new("strace");
-    c.arg("-f")
-        .args(strace_args)
-        .arg("--")
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .current_dir(&fx.root)
-        .env("SOURCE_DATE_EPOCH", epoch)
-        .stdin(Stdio::null());
-    c
+fn straced(fx: &Fixture, out: &Path, epoch: &str, strace_args: &[&str]) -> Build {
+    strace(fx, out, epoch, strace_args)
 }
 
 /// The rename-family calls a build of `epoch` into `out` makes, in order, each as (system
@@ -321,7 +267,7 @@ fn straced(fx: &Fixture, out: &Path, epoch: &str, strace_args: &[&str]) -> Comma
 /// system call and per thread, so that pair is what stops the build at exactly that call.
 fn rename_calls(fx: &Fixture, out: &Path, epoch: &str) -> Vec<(String, usize)> {
     let trace = fx.root.join("renames.trace");
-    let o = straced(
+    straced(
         fx,
         out,
         epoch,
@@ -332,9 +278,7 @@ fn rename_calls(fx: &Fixture, out: &Path, epoch: &str) -> Vec<(String, usize)> {
             &format!("trace={RENAMES}"),
         ],
     )
-    .output()
-    .unwrap();
-    ok(&o);
+    .expect_success();
     let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut calls = Vec::new();
     for line in fs::read_to_string(&trace).unwrap().lines() {
@@ -374,9 +318,10 @@ fn one_complete_build(dir: &Path, builds: &[(&str, &str)]) -> Result<String, Str
             "the files at the final paths {finals:?} are not those SHA256SUMS lists"
         ));
     }
-    let v = pimg().arg("verify").arg(dir).output().unwrap();
-    if !v.status.success() {
-        let report: Vec<String> = String::from_utf8_lossy(&v.stdout)
+    let v = run(Path::new("."), &["verify", dir.to_str().unwrap()], &[]);
+    if !v.success() {
+        let report: Vec<String> = v
+            .stdout
             .lines()
             .filter(|l| {
                 l.starts_with("pimg verify:")
@@ -388,7 +333,7 @@ fn one_complete_build(dir: &Path, builds: &[(&str, &str)]) -> Result<String, Str
             "`pimg verify {}` fails: the folder mixes two builds:\n{}{}",
             dir.display(),
             report.join("\n"),
-            String::from_utf8_lossy(&v.stderr)
+            v.stderr
         ));
     }
     builds
@@ -405,13 +350,10 @@ fn killed_at_each_rename_leaves_one_complete_build() {
     // kill the folder must hold exactly one complete build, the previous or the new one and
     // never a mix; the next build must succeed and leave nothing of the killed one behind.
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path(), 0);
-    let ref_a = fx.reference(&tmp.path().join("ref-a"), EPOCH_A);
-    let ref_b = fx.reference(&tmp.path().join("ref-b"), EPOCH_B);
-    assert_ne!(ref_a, ref_b);
+    let (fx, ref_a, ref_b) = with_references(tmp.path(), 0);
     let builds = [("previous", ref_a.as_str()), ("new", ref_b.as_str())];
     let out = tmp.path().join("out");
-    ok(&fx.build(&out, EPOCH_A));
+    build(&fx, &out, EPOCH_A).expect_success();
     let calls = rename_calls(&fx, &out, EPOCH_B);
     assert!(
         !calls.is_empty(),
@@ -421,7 +363,7 @@ fn killed_at_each_rename_leaves_one_complete_build() {
     let mut problems = Vec::new();
     let mut kills = 0;
     for n in 1..=calls.len() + 1 {
-        ok(&fx.build(&out, EPOCH_A));
+        build(&fx, &out, EPOCH_A).expect_success();
         assert_state(&out, Some(&ref_a), "the previous build");
         let inject = match calls.get(n - 1) {
             Some((call, k)) => format!("inject={call}:signal=KILL:when={k}"),
@@ -441,8 +383,7 @@ fn killed_at_each_rename_leaves_one_complete_build() {
                 &inject,
             ],
         )
-        .output()
-        .unwrap();
+        .run();
         let what = format!(
             "SIGKILL at rename-family call {n} of {} ({inject})",
             calls.len()
@@ -464,13 +405,13 @@ fn killed_at_each_rename_leaves_one_complete_build() {
             assert!(
                 o.status.success(),
                 "{what}: the build should have run to its end:\n{}",
-                text(&o)
+                o.report()
             );
             finished(&what, &mut problems);
             break;
         }
         if o.status.signal() != Some(9) {
-            problems.push(format!("{what}: the build was not killed:\n{}", text(&o)));
+            problems.push(format!("{what}: the build was not killed:\n{}", o.report()));
             continue;
         }
         kills += 1;
@@ -479,9 +420,9 @@ fn killed_at_each_rename_leaves_one_complete_build() {
             Err(e) => problems.push(format!("{what}: {e}")),
         }
         // The next build succeeds and removes what the killed one left.
-        let o = fx.build(&out, EPOCH_B);
+        let o = build(&fx, &out, EPOCH_B).run();
         if !o.status.success() {
-            problems.push(format!("{what}: the next build failed:\n{}", text(&o)));
+            problems.push(format!("{what}: the next build failed:\n{}", o.report()));
             continue;
         }
         finished(&format!("{what}, then a build"), &mut problems);
@@ -497,72 +438,26 @@ fn killed_at_each_rename_leaves_one_complete_build() {
     );
 }
 
-/// A file system mounted for one test and unmounted (lazily) when dropped.
-struct Mount {
-    path: PathBuf,
+/// A tmpfs of `size` bytes at `path`, unmounted when dropped.
+fn tmpfs(path: &Path, size: u64) -> Mount {
+    Mount::tmpfs(path, &format!("size={size}")).unwrap_or_else(|e| {
+        panic!("cannot mount a tmpfs for the disk-full test (run the tests as root): {e}")
+    })
 }
 
-impl Mount {
-    fn tmpfs(path: &Path, size: u64) -> Mount {
-        fs::create_dir_all(path).unwrap();
-        let o = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "cannot mount a tmpfs for the disk-full test (run the tests as root): {}",
-            text(&o)
-        );
-        Mount {
-            path: path.to_path_buf(),
-        }
-    }
-
-    fn resize(&self, size: u64) {
-        let st = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.path)
-            .status()
-            .unwrap();
-        assert!(st.success(), "remount,size={size} failed");
-    }
-
-    /// A read-only bind mount of `path` onto itself.
-    fn read_only_bind(path: &Path) -> Mount {
-        let run = |args: &[&str]| {
-            let o = Command::new("mount")
-                .args(args)
-                .arg(path)
-                .arg(path)
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "cannot bind-mount {} read-only (run the tests as root): {}",
-                path.display(),
-                text(&o)
-            );
-        };
-        run(&["--bind"]);
-        let m = Mount {
-            path: path.to_path_buf(),
-        };
-        let o = Command::new("mount")
-            .args(["-o", "remount,bind,ro"])
-            .arg(path)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "remount,bind,ro failed: {}", text(&o));
-        m
-    }
+fn resize(m: &Mount, size: u64) {
+    m.remount(&format!("size={size}"))
+        .unwrap_or_else(|e| panic!("remount,size={size} failed: {e}"));
 }
 
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
+/// A read-only bind mount of `path` onto itself.
+fn read_only_bind(path: &Path) -> Mount {
+    Mount::read_only_bind(path).unwrap_or_else(|e| {
+        panic!(
+            "cannot bind-mount {} read-only (run the tests as root): {e}",
+            path.display()
+        )
+    })
 }
 
 /// Bytes a file really occupies.
@@ -582,43 +477,37 @@ const PAGE: u64 = 4096;
 
 /// A build that must fail because of the output: exit 1, a message naming `names` (any
 /// one of them) and saying `why`.
-fn assert_output_failure(o: &Output, names: &[&str], why: &str, what: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success(),
-        "{what}: the build succeeded:\n{}",
-        text(o)
-    );
+fn assert_output_failure(o: &Ran, names: &[&str], why: &str, what: &str) {
+    let err = &o.stderr;
+    assert!(!o.success(), "{what}: the build succeeded:\n{}", o.report());
     assert!(
         err.contains(why) && names.iter().any(|n| err.contains(n)),
         "{what}: the message should say {why:?} and name the output ({names:?}):\n{}",
-        text(o)
+        o.report()
     );
     assert_eq!(
         o.status.code(),
         Some(1),
         "{what}: exit status 1 means 'writing the outputs failed' (2 is for input the user \
          must fix):\n{}",
-        text(o)
+        o.report()
     );
 }
 
 #[test]
 fn disk_full_while_staging_keeps_the_previous_build() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path(), 0);
-    let ref_a = fx.reference(&tmp.path().join("ref-a"), EPOCH_A);
-    let ref_b = fx.reference(&tmp.path().join("ref-b"), EPOCH_B);
-    let m = Mount::tmpfs(&tmp.path().join("disk"), 64 << 20);
+    let (fx, ref_a, ref_b) = with_references(tmp.path(), 0);
+    let m = tmpfs(&tmp.path().join("disk"), 64 << 20);
     let out = m.path.join("out");
-    ok(&fx.build(&out, EPOCH_A));
+    build(&fx, &out, EPOCH_A).expect_success();
     let used = allocated_total(&out);
     let img = allocated(&out.join("rpi3b.img"));
     let tar = allocated(&out.join("rpi3b.tar.gz"));
 
     // Room for the new image but only half of the new rpi tarball.
-    m.resize((used + img + tar / 2).div_ceil(PAGE) * PAGE);
-    let o = fx.build(&out, EPOCH_B);
+    resize(&m, (used + img + tar / 2).div_ceil(PAGE) * PAGE);
+    let o = build(&fx, &out, EPOCH_B).run();
     assert_output_failure(
         &o,
         &["rpi3b.tar.gz"],
@@ -629,8 +518,8 @@ fn disk_full_while_staging_keeps_the_previous_build() {
     assert_no_leftovers(&out, "disk full at the tarball");
 
     // The next build, with room again, succeeds.
-    m.resize(64 << 20);
-    ok(&fx.build(&out, EPOCH_B));
+    resize(&m, 64 << 20);
+    build(&fx, &out, EPOCH_B).expect_success();
     assert_state(&out, Some(&ref_b), "the build after the disk was full");
     assert_no_leftovers(&out, "the build after the disk was full");
 }
@@ -639,7 +528,7 @@ fn disk_full_while_staging_keeps_the_previous_build() {
 fn disk_full_inside_the_image_is_an_output_error() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture(tmp.path(), 0);
-    let ref_a = fx.reference(&tmp.path().join("ref-a"), EPOCH_A);
+    let ref_a = reference(&fx, &tmp.path().join("ref-a"), EPOCH_A);
     let img = allocated(&tmp.path().join("ref-a/rpi3b.img"));
     let mut problems = Vec::new();
 
@@ -650,22 +539,22 @@ fn disk_full_inside_the_image_is_an_output_error() {
         } else {
             "disk full inside the image, empty 1 MiB disk"
         };
-        let m = Mount::tmpfs(&tmp.path().join(format!("disk{previous}")), 64 << 20);
+        let m = tmpfs(&tmp.path().join(format!("disk{previous}")), 64 << 20);
         let out = m.path.join("out");
         let expected = if previous {
-            ok(&fx.build(&out, EPOCH_A));
-            m.resize((allocated_total(&out) + img / 2).div_ceil(PAGE) * PAGE);
+            build(&fx, &out, EPOCH_A).expect_success();
+            resize(&m, (allocated_total(&out) + img / 2).div_ceil(PAGE) * PAGE);
             Some(ref_a.as_str())
         } else {
-            m.resize(1 << 20);
+            resize(&m, 1 << 20);
             None
         };
-        let o = fx.build(&out, EPOCH_B);
+        let o = build(&fx, &out, EPOCH_B).run();
         // Nothing published, nothing left behind: these hold today.
         assert!(!o.status.success(), "{what}: the build succeeded");
         assert_state(&out, expected, what);
         assert_no_leftovers(&out, what);
-        let err = String::from_utf8_lossy(&o.stderr);
+        let err = o.stderr.as_str();
         if !(o.status.code() == Some(1)
             && err.contains("No space left")
             && err.contains("rpi3b.img"))
@@ -678,8 +567,8 @@ fn disk_full_inside_the_image_is_an_output_error() {
             ));
         }
         // The next build, with room again, succeeds.
-        m.resize(64 << 20);
-        ok(&fx.build(&out, EPOCH_A));
+        resize(&m, 64 << 20);
+        build(&fx, &out, EPOCH_A).expect_success();
         assert_state(&out, Some(&ref_a), "the build after the disk was full");
     }
     assert!(
@@ -692,20 +581,18 @@ fn disk_full_inside_the_image_is_an_output_error() {
 #[test]
 fn read_only_output_folder() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path(), 0);
-    let ref_a = fx.reference(&tmp.path().join("ref-a"), EPOCH_A);
-    let ref_b = fx.reference(&tmp.path().join("ref-b"), EPOCH_B);
+    let (fx, ref_a, ref_b) = with_references(tmp.path(), 0);
 
     // A read-only bind mount over a folder holding a complete build (chmod does not stop
     // root; a read-only mount does).
     let area = tmp.path().join("ro");
     let out = area.join("out");
-    ok(&fx.build(&out, EPOCH_A));
+    build(&fx, &out, EPOCH_A).expect_success();
     {
-        let _ro = Mount::read_only_bind(&area);
+        let _ro = read_only_bind(&area);
         let probe = fs::write(out.join("probe"), b"x");
         assert!(probe.is_err(), "the bind mount is not read-only");
-        let o = fx.build(&out, EPOCH_B);
+        let o = build(&fx, &out, EPOCH_B).run();
         assert_output_failure(
             &o,
             &[out.to_str().unwrap()],
@@ -715,7 +602,7 @@ fn read_only_output_folder() {
         assert_state(&out, Some(&ref_a), "read-only output folder");
         // An output folder that does not exist yet, inside the read-only area.
         let new = area.join("new-out");
-        let o = fx.build(&new, EPOCH_B);
+        let o = build(&fx, &new, EPOCH_B).run();
         assert_output_failure(
             &o,
             &[new.to_str().unwrap()],
@@ -724,7 +611,7 @@ fn read_only_output_folder() {
         );
         assert!(!new.exists());
     }
-    ok(&fx.build(&out, EPOCH_B));
+    build(&fx, &out, EPOCH_B).expect_success();
     assert_state(
         &out,
         Some(&ref_b),
@@ -742,7 +629,7 @@ fn read_only_output_folder() {
                 }
             }
             let guard = Unfreeze(out.clone());
-            let o = fx.build(&out, EPOCH_A);
+            let o = build(&fx, &out, EPOCH_A).run();
             assert_output_failure(
                 &o,
                 &[out.to_str().unwrap()],
@@ -751,7 +638,7 @@ fn read_only_output_folder() {
             );
             assert_state(&out, Some(&ref_b), "immutable output folder");
             drop(guard);
-            ok(&fx.build(&out, EPOCH_A));
+            build(&fx, &out, EPOCH_A).expect_success();
             assert_state(&out, Some(&ref_a), "the build after chattr -i");
         }
         _ => eprintln!("NOTE: chattr +i is not supported here; immutable-folder case skipped"),
@@ -899,11 +786,11 @@ fn versions(fx: &Fixture) -> Vec<Versions> {
 
 /// Runs a build that is held for half a second when it is about to open `path` for the
 /// `nth` time; `change` runs in that pause. Returns the result and whether the pause came.
-fn race(fx: &Fixture, out: &Path, path: &Path, nth: usize, change: &dyn Fn()) -> (Output, bool) {
+fn race(fx: &Fixture, out: &Path, path: &Path, nth: usize, change: &dyn Fn()) -> (Ran, bool) {
     let trace = fx.root.join(format!("trace-{nth}"));
     let _ = fs::remove_file(&trace);
     let inject = format!("inject=openat:delay_enter=500000:when={nth}");
-    let mut child = traced(
+    let mut running = traced(
         fx,
         out,
         EPOCH_A,
@@ -918,10 +805,7 @@ fn race(fx: &Fixture, out: &Path, path: &Path, nth: usize, change: &dyn Fn()) ->
             &inject,
         ],
     )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    .spawn();
     let mut reached = false;
     loop {
         let opens = fs::read_to_string(&trace)
@@ -933,20 +817,18 @@ fn race(fx: &Fixture, out: &Path, path: &Path, nth: usize, change: &dyn Fn()) ->
             reached = true;
             break;
         }
-        if child.try_wait().unwrap().is_some() {
+        if running.child.try_wait().unwrap().is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    (child.wait_with_output().unwrap(), reached)
+    (running.wait(), reached)
 }
 
 /// Which version of the input each part of a build's buildinfo comes from: the recorded
 /// version and SHA-256 of the input, and every boot file and output the two versions change.
 fn provenance(v: &Versions, old: &Path, new: &Path, got: &Path) -> String {
-    let load = |d: &Path| -> serde_json::Value {
-        serde_json::from_slice(&fs::read(d.join("rpi3b.buildinfo.json")).unwrap()).unwrap()
-    };
+    let load = |d: &Path| read_json(&d.join("rpi3b.buildinfo.json"));
     let (o, n, g) = (load(old), load(new), load(got));
     let which = |x: &serde_json::Value, a: &serde_json::Value, b: &serde_json::Value| {
         if x == a && x == b {
@@ -1014,9 +896,9 @@ fn input_replaced_during_the_build_is_used_consistently() {
     let mut problems = Vec::new();
     let mut exercised = 0;
     for v in versions(&fx) {
-        let ref_old = fx.reference(&tmp.path().join("ref-old"), EPOCH_A);
+        let ref_old = reference(&fx, &tmp.path().join("ref-old"), EPOCH_A);
         v.put(&v.new);
-        let ref_new = fx.reference(&tmp.path().join("ref-new"), EPOCH_A);
+        let ref_new = reference(&fx, &tmp.path().join("ref-new"), EPOCH_A);
         v.put(&v.old);
         assert_ne!(
             ref_old, ref_new,
@@ -1037,7 +919,7 @@ fn input_replaced_during_the_build_is_used_consistently() {
                 v.label
             );
             if !o.status.success() {
-                let err = String::from_utf8_lossy(&o.stderr);
+                let err = o.stderr.as_str();
                 let name = v.path.file_name().unwrap().to_string_lossy();
                 if !err.contains(name.as_ref()) {
                     problems.push(format!("{what}: failed without naming {name}:\n{err}"));
@@ -1093,11 +975,11 @@ fn input_truncated_or_deleted_during_the_build_fails_clearly() {
                 eprintln!("{what}: pimg never opened it that often (nothing to test)");
                 continue;
             }
-            let err = String::from_utf8_lossy(&o.stderr);
+            let err = o.stderr.as_str();
             assert!(
                 !o.status.success(),
                 "{what}: the build succeeded:\n{}",
-                text(&o)
+                o.report()
             );
             assert!(
                 err.contains(&name) || err.contains("raspi-firmware"),
@@ -1110,45 +992,33 @@ fn input_truncated_or_deleted_during_the_build_fails_clearly() {
         }
     }
     // The inputs are whole again: the next build succeeds.
-    ok(&fx.build(&tmp.path().join("out-after"), EPOCH_A));
+    build(&fx, &tmp.path().join("out-after"), EPOCH_A).expect_success();
 }
 
 #[test]
 fn concurrent_builds_serialize_or_fail_clearly() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path(), 6 << 20);
-    let ref_a = fx.reference(&tmp.path().join("ref-a"), EPOCH_A);
-    let ref_b = fx.reference(&tmp.path().join("ref-b"), EPOCH_B);
+    let (fx, ref_a, ref_b) = with_references(tmp.path(), 6 << 20);
     let out = tmp.path().join("out");
     let mut rng = Rng::from_env();
     let mut busy_seen = 0;
     for round in 0..3 {
         let stagger = Duration::from_millis(if round == 0 { 0 } else { rng.below(600) });
-        let a = fx
-            .build_cmd(&out, EPOCH_A)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let a = build(&fx, &out, EPOCH_A).spawn();
         std::thread::sleep(stagger);
-        let b = fx
-            .build_cmd(&out, EPOCH_B)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let b = build(&fx, &out, EPOCH_B).spawn();
+        let (oa, ob) = (a.wait(), b.wait());
         let mut winners = Vec::new();
         for (o, sums) in [(&oa, &ref_a), (&ob, &ref_b)] {
             if o.status.success() {
                 winners.push(sums.as_str());
                 continue;
             }
-            let err = String::from_utf8_lossy(&o.stderr);
+            let err = o.stderr.as_str();
             assert!(
                 err.contains("in use by another pimg build") && o.status.code() == Some(1),
                 "round {round}: a concurrent build failed, but not with the lock message:\n{}",
-                text(o)
+                o.report()
             );
             busy_seen += 1;
         }

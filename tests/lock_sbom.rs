@@ -9,43 +9,29 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
-const BOARD: &str = "alpine-rpi-aarch64";
+const BOARD: &str = ALPINE_BOARD;
 
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// `pimg lock` of the Alpine board from `inputs` in `cwd`.
+fn lock(cwd: &Path) -> Build {
+    let mut b = Build::lock();
+    b.cwd(cwd).board(BOARD).inputs("inputs");
+    b
 }
 
-fn lock(cwd: &Path, inputs: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["lock", "--board", BOARD, "--inputs", inputs];
-    args.extend_from_slice(extra);
-    run(cwd, &args, &[])
-}
-
-fn locked_build(cwd: &Path, inputs: &str, out: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "build", "--board", BOARD, "--inputs", inputs, "--out", out, "--locked",
-    ];
-    args.extend_from_slice(extra);
-    run(cwd, &args, &[("SOURCE_DATE_EPOCH", EPOCH)])
-}
-
-/// Checks exit code 2, every expected word, and that nothing was published in `out`.
-fn refused(o: &std::process::Output, out: &Path, words: &[&str]) {
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    for w in words {
-        assert!(stderr.contains(w), "expected {w:?} in:\n{stderr}");
-    }
-    assert_nothing_published(out, "refused build");
+/// `pimg build --locked` of the Alpine board from `inputs` in `cwd` into `out`.
+fn locked_build(cwd: &Path, out: &str) -> Build {
+    let mut b = Build::new();
+    b.cwd(cwd)
+        .board(BOARD)
+        .inputs("inputs")
+        .out(out)
+        .arg("--locked")
+        .epoch(EPOCH);
+    b
 }
 
 #[test]
@@ -53,39 +39,21 @@ fn locked_build_succeeds_and_records_the_lock() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     write_alpine_fixture(&t.join("inputs"), false);
-    ok(&lock(t, "inputs", &[]));
+    lock(t).expect_success();
     let text = fs::read_to_string(t.join("pimg.lock")).unwrap();
-    ok(&locked_build(t, "inputs", "out", &[]));
-    let info: Value =
-        serde_json::from_slice(&fs::read(t.join(format!("out/{BOARD}.buildinfo.json"))).unwrap())
-            .unwrap();
+    let out = locked_build(t, "out").built();
+    let info = read_json(&out.join(format!("{BOARD}.buildinfo.json")));
     assert_eq!(info["lock"]["file"], "pimg.lock");
     assert_eq!(info["lock"]["sha256"], sha256_hex(text.as_bytes()));
 
     // The lock lists exactly the inputs the build used, with the same hashes.
     let lock: toml::Value = toml::from_str(&text).unwrap();
-    let locked: Vec<(String, String)> = lock["input"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["sha256"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let used: Vec<(String, String)> = info["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["sha256"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let locked = string_pairs(
+        &serde_json::to_value(&lock["input"]).unwrap(),
+        "name",
+        "sha256",
+    );
+    let used = string_pairs(&info["inputs"], "name", "sha256");
     assert_eq!(locked, used);
     assert_eq!(
         lock["profile_sha256"],
@@ -98,20 +66,16 @@ fn locked_build_succeeds_and_records_the_lock() {
 
     // --lock FILE names another lock; the outputs are the same as an unlocked build's.
     fs::rename(t.join("pimg.lock"), t.join("elsewhere.lock")).unwrap();
-    ok(&locked_build(
-        t,
-        "inputs",
-        "out2",
-        &["--lock", "elsewhere.lock"],
-    ));
-    let o = run(
-        t,
-        &[
-            "build", "--board", BOARD, "--inputs", "inputs", "--out", "out3",
-        ],
-        &[("SOURCE_DATE_EPOCH", EPOCH)],
-    );
-    ok(&o);
+    locked_build(t, "out2")
+        .args(["--lock", "elsewhere.lock"])
+        .expect_success();
+    Build::new()
+        .cwd(t)
+        .board(BOARD)
+        .inputs("inputs")
+        .out("out3")
+        .epoch(EPOCH)
+        .expect_success();
     for (name, hash) in sums(&t.join("out3")) {
         if !name.ends_with(".buildinfo.json") {
             let (_, h2) = sums(&t.join("out2"))
@@ -122,8 +86,7 @@ fn locked_build_succeeds_and_records_the_lock() {
         }
     }
     // No lock file at all: a clear error.
-    let o = locked_build(t, "inputs", "out4", &[]);
-    refused(&o, &t.join("out4"), &["pimg.lock", "pimg lock"]);
+    locked_build(t, "out4").expect_refused(&["pimg.lock", "pimg lock"]);
 }
 
 #[test]
@@ -131,7 +94,7 @@ fn locked_build_names_what_differs() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     write_alpine_fixture(&t.join("inputs"), false);
-    ok(&lock(t, "inputs", &[]));
+    lock(t).expect_success();
 
     // One input file replaced by another valid package of the same name and version.
     let other = apk(
@@ -146,59 +109,40 @@ fn locked_build_names_what_differs() {
         ],
     );
     fs::write(t.join("inputs/busybox-static-1.36.1-r15.apk"), &other).unwrap();
-    let o = locked_build(t, "inputs", "out", &[]);
-    refused(
-        &o,
-        &t.join("out"),
-        &[
-            "pimg.lock does not match",
-            "input busybox-static",
-            "busybox-static-1.36.1-r15.apk",
-            &sha256_hex(&other),
-            "replaced",
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(!stderr.contains("input linux-rpi"), "{stderr}");
+    let o = locked_build(t, "out").expect_refused(&[
+        "pimg.lock does not match",
+        "input busybox-static",
+        "busybox-static-1.36.1-r15.apk",
+        &sha256_hex(&other),
+        "replaced",
+    ]);
+    assert!(!o.stderr.contains("input linux-rpi"), "{}", o.stderr);
 
     // Put it back: the build goes through.
     write_alpine_fixture(&t.join("inputs"), false);
-    ok(&locked_build(t, "inputs", "out", &[]));
+    locked_build(t, "out").expect_success();
 
     // A changed profile and a changed overlay are named too.
-    let profile = fs::read_to_string(repo().join(format!("boards/{BOARD}.toml")))
-        .unwrap()
-        .replace("alpine_release = \"3.19.1\"", "alpine_release = \"3.19.2\"");
-    fs::write(t.join("changed.toml"), profile).unwrap();
-    let o = run(
-        t,
-        &[
-            "build",
-            "--board",
-            "changed.toml",
-            "--inputs",
-            "inputs",
-            "--out",
-            "o2",
-            "--locked",
-        ],
-        &[("SOURCE_DATE_EPOCH", EPOCH)],
+    board_variant(
+        BOARD,
+        &t.join("changed.toml"),
+        "alpine_release = \"3.19.1\"",
+        "alpine_release = \"3.19.2\"",
     );
-    refused(
-        &o,
-        &t.join("o2"),
-        &[
+    locked_build(t, "o2")
+        .board("changed.toml")
+        .expect_refused(&[
             "board profile",
             "boards/alpine-rpi-aarch64.toml",
             "file changed.toml",
-        ],
-    );
+        ]);
 
     let ov = t.join("ov");
     fs::create_dir_all(ov.join("etc")).unwrap();
     fs::write(ov.join("etc/hostname"), "other\n").unwrap();
-    let o = locked_build(t, "inputs", "o3", &["--overlay", ov.to_str().unwrap()]);
-    refused(&o, &t.join("o3"), &["overlay: the lock has 'default'"]);
+    locked_build(t, "o3")
+        .overlay(&ov)
+        .expect_refused(&["overlay: the lock has 'default'"]);
 
     // An extra input the profile picks up (the repository takes every .apk).
     let extra = apk(
@@ -210,15 +154,14 @@ fn locked_build_names_what_differs() {
         &[Entry::Dir("usr")],
     );
     fs::write(t.join("inputs/extra-tool-1-r0.apk"), extra).unwrap();
-    let o = locked_build(t, "inputs", "o4", &[]);
-    refused(&o, &t.join("o4"), &["input extra-tool", "not in the lock"]);
+    locked_build(t, "o4").expect_refused(&["input extra-tool", "not in the lock"]);
 }
 
 #[test]
 fn lock_is_byte_identical_across_machines() {
     let a = tempfile::tempdir().unwrap();
     write_alpine_fixture(&a.path().join("inputs"), false);
-    ok(&lock(a.path(), "inputs", &[]));
+    lock(a.path()).expect_success();
     let want = fs::read(a.path().join("pimg.lock")).unwrap();
 
     // Another "machine": other folder depth and names, reversed creation order, other
@@ -227,27 +170,16 @@ fn lock_is_byte_identical_across_machines() {
     let deep = b.path().join("x/y z");
     let inputs = deep.join("pkgs");
     write_alpine_fixture(&inputs, true);
-    for e in fs::read_dir(&inputs).unwrap() {
-        let st = Command::new("touch")
-            .args(["-d", "2029-01-02 03:04:05"])
-            .arg(e.unwrap().path())
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    let script = format!(
-        "umask 077 && exec {} lock --board {BOARD} --inputs '{}' --lock 'my lock'",
-        env!("CARGO_BIN_EXE_pimg"),
-        inputs.display()
-    );
-    let o = Command::new("sh")
-        .current_dir(&deep)
-        .args(["-c", &script])
+    touch_all(&inputs, "2029-01-02 03:04:05");
+    Build::lock()
+        .cwd(&deep)
+        .board(BOARD)
+        .inputs(&inputs)
+        .args(["--lock", "my lock"])
+        .umask("077")
         .env("TZ", "Asia/Kathmandu")
         .env("LC_ALL", "tr_TR.UTF-8")
-        .output()
-        .unwrap();
-    ok(&o);
+        .expect_success();
     let got = fs::read(deep.join("my lock")).unwrap();
     assert_eq!(
         String::from_utf8_lossy(&got),
@@ -273,14 +205,16 @@ fn lock_is_byte_identical_across_machines() {
     // A Debian build locks too (only the inputs the profile selects).
     let c = tempfile::tempdir().unwrap();
     write_fixture(&c.path().join("inputs"), false);
-    ok(&run(c.path(), &["lock", "--inputs", "inputs"], &[]));
+    Build::lock()
+        .cwd(c.path())
+        .inputs("inputs")
+        .expect_success();
     let text = fs::read_to_string(c.path().join("pimg.lock")).unwrap();
     assert!(text.contains("name = \"raspi-firmware\""), "{text}");
-    ok(&run(
-        c.path(),
-        &["build", "--inputs", "inputs", "--out", "out", "--locked"],
-        &[("SOURCE_DATE_EPOCH", EPOCH)],
-    ));
+    fixture_build(c.path())
+        .arg("--locked")
+        .epoch(EPOCH)
+        .expect_success();
 }
 
 #[test]
@@ -288,44 +222,29 @@ fn lock_refuses_a_tampered_apk() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     write_alpine_fixture(&t.join("inputs"), false);
-    let good = apk_parts(
-        "busybox-static",
-        "1.36.1-r15",
-        "aarch64",
-        "GPL-2.0-only",
-        1,
-        &[Entry::File("bin/busybox.static", b"a".to_vec(), 0o755)],
-        true,
-    );
-    let evil = apk_parts(
-        "busybox-static",
-        "1.36.1-r15",
-        "aarch64",
-        "GPL-2.0-only",
-        1,
-        &[Entry::File("bin/busybox.static", b"b".to_vec(), 0o755)],
-        true,
-    );
+    let busybox = |content: &[u8]| {
+        apk_parts(
+            "busybox-static",
+            "1.36.1-r15",
+            "aarch64",
+            "GPL-2.0-only",
+            1,
+            &[Entry::File("bin/busybox.static", content.to_vec(), 0o755)],
+            true,
+        )
+    };
+    let (good, evil) = (busybox(b"a"), busybox(b"b"));
     let spliced = [good.signature, good.control, evil.data].concat();
     fs::write(t.join("inputs/busybox-static-1.36.1-r15.apk"), spliced).unwrap();
-    let o = lock(t, "inputs", &[]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("datahash"), "{stderr}");
+    let o = lock(t).run().expect_failure(2);
+    assert!(o.stderr.contains("datahash"), "{}", o.stderr);
     assert!(!t.join("pimg.lock").exists());
 }
 
-/// Builds the Alpine fixture into `out` under `envs`; returns the SBOM's bytes.
-fn sbom_of(cwd: &Path, envs: &[(&str, &str)]) -> Vec<u8> {
-    write_alpine_fixture(&cwd.join("inputs"), false);
-    ok(&run(
-        cwd,
-        &[
-            "build", "--board", BOARD, "--inputs", "inputs", "--out", "out",
-        ],
-        envs,
-    ));
-    fs::read(cwd.join(format!("out/{BOARD}.spdx.json"))).unwrap()
+/// The SBOM of a finished build.
+fn sbom_of(build: &Build) -> Vec<u8> {
+    let out = build.built();
+    fs::read(out.join(format!("{BOARD}.spdx.json"))).unwrap()
 }
 
 fn is_hex64(v: &Value) -> bool {
@@ -414,7 +333,7 @@ fn check_spdx_required(doc: &Value) {
 #[test]
 fn sbom_has_the_required_fields_and_every_input_and_output() {
     let tmp = tempfile::tempdir().unwrap();
-    let bytes = sbom_of(tmp.path(), &[("SOURCE_DATE_EPOCH", EPOCH)]);
+    let bytes = sbom_of(alpine_build(tmp.path()).epoch(EPOCH));
     let doc: Value = serde_json::from_slice(&bytes).unwrap();
     check_spdx_required(&doc);
     assert_eq!(doc["creationInfo"]["created"], "2023-11-14T22:13:20Z");
@@ -476,9 +395,7 @@ fn sbom_has_the_required_fields_and_every_input_and_output() {
     let name = format!("{BOARD}.spdx.json");
     let (_, h) = sums.iter().find(|(n, _)| *n == name).unwrap();
     assert_eq!(*h, sha256_hex(&bytes));
-    let info: Value =
-        serde_json::from_slice(&fs::read(out.join(format!("{BOARD}.buildinfo.json"))).unwrap())
-            .unwrap();
+    let info = read_json(&out.join(format!("{BOARD}.buildinfo.json")));
     assert!(info["outputs"]
         .as_array()
         .unwrap()
@@ -487,14 +404,8 @@ fn sbom_has_the_required_fields_and_every_input_and_output() {
 
     // Debian inputs state no licence: NOASSERTION.
     let d = tempfile::tempdir().unwrap();
-    write_fixture(&d.path().join("inputs"), false);
-    ok(&run(
-        d.path(),
-        &["build", "--inputs", "inputs", "--out", "out"],
-        &[("SOURCE_DATE_EPOCH", EPOCH)],
-    ));
-    let doc: Value =
-        serde_json::from_slice(&fs::read(d.path().join("out/rpi3b.spdx.json")).unwrap()).unwrap();
+    let out = fixture_build(d.path()).epoch(EPOCH).built();
+    let doc = read_json(&out.join("rpi3b.spdx.json"));
     check_spdx_required(&doc);
     for p in doc["packages"].as_array().unwrap() {
         assert_eq!(p["licenseDeclared"], "NOASSERTION", "{p}");
@@ -507,61 +418,45 @@ fn sbom_is_byte_identical_across_builds() {
     let b = tempfile::tempdir().unwrap();
     let deep = b.path().join("p/q");
     fs::create_dir_all(&deep).unwrap();
-    let x = sbom_of(a.path(), &[("TZ", "UTC")]);
-    let y = sbom_of(&deep, &[("TZ", "Pacific/Chatham"), ("LC_ALL", "C")]);
+    let x = sbom_of(alpine_build(a.path()).env("TZ", "UTC"));
+    let y = sbom_of(
+        alpine_build(&deep)
+            .env("TZ", "Pacific/Chatham")
+            .env("LC_ALL", "C"),
+    );
     assert_eq!(String::from_utf8_lossy(&x), String::from_utf8_lossy(&y));
     let doc: Value = serde_json::from_slice(&x).unwrap();
     // No wall clock: created is the epoch derived from the inputs (linux-rpi's builddate).
     assert_eq!(doc["creationInfo"]["created"], "2024-03-09T16:00:00Z");
     // The namespace follows the content: another epoch gives another namespace.
     let c = tempfile::tempdir().unwrap();
-    let z = sbom_of(c.path(), &[("SOURCE_DATE_EPOCH", EPOCH)]);
+    let z = sbom_of(alpine_build(c.path()).epoch(EPOCH));
     let other: Value = serde_json::from_slice(&z).unwrap();
     assert_ne!(doc["documentNamespace"], other["documentNamespace"]);
 }
 
 #[test]
 fn spdx_tools_accept_the_sbom() {
-    let found = Command::new("sh")
-        .args(["-c", "command -v pyspdxtools"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "the referee tool 'pyspdxtools' is missing: run `sudo qemu/setup.sh` or \
-         `pip install spdx-tools==0.8.5` (it works offline once installed)"
-    );
+    let spdx = || {
+        referee_from(
+            "pyspdxtools",
+            "`pip install spdx-tools==0.8.5` (it works offline once installed)",
+        )
+    };
+    spdx();
     let tmp = tempfile::tempdir().unwrap();
-    sbom_of(tmp.path(), &[("SOURCE_DATE_EPOCH", EPOCH)]);
-    let o = Command::new("pyspdxtools")
-        .arg("-i")
-        .arg(tmp.path().join(format!("out/{BOARD}.spdx.json")))
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "pyspdxtools rejected the SBOM:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let sbom = tmp.path().join(format!("out/{BOARD}.spdx.json"));
+    sbom_of(alpine_build(tmp.path()).epoch(EPOCH));
+    let o = spdx().arg("-i").arg(&sbom).output();
+    assert!(o.success(), "pyspdxtools rejected the SBOM:\n{}", o.text());
     // The referee is awake: a document missing a required field is refused.
-    let mut doc: Value = serde_json::from_slice(
-        &fs::read(tmp.path().join(format!("out/{BOARD}.spdx.json"))).unwrap(),
-    )
-    .unwrap();
+    let mut doc = read_json(&sbom);
     doc["packages"][0]
         .as_object_mut()
         .unwrap()
         .remove("downloadLocation");
     let bad = tmp.path().join("bad.spdx.json");
     fs::write(&bad, serde_json::to_vec(&doc).unwrap()).unwrap();
-    let o = Command::new("pyspdxtools")
-        .arg("-i")
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert!(
-        !o.status.success(),
-        "pyspdxtools accepted a broken document"
-    );
+    let o = spdx().arg("-i").arg(&bad).output();
+    assert!(!o.success(), "pyspdxtools accepted a broken document");
 }

@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::process::Command;
 
 #[test]
 fn real_rpi3b_is_reproducible_and_refereed() {
@@ -23,21 +22,11 @@ fn real_rpi3b_is_reproducible_and_refereed() {
     let tmp = tempfile::tempdir().unwrap();
 
     // Build A straight from the inputs folder, epoch derived from the packages.
-    let out_a = tmp.path().join("a");
-    let o = run(
-        tmp.path(),
-        &[
-            "build",
-            "--board",
-            "rpi3b",
-            "--inputs",
-            inputs.to_str().unwrap(),
-            "--out",
-            out_a.to_str().unwrap(),
-        ],
-        &[("TZ", "UTC")],
-    );
-    ok(&o);
+    let out_a = Build::real("rpi3b")
+        .cwd(tmp.path())
+        .out(tmp.path().join("a"))
+        .env("TZ", "UTC")
+        .built();
 
     // Build B from a copy with new mtimes, under another TZ, locale, umask and directory.
     let copy = tmp.path().join("deep/er/in puts");
@@ -51,50 +40,23 @@ fn real_rpi3b_is_reproducible_and_refereed() {
     for d in &debs {
         let dest = copy.join(d.file_name().unwrap());
         fs::copy(d, &dest).unwrap();
-        assert!(Command::new("touch")
-            .args(["-d", "2001-02-03 04:05:06"])
-            .arg(&dest)
-            .status()
-            .unwrap()
-            .success());
+        touch(&dest, "", "2001-02-03 04:05:06");
     }
-    let script = format!(
-        "umask 027 && exec {} build --inputs 'in puts' --out ../b",
-        env!("CARGO_BIN_EXE_pimg")
-    );
-    let o = Command::new("sh")
-        .current_dir(copy.parent().unwrap())
-        .args(["-c", &script])
-        .env_remove("SOURCE_DATE_EPOCH")
+    let out_b = Build::new()
+        .cwd(copy.parent().unwrap())
+        .inputs("in puts")
+        .out("../b")
+        .umask("027")
         .env("TZ", "America/St_Johns")
         .env("LC_ALL", "de_DE.UTF-8")
-        .output()
-        .unwrap();
-    ok(&o);
-    let out_b = tmp.path().join("deep/b");
-    assert_eq!(sums(&out_a), sums(&out_b), "real rpi3b builds differ");
-    for (name, _) in sums(&out_a) {
-        assert_eq!(
-            fs::read(out_a.join(&name)).unwrap(),
-            fs::read(out_b.join(&name)).unwrap(),
-            "{name}"
-        );
-    }
+        .built();
+    assert_eq!(
+        out_b.canonicalize().unwrap(),
+        tmp.path().join("deep/b").canonicalize().unwrap()
+    );
+    assert_same_outputs(&out_a, &out_b);
 
-    let sh = |cmd: &str| {
-        let o = Command::new("sh")
-            .current_dir(&out_a)
-            .args(["-c", cmd])
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(o.status.success(), "`{cmd}` failed:\n{text}");
-        text
-    };
+    let sh = |cmd: &str| shell(&out_a, cmd).expect_success().text();
     sh("sha256sum -c SHA256SUMS");
     let j: serde_json::Value = serde_json::from_str(&sh("sfdisk -J rpi3b.img")).unwrap();
     assert_eq!(j["partitiontable"]["partitions"][0]["start"], 8192);
@@ -103,8 +65,7 @@ fn real_rpi3b_is_reproducible_and_refereed() {
     assert!(!fsck.contains("Warning"), "{fsck}");
     sh("cmp part.img part.orig");
     sh("mkdir x && mcopy -s -n -i part.img ::/ x/");
-    let info: serde_json::Value =
-        serde_json::from_slice(&fs::read(out_a.join("rpi3b.buildinfo.json")).unwrap()).unwrap();
+    let info = read_json(&out_a.join("rpi3b.buildinfo.json"));
     for f in info["boot_partition"].as_array().unwrap() {
         let path = f["path"].as_str().unwrap();
         let line = sh(&format!("sha256sum 'x/{path}'"));

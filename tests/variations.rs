@@ -13,11 +13,10 @@
 mod common;
 
 use common::*;
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Mutex;
 
 /// The board profile variant every build here uses (same file name everywhere: the
@@ -42,153 +41,82 @@ struct Shape {
     reverse: bool,
 }
 
-/// A fixture on disk: the inputs folder (three .debs and the `extra` directory input) and
-/// the board profile variant that pulls `extra/*` onto the boot partition.
-struct Fixture {
-    inputs: PathBuf,
-    board: PathBuf,
-}
-
-fn lay_out(inputs: &Path, board_dir: &Path, shape: Shape) -> Fixture {
-    let debs = || write_fixture(inputs, shape.reverse);
-    let extra = || {
-        let mut files: Vec<&(&str, usize)> = EXTRA_FILES.iter().collect();
-        if shape.reverse {
-            files.reverse();
-        }
-        for (name, len) in files {
-            let p = inputs.join("extra").join(name);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(&p, pattern(name, *len)).unwrap();
-        }
-    };
-    if shape.reverse {
-        extra();
-        debs();
-    } else {
-        debs();
-        extra();
-    }
-    fs::create_dir_all(board_dir).unwrap();
-    let text = fs::read_to_string(repo().join("boards/rpi3b.toml")).unwrap();
-    assert!(text.contains("[[boot.text]]"), "profile layout changed");
-    let text = text.replacen(
-        "[[boot.text]]",
-        "[[boot.files]]\ninput = \"extra\"\nglob = \"*\"\nto = \"extra/\"\n\n[[boot.text]]",
-        1,
-    );
-    let board = board_dir.join(PROFILE_FILE);
-    fs::write(&board, text).unwrap();
-    Fixture {
-        inputs: inputs.to_path_buf(),
-        board,
-    }
-}
-
-/// One way of running `pimg build`: the whole environment, umask, working directory, argv
-/// prefix (faketime, taskset, setpriv, unshare).
-#[derive(Clone)]
-struct Run {
-    cwd: PathBuf,
-    bin: PathBuf,
-    inputs: String,
-    board: String,
-    out: PathBuf,
-    env: BTreeMap<String, String>,
-    umask: String,
-    wrapper: Vec<String>,
+/// Lays out the fixture in `root`: the inputs folder (three .debs and the `extra` directory
+/// input) and, in `board/`, the board profile variant that pulls `extra/*` onto the boot
+/// partition.
+fn lay_out(root: &Path, shape: Shape) -> Fixture {
+    let extra: Vec<(&str, Vec<u8>)> = EXTRA_FILES
+        .iter()
+        .map(|(name, len)| (*name, pattern(name, *len)))
+        .collect();
+    Fixture::with_extra(
+        root,
+        &format!("board/{PROFILE_FILE}"),
+        &extra,
+        shape.reverse,
+    )
 }
 
 const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-impl Run {
-    /// The reference environment: UTC, C locale, umask 022, a fixed HOME, absolute paths.
-    fn baseline(root: &Path, fx: &Fixture) -> Run {
-        let home = root.join("home");
-        fs::create_dir_all(&home).unwrap();
-        let env = [
-            ("PATH", BASE_PATH.to_string()),
-            ("HOME", home.display().to_string()),
-            ("TZ", "UTC".into()),
-            ("LANG", "C".into()),
-            ("LC_ALL", "C".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        Run {
-            cwd: root.to_path_buf(),
-            bin: PathBuf::from(env!("CARGO_BIN_EXE_pimg")),
-            inputs: fx.inputs.display().to_string(),
-            board: fx.board.display().to_string(),
-            out: root.join("out"),
-            env,
-            umask: "022".into(),
-            wrapper: Vec::new(),
-        }
-    }
+/// One way of running `pimg build`: the whole environment, umask, working directory, argv
+/// prefix (faketime, taskset, setpriv, unshare). The reference environment: UTC, C locale,
+/// umask 022, a fixed HOME, absolute paths, nothing else.
+fn baseline(root: &Path, fx: &Fixture) -> Build {
+    let home = root.join("home");
+    fs::create_dir_all(&home).unwrap();
+    let mut run = Build::new();
+    run.cwd(root)
+        .inputs(&fx.inputs)
+        .board(&fx.board)
+        .out(root.join("out"))
+        .env_clear()
+        .env("PATH", BASE_PATH)
+        .env("HOME", &home)
+        .env("TZ", "UTC")
+        .env("LANG", "C")
+        .env("LC_ALL", "C")
+        .umask("022");
+    run
+}
 
-    fn set(&mut self, k: &str, v: impl Into<String>) -> &mut Self {
-        self.env.insert(k.to_string(), v.into());
-        self
-    }
-
-    fn command(&self, script: &str, args: &[String]) -> Command {
-        let mut argv: Vec<String> = self.wrapper.clone();
-        argv.extend(["sh".into(), "-c".into(), script.to_string()]);
-        argv.extend(args.iter().cloned());
-        let mut c = Command::new(&argv[0]);
-        c.args(&argv[1..])
-            .current_dir(&self.cwd)
-            .env_clear()
-            .envs(&self.env);
-        c
-    }
-
+/// A build whose environment a probe shows.
+trait Probed {
     /// Runs `probe` in exactly this environment (without building) and returns its stdout.
-    fn probe(&self, probe: &str) -> String {
-        let script = format!("umask {}\n{probe}", self.umask);
-        let o = self.command(&script, &[]).output().expect("run probe");
-        assert!(
-            o.status.success(),
-            "probe `{probe}` failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-
+    fn probe(&self, probe: &str) -> String;
     /// Builds; `probe` runs in the same shell just before it execs pimg, and its output is
     /// returned with the build's output.
-    fn build(&self, probe: &str) -> (Output, String) {
-        let script = format!(
-            "umask {}\n{{ echo '<<<probe'; {probe}; echo 'probe>>>'; }} >&2\nexec \"$0\" \"$@\"",
-            self.umask
-        );
-        let args: Vec<String> = [
-            self.bin.display().to_string(),
-            "build".into(),
-            "--board".into(),
-            self.board.clone(),
-            "--inputs".into(),
-            self.inputs.clone(),
-            "--out".into(),
-            self.out.display().to_string(),
-        ]
-        .into();
-        let o = self.command(&script, &args).output().expect("run pimg");
-        let err = String::from_utf8_lossy(&o.stderr);
-        let seen = err
+    fn build(&self, probe: &str) -> (Ran, String);
+    /// Builds, requires success, returns the probe's output.
+    fn build_ok(&self, probe: &str) -> String;
+}
+
+impl Probed for Build {
+    fn probe(&self, probe: &str) -> String {
+        let o = Ran::of(&mut self.shell(probe), PathBuf::new());
+        assert!(o.success(), "probe `{probe}` failed: {}", o.stderr);
+        o.stdout.trim().to_string()
+    }
+
+    fn build(&self, probe: &str) -> (Ran, String) {
+        let o = self
+            .clone()
+            .prelude(&format!(
+                "{{ echo '<<<probe'; {probe}; echo 'probe>>>'; }} >&2"
+            ))
+            .run();
+        let seen = o
+            .stderr
             .split_once("<<<probe\n")
             .and_then(|(_, rest)| rest.split_once("probe>>>"))
             .map(|(p, _)| p.trim().to_string())
-            .unwrap_or_else(|| panic!("probe output missing from:\n{err}"));
+            .unwrap_or_else(|| panic!("probe output missing from:\n{}", o.stderr));
         (o, seen)
     }
 
-    /// Builds, requires success, returns the probe's output.
     fn build_ok(&self, probe: &str) -> String {
-        let (o, seen) = self.build(probe);
-        ok(&o);
+        let (o, seen) = Probed::build(self, probe);
+        o.expect_success();
         seen
     }
 }
@@ -196,7 +124,7 @@ impl Run {
 /// A test's working area: a baseline build and room for variants.
 struct Case {
     tmp: tempfile::TempDir,
-    base: Run,
+    base: Build,
 }
 
 impl Case {
@@ -204,21 +132,17 @@ impl Case {
     fn new() -> Case {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("base");
-        let fx = lay_out(
-            &root.join("inputs"),
-            &root.join("board"),
-            Shape { reverse: false },
-        );
-        let base = Run::baseline(&root, &fx);
+        let fx = lay_out(&root, Shape { reverse: false });
+        let base = baseline(&root, &fx);
         base.build_ok("true");
         Case { tmp, base }
     }
 
     /// A fresh copy of the fixture under `sub` of the test's temp dir, with a baseline run.
-    fn variant(&self, sub: &str, shape: Shape) -> (Fixture, Run) {
+    fn variant(&self, sub: &str, shape: Shape) -> (Fixture, Build) {
         let root = self.tmp.path().join(sub);
-        let fx = lay_out(&root.join("inputs"), &root.join("board"), shape);
-        let run = Run::baseline(&root, &fx);
+        let fx = lay_out(&root, shape);
+        let run = baseline(&root, &fx);
         (fx, run)
     }
 
@@ -227,8 +151,8 @@ impl Case {
     }
 
     /// Every output of `run` must equal the baseline's.
-    fn assert_same(&self, label: &str, run: &Run) {
-        assert_identical(label, &self.base.out, &run.out);
+    fn assert_same(&self, label: &str, run: &Build) {
+        assert_identical(label, &self.base.out_dir(), &run.out_dir());
     }
 }
 
@@ -244,12 +168,7 @@ fn outputs(dir: &Path) -> Vec<String> {
         "pimg's files left in {}: {own:?}",
         dir.display()
     );
-    let beside = pimg_files_beside(dir);
-    assert!(
-        beside.is_empty(),
-        "pimg's files left beside {}: {beside:?}",
-        dir.display()
-    );
+    assert_nothing_beside(dir, "the build");
     names
 }
 
@@ -401,15 +320,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn touch(p: &Path, flag: &str, date: &str) {
-    let st = Command::new("touch")
-        .args([flag, "-d", date])
-        .arg(p)
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
 #[test]
 fn time_zone_with_dst_and_odd_offsets() {
     let case = Case::new();
@@ -430,7 +340,7 @@ fn time_zone_with_dst_and_odd_offsets() {
     .enumerate()
     {
         let (_, mut run) = case.variant(&format!("tz{i}"), Shape { reverse: false });
-        run.set("TZ", tz);
+        run.env("TZ", tz);
         let z = run.build_ok("date +%z");
         assert!(
             offsets.contains(&z.as_str()),
@@ -460,16 +370,16 @@ fn locale() {
     let base_day = case.base.probe("date -d @0 +%A");
     assert_eq!(base_day, "Thursday");
     let (_, mut run) = case.variant("tr", Shape { reverse: false });
-    run.set("LOCPATH", locpath.display().to_string())
-        .set("LANG", "tr_TR.UTF-8")
-        .set("LC_ALL", "tr_TR.UTF-8");
+    run.env("LOCPATH", locpath.display().to_string())
+        .env("LANG", "tr_TR.UTF-8")
+        .env("LC_ALL", "tr_TR.UTF-8");
     let day = run.build_ok("date -d @0 +%A");
     assert_eq!(day, "Perşembe", "the tr_TR locale did not take effect");
     case.assert_same("LANG=LC_ALL=tr_TR.UTF-8", &run);
 
     let (_, mut run) = case.variant("cutf8", Shape { reverse: false });
-    run.env.remove("LC_ALL");
-    run.set("LANG", "C.UTF-8").set("LC_CTYPE", "C.UTF-8");
+    run.env_remove("LC_ALL");
+    run.env("LANG", "C.UTF-8").env("LC_CTYPE", "C.UTF-8");
     let cs = run.build_ok("locale charmap");
     assert_eq!(cs, "UTF-8", "C.UTF-8 did not take effect");
     case.assert_same("LANG=C.UTF-8", &run);
@@ -478,17 +388,17 @@ fn locale() {
 #[test]
 fn umask() {
     let case = Case::new();
-    assert_eq!(mode(&case.base.out.join("SHA256SUMS")), 0o644);
+    assert_eq!(mode(&case.base.out_dir().join("SHA256SUMS")), 0o644);
     for (i, (mask, want)) in [("077", 0o600), ("000", 0o666), ("027", 0o640)]
         .into_iter()
         .enumerate()
     {
         let (_, mut run) = case.variant(&format!("umask{i}"), Shape { reverse: false });
-        run.umask = mask.into();
+        run.umask(mask);
         let seen = run.build_ok("umask");
         assert_eq!(seen, format!("0{mask}"), "umask did not apply in the shell");
         assert_eq!(
-            mode(&run.out.join("SHA256SUMS")),
+            mode(&run.out_dir().join("SHA256SUMS")),
             want,
             "umask {mask} did not reach the files pimg wrote"
         );
@@ -499,7 +409,7 @@ fn umask() {
 #[test]
 fn build_directory_depth_and_path_spelling() {
     let case = Case::new();
-    let base_depth = case.base.cwd.components().count();
+    let base_depth = case.base.dir().components().count();
     // Deep working directory, spaces and non-ASCII in it, every path relative and spelled
     // with ./ and trailing slashes.
     let deep_rel = "v/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/u/Verzeichnis mit ä/x y";
@@ -507,12 +417,11 @@ fn build_directory_depth_and_path_spelling() {
     let cwd = case.root().join(deep_rel);
     fs::create_dir_all(&cwd).unwrap();
     let up = "../".repeat(deep_rel.split('/').count() - 1);
-    run.cwd = cwd.clone();
-    run.inputs = format!("./{up}inputs/");
-    run.board = format!("{up}board/./{PROFILE_FILE}");
-    run.out = PathBuf::from("o u t/");
-    assert!(Path::new(&cwd).join(&run.inputs).join("extra").is_dir());
-    assert_eq!(cwd.join(&run.board).canonicalize().unwrap(), fx.board);
+    let inputs = format!("./{up}inputs/");
+    let board = format!("{up}board/./{PROFILE_FILE}");
+    run.cwd(&cwd).inputs(&inputs).board(&board).out("o u t/");
+    assert!(Path::new(&cwd).join(&inputs).join("extra").is_dir());
+    assert_eq!(cwd.join(&board).canonicalize().unwrap(), fx.board);
     let pwd = run.build_ok("pwd");
     assert_eq!(
         Path::new(&pwd),
@@ -520,15 +429,15 @@ fn build_directory_depth_and_path_spelling() {
         "the build did not run in the deep directory"
     );
     assert!(cwd.components().count() > base_depth + 20);
-    run.out = cwd.join("o u t");
+    assert_eq!(run.out_dir(), cwd.join("o u t/"));
     case.assert_same("deep relative build directory", &run);
 
     // The output folder on another file system (tmpfs), when the machine lets us mount one.
     let (_, mut run) = case.variant("t", Shape { reverse: false });
-    let mnt = Mount::tmpfs(&case.root().join("tmpfs-out"), "64m");
+    let mnt = tmpfs(&case.root().join("tmpfs-out"));
     match mnt {
         Some(m) => {
-            run.out = m.path.join("out");
+            run.out(m.path.join("out"));
             let fstype = run.build_ok(&format!("stat -f -c %T '{}'", m.path.display()));
             assert_eq!(fstype, "tmpfs");
             case.assert_same("output folder on tmpfs", &run);
@@ -547,14 +456,14 @@ fn home() {
     let other = case.root().join("h1/another home");
     fs::create_dir_all(other.join(".config")).unwrap();
     fs::write(other.join(".config/pimg.toml"), "board = 'nonsense'\n").unwrap();
-    run.set("HOME", other.display().to_string());
+    run.env("HOME", other.display().to_string());
     let seen = run.build_ok("echo \"${HOME-unset}\"");
     assert_ne!(seen, base_home);
     assert_eq!(Path::new(&seen), other);
     case.assert_same("HOME elsewhere", &run);
 
     let (_, mut run) = case.variant("h2", Shape { reverse: false });
-    run.env.remove("HOME");
+    run.env_remove("HOME");
     let seen = run.build_ok("echo \"${HOME-unset}\"");
     assert_eq!(seen, "unset");
     case.assert_same("HOME unset", &run);
@@ -581,7 +490,7 @@ fn input_mtimes_and_atimes() {
         let m = fs::metadata(&p).unwrap();
         let base_m = fs::metadata(
             case.base
-                .cwd
+                .dir()
                 .join("inputs")
                 .join(p.strip_prefix(&fx.inputs).unwrap()),
         )
@@ -602,36 +511,9 @@ fn input_mtimes_and_atimes() {
     case.assert_same("input mtimes and atimes", &run);
 }
 
-/// A mounted file system that is unmounted on drop.
-struct Mount {
-    path: PathBuf,
-}
-
-impl Mount {
-    fn tmpfs(path: &Path, size: &str) -> Option<Mount> {
-        fs::create_dir_all(path).unwrap();
-        let st = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(path)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .ok()?;
-        st.success().then(|| Mount {
-            path: path.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
+/// A 64 MiB tmpfs at `path`, when the machine lets us mount one.
+fn tmpfs(path: &Path) -> Option<Mount> {
+    Mount::tmpfs(path, "size=64m,mode=0755").ok()
 }
 
 /// Names in raw readdir order, recursively, relative to `dir`.
@@ -661,19 +543,11 @@ fn input_creation_order_and_directory_order() {
 
     // readdir order: ext4 hashes names, so creation order alone may not change it; tmpfs
     // lists newest first. Lay out both orders on tmpfs and check readdir really differs.
-    let Some(m) = Mount::tmpfs(&case.root().join("tmpfs-in"), "64m") else {
+    let Some(m) = tmpfs(&case.root().join("tmpfs-in")) else {
         panic!("cannot mount a tmpfs to vary readdir order: run the tests as root");
     };
-    let fwd = lay_out(
-        &m.path.join("fwd/inputs"),
-        &m.path.join("fwd/board"),
-        Shape { reverse: false },
-    );
-    let rev = lay_out(
-        &m.path.join("rev/inputs"),
-        &m.path.join("rev/board"),
-        Shape { reverse: true },
-    );
+    let fwd = lay_out(&m.path.join("fwd"), Shape { reverse: false });
+    let rev = lay_out(&m.path.join("rev"), Shape { reverse: true });
     let (of, or) = (readdir_order(&fwd.inputs), readdir_order(&rev.inputs));
     let mut sf = of.clone();
     sf.sort();
@@ -686,8 +560,8 @@ fn input_creation_order_and_directory_order() {
     );
     eprintln!("readdir order A: {of:?}\nreaddir order B: {or:?}");
     for (sub, fx) in [("fwd", &fwd), ("rev", &rev)] {
-        let mut run = Run::baseline(&m.path.join(sub), fx);
-        run.out = case.root().join(format!("out-{sub}"));
+        let mut run = baseline(&m.path.join(sub), fx);
+        run.out(case.root().join(format!("out-{sub}")));
         run.build_ok("true");
         case.assert_same(&format!("tmpfs readdir order ({sub})"), &run);
     }
@@ -707,7 +581,7 @@ fn group_and_other_permission_bits_of_inputs() {
         };
         chmod(p, new);
         let rel = p.strip_prefix(&fx.inputs).unwrap();
-        let old = mode(&case.base.cwd.join("inputs").join(rel));
+        let old = mode(&case.base.dir().join("inputs").join(rel));
         assert_eq!(old & 0o700, new & 0o700);
         assert_ne!(old, new, "{}", rel.display());
     }
@@ -768,7 +642,7 @@ fn open_up(p: &Path) {
 }
 
 /// Wraps a run so pimg runs as `uid:gid` with no supplementary groups.
-fn as_user(case: &Case, run: &mut Run, uid: u32, gid: u32) {
+fn as_user(case: &Case, run: &mut Build, uid: u32, gid: u32) {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_pimg"));
     if !traversable(&bin) {
         let copy = case.root().join("bin/pimg");
@@ -778,20 +652,20 @@ fn as_user(case: &Case, run: &mut Run, uid: u32, gid: u32) {
             "{} is not reachable by other users: using a copy",
             bin.display()
         );
-        run.bin = copy;
+        run.bin(&copy);
     }
     open_up(case.root());
-    let out = &run.out;
-    fs::create_dir_all(out).unwrap();
-    std::os::unix::fs::chown(out, Some(uid), Some(gid)).unwrap();
-    let home = PathBuf::from(&run.env["HOME"]);
+    let out = run.out_dir();
+    fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(uid), Some(gid)).unwrap();
+    let home = PathBuf::from(run.env_value("HOME").unwrap());
     std::os::unix::fs::chown(&home, Some(uid), Some(gid)).unwrap();
-    run.wrapper = vec![
+    run.wrap([
         "setpriv".into(),
         format!("--reuid={uid}"),
         format!("--regid={gid}"),
         "--clear-groups".into(),
-    ];
+    ]);
 }
 
 #[test]
@@ -812,7 +686,12 @@ fn unprivileged_user() {
         "setpriv did not drop to pimg-test"
     );
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(fs::metadata(run.out.join("SHA256SUMS")).unwrap().uid(), uid);
+    assert_eq!(
+        fs::metadata(run.out_dir().join("SHA256SUMS"))
+            .unwrap()
+            .uid(),
+        uid
+    );
     case.assert_same("unprivileged user pimg-test", &run);
 }
 
@@ -853,7 +732,7 @@ fn hostname() {
     let case = Case::new();
     let base_host = case.base.probe("hostname");
     let (_, mut run) = case.variant("host", Shape { reverse: false });
-    run.wrapper = with_hostname("pimg-other-host.example");
+    run.wrap(with_hostname("pimg-other-host.example"));
     let seen = run.build_ok("hostname");
     assert_eq!(seen, "pimg-other-host.example");
     assert_ne!(seen, base_host);
@@ -881,7 +760,7 @@ fn clock() {
         } else {
             vec!["faketime".into(), spec.into()]
         };
-        run.wrapper = args;
+        run.wrap(args);
         let seen = run.build_ok("date -u +%Y");
         assert_eq!(seen, year, "faketime did not change the clock for {spec}");
         case.assert_same(&format!("clock faked to {spec}"), &run);
@@ -895,8 +774,8 @@ fn threads_and_cpu_affinity() {
     // gzip compresses on as many threads as pimg may use CPUs (taskset -c 0: one); neither
     // that nor a thread-pool variable may change a byte.
     let (_, mut run) = case.variant("t1", Shape { reverse: false });
-    run.wrapper = vec!["taskset".into(), "-c".into(), "0".into()];
-    run.set("RAYON_NUM_THREADS", "1");
+    run.wrap(["taskset", "-c", "0"]);
+    run.env("RAYON_NUM_THREADS", "1");
     let seen = run.build_ok("nproc; echo $RAYON_NUM_THREADS");
     assert_eq!(seen, "1\n1");
     if base_cpus == 1 {
@@ -905,7 +784,7 @@ fn threads_and_cpu_affinity() {
     case.assert_same("taskset -c 0, RAYON_NUM_THREADS=1", &run);
 
     let (_, mut run) = case.variant("t64", Shape { reverse: false });
-    run.set("RAYON_NUM_THREADS", "64");
+    run.env("RAYON_NUM_THREADS", "64");
     let seen = run.build_ok("echo $RAYON_NUM_THREADS");
     assert_eq!(seen, "64");
     case.assert_same("RAYON_NUM_THREADS=64", &run);
@@ -922,28 +801,21 @@ fn everything_at_once() {
             chmod(p, [0o604, 0o640][i % 2]);
         }
     }
-    run.set("TZ", "Australia/Lord_Howe")
-        .set("LANG", "C.UTF-8")
-        .set("LC_ALL", "C.UTF-8")
-        .set("RAYON_NUM_THREADS", "3");
-    run.umask = "0007".into();
+    run.env("TZ", "Australia/Lord_Howe")
+        .env("LANG", "C.UTF-8")
+        .env("LC_ALL", "C.UTF-8")
+        .env("RAYON_NUM_THREADS", "3");
+    run.umask("0007");
     let (uid, gid) = pimg_test_user();
     as_user(&case, &mut run, uid, gid);
-    let mut wrap = vec![
-        "faketime".to_string(),
-        "2077-07-07 07:07:07".into(),
-        "taskset".into(),
-        "-c".into(),
-        "0".into(),
-    ];
-    wrap.extend(run.wrapper.clone());
+    // Outside of setpriv: faketime, taskset, then (outermost) the hostname.
+    run.wrap(["faketime", "2077-07-07 07:07:07", "taskset", "-c", "0"]);
     let uts = uts_namespace_works();
     if uts {
-        wrap = [with_hostname("everything-else"), wrap].concat();
+        run.wrap(with_hostname("everything-else"));
     } else {
         eprintln!("*** NOT TESTED in everything_at_once: hostname (no UTS namespace) ***");
     }
-    run.wrapper = wrap;
     let seen = run.build_ok("date +%z; date +%Y; id -u; umask; nproc; hostname");
     let lines: Vec<&str> = seen.lines().collect();
     assert!(lines[0] == "+1030" || lines[0] == "+1100", "{seen}");
@@ -965,7 +837,7 @@ fn a_difference_is_reported_by_artifact() {
     let copy = case.root().join("tampered");
     let st = Command::new("cp")
         .args(["-a", "--sparse=always"])
-        .arg(&case.base.out)
+        .arg(case.base.out_dir())
         .arg(&copy)
         .status()
         .unwrap();
@@ -985,7 +857,7 @@ fn a_difference_is_reported_by_artifact() {
         info.replacen("\"source_date_epoch\": ", "\"source_date_epoch\": 1", 1),
     )
     .unwrap();
-    let base = case.base.out.clone();
+    let base = case.base.out_dir();
     let err = std::panic::catch_unwind(|| assert_identical("tampered copy", &base, &copy))
         .expect_err("a tampered copy passed as identical");
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
@@ -1013,17 +885,18 @@ fn real_inputs_as_another_user_on_another_clock() {
     let inputs = real_inputs();
     let tmp = tempfile::tempdir().unwrap();
     let fx = Fixture {
+        root: tmp.path().to_path_buf(),
         inputs: inputs.clone(),
         board: PathBuf::from("rpi3b"),
     };
     let base_root = tmp.path().join("base");
     fs::create_dir_all(&base_root).unwrap();
-    let base = Run::baseline(&base_root, &fx);
+    let base = baseline(&base_root, &fx);
     base.build_ok("true");
     let case = Case { tmp, base };
     let var_root = case.root().join("var/a b");
     fs::create_dir_all(&var_root).unwrap();
-    let mut run = Run::baseline(&var_root, &fx);
+    let mut run = baseline(&var_root, &fx);
     let (uid, gid) = pimg_test_user();
     assert!(
         traversable(&inputs.join("x")),
@@ -1031,17 +904,14 @@ fn real_inputs_as_another_user_on_another_clock() {
         inputs.display()
     );
     as_user(&case, &mut run, uid, gid);
-    run.set("TZ", "America/St_Johns")
-        .set("RAYON_NUM_THREADS", "1");
-    run.umask = "077".into();
-    let mut wrap: Vec<String> = ["faketime", "2100-02-28 23:59:59", "taskset", "-c", "0"]
-        .map(String::from)
-        .to_vec();
+    run.env("TZ", "America/St_Johns")
+        .env("RAYON_NUM_THREADS", "1");
+    run.umask("077");
+    // Outside of setpriv: faketime, taskset, then (outermost) the hostname.
+    run.wrap(["faketime", "2100-02-28 23:59:59", "taskset", "-c", "0"]);
     if uts_namespace_works() {
-        wrap = [with_hostname("real-other-host"), wrap].concat();
+        run.wrap(with_hostname("real-other-host"));
     }
-    wrap.extend(run.wrapper.clone());
-    run.wrapper = wrap;
     let seen = run.build_ok("id -u; date +%Y; nproc; umask");
     assert_eq!(seen, format!("{uid}\n2100\n1\n0077"));
     case.assert_same(

@@ -19,19 +19,32 @@ fn fixture() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap().keep();
-        write_fixture(&tmp.join("inputs"), false);
-        let o = run(
-            &tmp,
-            &["build", "--inputs", "inputs", "--out", "out", "--json"],
-            &[("SOURCE_DATE_EPOCH", EPOCH)],
-        );
-        ok(&o);
+        fixture_build(&tmp)
+            .arg("--json")
+            .epoch(EPOCH)
+            .expect_success();
         tmp
     })
 }
 
 fn out() -> PathBuf {
     fixture().join("out")
+}
+
+/// pimg with `args` in the fixture's folder.
+fn pimg_at_fixture(args: &[&str]) -> Ran {
+    run(fixture(), args, &[])
+}
+
+/// A path as an argument.
+fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `pimg verify --rebuild BUILDINFO --inputs INPUTS` in `cwd`.
+fn rebuild(cwd: &Path, info: &Path, inputs: &Path) -> Ran {
+    let args = ["verify", "--rebuild", arg(info), "--inputs", arg(inputs)];
+    run(cwd, &args, &[])
 }
 
 /// A copy of the output folder to damage.
@@ -89,30 +102,25 @@ fn flip_and_check(dir_b: &Path, artifact: &str, offset: u64, x: u8, expect: &[St
     let b = dir_b.join(artifact);
     xor_at(&b, offset, x);
     let a = out().join(artifact);
-    let d = run(
-        fixture(),
-        &["diff", a.to_str().unwrap(), b.to_str().unwrap()],
-        &[],
-    );
-    let text = String::from_utf8_lossy(&d.stdout).into_owned();
+    let d = pimg_at_fixture(&["diff", arg(&a), arg(&b)]);
+    let text = &d.stdout;
     let ctx = format!(
         "{artifact}: byte {offset} ^ 0x{x:02x}: diff exit {:?}\nstdout:\n{text}\nstderr:\n{}",
-        d.status.code(),
-        String::from_utf8_lossy(&d.stderr)
+        d.code(),
+        d.stderr
     );
-    assert_eq!(d.status.code(), Some(1), "{ctx}");
+    assert_eq!(d.code(), Some(1), "{ctx}");
     for e in expect {
         assert!(text.contains(e.as_str()), "diff does not name {e:?}\n{ctx}");
     }
-    let v = run(fixture(), &["verify", dir_b.to_str().unwrap()], &[]);
+    let v = pimg_at_fixture(&["verify", arg(dir_b)]);
     assert_eq!(
-        v.status.code(),
+        v.code(),
         Some(1),
-        "verify must fail after {ctx}\nverify:\n{}{}",
-        String::from_utf8_lossy(&v.stdout),
-        String::from_utf8_lossy(&v.stderr)
+        "verify must fail after {ctx}\nverify:\n{}",
+        v.text()
     );
-    assert!(String::from_utf8_lossy(&v.stdout).contains(&format!("FAIL  {artifact}")));
+    assert!(v.stdout.contains(&format!("FAIL  {artifact}")));
     xor_at(&b, offset, x);
 }
 
@@ -500,43 +508,21 @@ fn byte_flips_in_the_apkovl_are_named() {
 #[test]
 fn identical_files_diff_silently_and_verify_passes() {
     let img = out().join("rpi3b.img");
-    let d = run(
-        fixture(),
-        &["diff", img.to_str().unwrap(), img.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(d.status.code(), Some(0));
+    let d = pimg_at_fixture(&["diff", arg(&img), arg(&img)]);
+    assert_eq!(d.code(), Some(0));
     assert!(d.stdout.is_empty());
-    let v = run(fixture(), &["verify", out().to_str().unwrap()], &[]);
-    let text = ok(&v);
+    let text = pimg_at_fixture(&["verify", arg(&out())])
+        .expect_success()
+        .stdout;
     assert!(
         text.contains("OK    rpi3b.img › partition 1 › boot/vmlinuz-rpi"),
         "{text}"
     );
     assert!(text.contains("0 failed: OK"), "{text}");
     let sums = out().join("SHA256SUMS");
-    let v = run(
-        fixture(),
-        &[
-            "verify",
-            "--sums",
-            sums.to_str().unwrap(),
-            img.to_str().unwrap(),
-        ],
-        &[],
-    );
-    ok(&v);
-    let v = run(
-        fixture(),
-        &[
-            "verify",
-            "--sums",
-            sums.to_str().unwrap(),
-            "nonexistent.img",
-        ],
-        &[],
-    );
-    assert_eq!(v.status.code(), Some(2));
+    pimg_at_fixture(&["verify", "--sums", arg(&sums), arg(&img)]).expect_success();
+    let v = pimg_at_fixture(&["verify", "--sums", arg(&sums), "nonexistent.img"]);
+    assert_eq!(v.code(), Some(2));
 }
 
 #[test]
@@ -547,9 +533,9 @@ fn verify_names_the_boot_file_that_differs() {
     let content = pattern("usr/lib/raspi-firmware/start.elf", 297_353);
     let at = find(&img, &content[..256]).unwrap() as u64 + 1000;
     xor_at(&dir_b.join("rpi3b.img"), at, 0x40);
-    let v = run(fixture(), &["verify", dir_b.to_str().unwrap()], &[]);
-    let text = String::from_utf8_lossy(&v.stdout);
-    assert_eq!(v.status.code(), Some(1), "{text}");
+    let v = pimg_at_fixture(&["verify", arg(&dir_b)]);
+    let text = &v.stdout;
+    assert_eq!(v.code(), Some(1), "{text}");
     assert!(
         text.contains("FAIL  rpi3b.img › partition 1 › start.elf: expected sha256"),
         "{text}"
@@ -558,12 +544,8 @@ fn verify_names_the_boot_file_that_differs() {
     let initramfs = dir_b.join("rpi3b.initramfs.cpio.gz");
     let n = fs::metadata(&initramfs).unwrap().len();
     xor_at(&initramfs, n - 3, 0x01);
-    let v = run(
-        fixture(),
-        &["verify", "--json", dir_b.to_str().unwrap()],
-        &[],
-    );
-    let j: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    let v = pimg_at_fixture(&["verify", "--json", arg(&dir_b)]);
+    let j: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
     assert_eq!(j["ok"], false);
     assert!(
         j["diffs"][0]["differences"][0]["field"]
@@ -577,14 +559,9 @@ fn verify_names_the_boot_file_that_differs() {
 #[test]
 fn inspect_lists_table_file_system_files_and_archive_entries() {
     let img = out().join("rpi3b.img");
-    let o = run(
-        fixture(),
-        &["inspect", "--json", img.to_str().unwrap()],
-        &[],
-    );
-    let j: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
-    let info: serde_json::Value =
-        serde_json::from_slice(&fs::read(out().join("rpi3b.buildinfo.json")).unwrap()).unwrap();
+    let o = pimg_at_fixture(&["inspect", "--json", arg(&img)]).expect_success();
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let info = read_json(&out().join("rpi3b.buildinfo.json"));
     assert_eq!(j["kind"], "disk-image");
     assert_eq!(j["partition_table"]["kind"], "MBR");
     let fs_ = &j["partitions"][0]["filesystem"];
@@ -608,15 +585,9 @@ fn inspect_lists_table_file_system_files_and_archive_entries() {
     let bb = entries.iter().find(|e| e["path"] == "bin/busybox").unwrap();
     assert_eq!(bb["mode"], "0100755");
     assert_eq!(bb["mtime"], EPOCH.parse::<i64>().unwrap());
-    let apkovl = run(
-        fixture(),
-        &[
-            "inspect",
-            out().join("pimg.apkovl.tar.gz").to_str().unwrap(),
-        ],
-        &[],
-    );
-    let text = ok(&apkovl);
+    let text = pimg_at_fixture(&["inspect", arg(&out().join("pimg.apkovl.tar.gz"))])
+        .expect_success()
+        .stdout;
     assert!(
         text.contains("0640     0/42") && text.contains("etc/shadow"),
         "{text}"
@@ -626,37 +597,22 @@ fn inspect_lists_table_file_system_files_and_archive_entries() {
 #[test]
 fn different_epochs_diff_as_timestamps() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = run(
-        fixture(),
-        &[
-            "build",
-            "--inputs",
-            "inputs",
-            "--out",
-            tmp.path().join("later").to_str().unwrap(),
-        ],
-        &[("SOURCE_DATE_EPOCH", "1700086400")],
-    );
-    ok(&o);
-    let later = tmp.path().join("later");
+    let later = Build::new()
+        .cwd(fixture())
+        .inputs("inputs")
+        .out(tmp.path().join("later"))
+        .epoch("1700086400")
+        .built();
     let (a, b) = (out().join("rpi3b.img"), later.join("rpi3b.img"));
-    let d = run(
-        fixture(),
-        &["diff", a.to_str().unwrap(), b.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(d.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&d.stdout);
+    let d = pimg_at_fixture(&["diff", arg(&a), arg(&b)]);
+    assert_eq!(d.code(), Some(1));
+    let text = &d.stdout;
     assert!(
         text.contains("modify time") && text.contains("mtime"),
         "{text}"
     );
-    let j = run(
-        fixture(),
-        &["diff", "--json", a.to_str().unwrap(), b.to_str().unwrap()],
-        &[],
-    );
-    let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    let j = pimg_at_fixture(&["diff", "--json", arg(&a), arg(&b)]);
+    let j: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
     let diffs = j["differences"].as_array().unwrap();
     let has = |path_end: &[&str], field: &str, a: &str| {
         diffs.iter().any(|d| {
@@ -699,17 +655,13 @@ fn different_epochs_diff_as_timestamps() {
         ),
         "{j}"
     );
-    let j = run(
-        fixture(),
-        &[
-            "diff",
-            "--json",
-            out().join("pimg.apkovl.tar.gz").to_str().unwrap(),
-            later.join("pimg.apkovl.tar.gz").to_str().unwrap(),
-        ],
-        &[],
-    );
-    let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    let j = pimg_at_fixture(&[
+        "diff",
+        "--json",
+        arg(&out().join("pimg.apkovl.tar.gz")),
+        arg(&later.join("pimg.apkovl.tar.gz")),
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
     let diffs = j["differences"].as_array().unwrap();
     assert!(!diffs.is_empty());
     assert!(diffs.iter().all(|d| d["field"] == "mtime"), "{j}");
@@ -718,18 +670,9 @@ fn different_epochs_diff_as_timestamps() {
 #[test]
 fn rebuild_reproduces_the_fixture_and_names_a_swapped_input() {
     let info = out().join("rpi3b.buildinfo.json");
-    let v = run(
-        fixture(),
-        &[
-            "verify",
-            "--rebuild",
-            info.to_str().unwrap(),
-            "--inputs",
-            "inputs",
-        ],
-        &[],
-    );
-    let text = ok(&v);
+    let text = rebuild(fixture(), &info, Path::new("inputs"))
+        .expect_success()
+        .stdout;
     assert!(text.contains("OK    rpi3b.img (rebuilt)"), "{text}");
 
     // Another version of busybox-static in place of the recorded one.
@@ -749,19 +692,9 @@ fn rebuild_reproduces_the_fixture_and_names_a_swapped_input() {
         FIXTURE_NEWEST_MTIME,
     );
     fs::write(inputs.join("busybox-static_1%3a1.36.1-1_arm64.deb"), bb).unwrap();
-    let v = run(
-        fixture(),
-        &[
-            "verify",
-            "--rebuild",
-            info.to_str().unwrap(),
-            "--inputs",
-            inputs.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let text = String::from_utf8_lossy(&v.stdout);
-    assert_eq!(v.status.code(), Some(1), "{text}");
+    let v = rebuild(fixture(), &info, &inputs);
+    let text = &v.stdout;
+    assert_eq!(v.code(), Some(1), "{text}");
     assert!(
         text.contains("FAIL  input busybox-static 1:1.35.0-4+deb12u1+b1"),
         "{text}"
@@ -781,19 +714,9 @@ fn rebuild_reproduces_the_fixture_and_names_a_swapped_input() {
         FIXTURE_NEWEST_MTIME,
     );
     fs::write(inputs.join(&old), bb).unwrap();
-    let v = run(
-        fixture(),
-        &[
-            "verify",
-            "--rebuild",
-            info.to_str().unwrap(),
-            "--inputs",
-            inputs.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let text = String::from_utf8_lossy(&v.stdout);
-    assert_eq!(v.status.code(), Some(1), "{text}");
+    let v = rebuild(fixture(), &info, &inputs);
+    let text = &v.stdout;
+    assert_eq!(v.code(), Some(1), "{text}");
     assert!(
         text.contains(&format!(
             "FAIL  input busybox-static 1:1.35.0-4+deb12u1+b1 ({old}): expected sha256"
@@ -803,42 +726,20 @@ fn rebuild_reproduces_the_fixture_and_names_a_swapped_input() {
 
     // A missing input is an error naming it.
     fs::remove_file(inputs.join(&old)).unwrap();
-    let v = run(
-        fixture(),
-        &[
-            "verify",
-            "--rebuild",
-            info.to_str().unwrap(),
-            "--inputs",
-            inputs.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(v.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&v.stderr).contains("input busybox-static"));
+    let v = rebuild(fixture(), &info, &inputs);
+    assert_eq!(v.code(), Some(2));
+    assert!(v.stderr.contains("input busybox-static"));
 }
 
 #[test]
 fn rebuild_reproduces_the_real_rpi3b_build() {
     let inputs = real_inputs();
     let tmp = tempfile::tempdir().unwrap();
-    real_build(tmp.path(), "rpi3b");
-    let info = tmp.path().join("out/rpi3b.buildinfo.json");
-    let v = run(
-        tmp.path(),
-        &[
-            "verify",
-            "--rebuild",
-            info.to_str().unwrap(),
-            "--inputs",
-            inputs.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let text = ok(&v);
+    let out = Build::real("rpi3b").cwd(tmp.path()).out("out").built();
+    let info = out.join("rpi3b.buildinfo.json");
+    let text = rebuild(tmp.path(), &info, &inputs).expect_success().stdout;
     assert!(text.contains("0 failed: OK"), "{text}");
-    let v = run(tmp.path(), &["verify", "out"], &[]);
-    ok(&v);
+    run(tmp.path(), &["verify", "out"], &[]).expect_success();
 }
 
 /// A short deterministic mutation run of every reader on the fixture's artifacts (the
