@@ -6,7 +6,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
-use super::{assert_nothing_published, real_inputs};
+use super::{assert_nothing_published, release_inputs, Release};
 
 /// The pimg binary under test.
 pub fn pimg() -> Command {
@@ -84,10 +84,15 @@ impl Build {
         Build::subcommand("lock")
     }
 
-    /// `pimg build --board BOARD` from the real Debian inputs (see `real_inputs`).
+    /// `pimg build --board BOARD` from the real Debian 13 inputs (see `real_inputs`).
     pub fn real(board: &str) -> Build {
+        Build::release(board, Release::Debian13)
+    }
+
+    /// `pimg build --board BOARD` from one release's real inputs.
+    pub fn release(board: &str, release: Release) -> Build {
         let mut b = Build::new();
-        b.board(board).inputs(real_inputs());
+        b.board(board).inputs(release_inputs(release));
         b
     }
 
