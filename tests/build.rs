@@ -26,6 +26,105 @@ fn golden_hashes() {
     assert_golden(&out, GOLDEN_ARTIFACTS, "rpi3b-fixture.sha256");
 }
 
+/// Debian 13's layout: busybox under usr/bin, modules under usr/lib/modules, compressed as
+/// .ko.xz, .ko.gz and .ko.zst next to plain .ko. The same profile builds it; the modules are
+/// installed decompressed with a modules.dep naming the .ko files, GNU cpio reads the
+/// initramfs, the buildinfo names every member and both digests, and a build in another time
+/// zone, locale, umask and folder from inputs written in the other order is identical.
+#[test]
+fn golden_hashes_merged_usr_and_compressed_modules() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_fixture_in(&tmp.path().join("inputs"), false, Layout::MergedUsr);
+    let out = Build::new()
+        .cwd(tmp.path())
+        .inputs("inputs")
+        .out("out")
+        .epoch(EPOCH)
+        .built();
+    assert_golden(&out, GOLDEN_ARTIFACTS, "rpi3b-usrmerge-fixture.sha256");
+    // Decompressed modules and the same busybox make the same media as Debian 12's layout.
+    let golden = |name: &str| fs::read_to_string(repo().join("tests/golden").join(name)).unwrap();
+    assert_eq!(
+        golden("rpi3b-usrmerge-fixture.sha256"),
+        golden("rpi3b-fixture.sha256")
+    );
+
+    let info = read_json(&out.join("rpi3b.buildinfo.json"));
+    assert_eq!(info["matched"]["initramfs.busybox.path"], "usr/bin/busybox");
+    let km = &info["kernel_modules"];
+    assert_eq!(km["tree"], format!("usr/lib/modules/{KVER}"));
+    let files = km["files"].as_array().unwrap();
+    let member = |installed: &str| {
+        files
+            .iter()
+            .find(|f| f["installed"] == installed)
+            .unwrap_or_else(|| panic!("{installed} not recorded: {km:#}"))
+    };
+    for (installed, suffix) in [
+        ("kernel/drivers/mmc/host/sdhci-iproc.ko", ".zst"),
+        ("kernel/drivers/mmc/host/sdhci-pltfm.ko", ".gz"),
+        ("kernel/drivers/mmc/host/sdhci.ko", ".xz"),
+        ("kernel/drivers/mmc/core/mmc_core.ko", ""),
+    ] {
+        let f = member(installed);
+        assert_eq!(
+            f["member"],
+            format!("usr/lib/modules/{KVER}/{installed}{suffix}")
+        );
+        assert_eq!(f["member_sha256"] == f["sha256"], suffix.is_empty(), "{f}");
+    }
+
+    need_tool("cpio", "cpio");
+    let dir = out.join("ir");
+    fs::create_dir_all(&dir).unwrap();
+    let gz = fs::read(out.join("rpi3b.initramfs.cpio.gz")).unwrap();
+    let mut cpio = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut cpio).unwrap();
+    let mut child = std::process::Command::new("cpio")
+        .args(["-id", "--quiet"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &cpio).unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "GNU cpio refused the initramfs"
+    );
+    let moddir = dir.join(format!("lib/modules/{KVER}"));
+    let dep = fs::read_to_string(moddir.join("modules.dep")).unwrap();
+    assert!(
+        dep.contains("kernel/drivers/mmc/host/sdhci-iproc.ko: kernel/drivers/mmc/host/sdhci-pltfm.ko kernel/drivers/mmc/host/sdhci.ko kernel/drivers/mmc/core/mmc_core.ko"),
+        "{dep}"
+    );
+    assert!(
+        !dep.contains(".xz") && !dep.contains(".gz") && !dep.contains(".zst"),
+        "{dep}"
+    );
+    for f in files {
+        let installed = fs::read(moddir.join(f["installed"].as_str().unwrap())).unwrap();
+        assert!(installed.starts_with(b"\x7fELF"), "{f} is not an ELF");
+        assert_eq!(sha256_hex(&installed), f["sha256"].as_str().unwrap());
+    }
+    assert!(dir.join("bin/busybox").is_file());
+
+    let b = tempfile::tempdir().unwrap();
+    let deep = b.path().join("x/y z");
+    write_fixture_in(&deep.join("in"), true, Layout::MergedUsr);
+    touch_all(&deep.join("in"), "2031-05-06 07:08:09");
+    let again = Build::new()
+        .cwd(&deep)
+        .inputs("in")
+        .out("o u t")
+        .epoch(EPOCH)
+        .umask("077")
+        .env("TZ", "Asia/Kathmandu")
+        .env("LANG", "tr_TR.UTF-8")
+        .built();
+    fs::remove_dir_all(&dir).unwrap();
+    assert_same_outputs(&out, &again);
+}
+
 #[test]
 fn identical_under_varied_environment() {
     // Build A: plain. Build B: other TZ (with DST and a 45-minute offset), locale, umask,

@@ -189,8 +189,47 @@ pub fn deb(package: &str, version: &str, arch: &str, entries: &[Entry], mtime: u
     ar.into_inner().unwrap()
 }
 
+/// Where the fixture's kernel and busybox put their files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Debian 12's: `bin/busybox`, plain `.ko` modules under `lib/modules/`.
+    Split,
+    /// Debian 13's merged /usr: `usr/bin/busybox`, modules under `usr/lib/modules/`, each
+    /// compressed in one of the ways kernels ship them so that a dependency closure spans
+    /// all four (sdhci-iproc.ko.zst → sdhci-pltfm.ko.gz → sdhci.ko.xz → mmc_core.ko).
+    MergedUsr,
+}
+
 /// The fixture packages: (file name, bytes), matching the shipped rpi3b profile.
 pub fn fixture_debs() -> Vec<(String, Vec<u8>)> {
+    fixture_debs_in(Layout::Split)
+}
+
+/// `data` compressed as a module file with `suffix` (`""`, `.xz`, `.gz`, `.zst`).
+pub fn compress_module(data: &[u8], suffix: &str) -> Vec<u8> {
+    match suffix {
+        "" => data.to_vec(),
+        ".xz" => {
+            let mut w =
+                lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+            w.write_all(data).unwrap();
+            w.finish().unwrap()
+        }
+        ".gz" => {
+            let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(9));
+            w.write_all(data).unwrap();
+            w.finish().unwrap()
+        }
+        ".zst" => {
+            ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+        }
+        other => panic!("no module compression {other}"),
+    }
+}
+
+/// The fixture packages in one release's layout.
+pub fn fixture_debs_in(layout: Layout) -> Vec<(String, Vec<u8>)> {
+    let usr = layout == Layout::MergedUsr;
     let fw = |n: &'static str, len| Entry::File(n, pattern(n, len), 0o644);
     let firmware = deb(
         "raspi-firmware",
@@ -214,10 +253,21 @@ pub fn fixture_debs() -> Vec<(String, Vec<u8>)> {
         ],
         FIXTURE_NEWEST_MTIME - 86_400,
     );
+    let root = if usr {
+        "usr/lib/modules"
+    } else {
+        "lib/modules"
+    };
     let m = |rel: &str, name: &str, deps: &[&str]| {
+        let suffix = match (usr, name) {
+            (false, _) | (true, "mmc_core" | "bcm2835_wdt") => "",
+            (true, "sdhci" | "bcm2835" | "nls_cp437") => ".xz",
+            (true, "sdhci_pltfm" | "fat" | "nls_iso8859_1") => ".gz",
+            (true, _) => ".zst",
+        };
         Entry::Owned(
-            format!("lib/modules/{KVER}/kernel/{rel}"),
-            module_elf(name, deps),
+            format!("{root}/{KVER}/kernel/{rel}{suffix}"),
+            compress_module(&module_elf(name, deps), suffix),
             0o644,
         )
     };
@@ -267,21 +317,22 @@ pub fn fixture_debs() -> Vec<(String, Vec<u8>)> {
             m("fs/nls/nls_cp437.ko", "nls_cp437", &[]),
             m("drivers/watchdog/bcm2835_wdt.ko", "bcm2835_wdt", &[]),
             Entry::Owned(
-                format!("lib/modules/{KVER}/modules.builtin"),
+                format!("{root}/{KVER}/modules.builtin"),
                 b"kernel/fs/mbcache.ko\nkernel/drivers/block/loop.ko\n".to_vec(),
                 0o644,
             ),
         ],
         FIXTURE_NEWEST_MTIME,
     );
+    let bin = if usr { "usr/bin" } else { "bin" };
     let busybox = deb(
         "busybox-static",
         "1:1.35.0-4+deb12u1+b1",
         "arm64",
         &[
-            Entry::Dir("bin"),
-            Entry::File("bin/busybox", pattern("busybox", 400_000), 0o755),
-            Entry::Symlink("bin/sh", "busybox"),
+            Entry::Dir(if usr { "usr/bin" } else { "bin" }),
+            Entry::Owned(format!("{bin}/busybox"), pattern("busybox", 400_000), 0o755),
+            Entry::Symlink(if usr { "usr/bin/sh" } else { "bin/sh" }, "busybox"),
         ],
         FIXTURE_NEWEST_MTIME - 3600,
     );
@@ -300,8 +351,13 @@ pub fn fixture_debs() -> Vec<(String, Vec<u8>)> {
 
 /// Writes the fixture packages into `dir` (created), in the given order.
 pub fn write_fixture(dir: &Path, reverse: bool) {
+    write_fixture_in(dir, reverse, Layout::Split)
+}
+
+/// Writes the fixture packages of one layout into `dir` (created), in the given order.
+pub fn write_fixture_in(dir: &Path, reverse: bool, layout: Layout) {
     std::fs::create_dir_all(dir).unwrap();
-    let mut debs = fixture_debs();
+    let mut debs = fixture_debs_in(layout);
     if reverse {
         debs.reverse();
     }
