@@ -456,3 +456,154 @@ fn help_teaches_and_boards_lists() {
     let boards = run(Path::new("."), &["boards"], &[]).stdout;
     assert!(boards.contains("rpi3b"));
 }
+
+/// A profile that is wrong on its own (FAT label, FAT type, a GUID) is refused naming the
+/// profile and the field before the inputs folder is even opened: here it does not exist.
+#[test]
+fn profile_errors_come_before_any_input_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let build = |p: &str| {
+        let mut b = Build::new();
+        b.cwd(t)
+            .board(p)
+            .inputs("no-such-folder")
+            .out("out")
+            .epoch(EPOCH);
+        b
+    };
+    let p = profile_variant(t, "label = \"PIBOOT\"", "label = \"pi boot\"");
+    build(&p).expect_refused(&["volume label", "pi boot"]);
+    let p = profile_variant(t, "fat = 32", "fat = 31");
+    build(&p).expect_refused(&["boot.fat: 31 is not a FAT type: use 12, 16 or 32"]);
+    let p = profile_variant(t, "[image]\n", "[image]\ndisk_guid = \"nope\"\n");
+    build(&p).expect_refused(&[&p, "image.disk_guid", "'nope' is not a GUID"]);
+    // The same profiles with a real folder would have got this far: the folder is the next error.
+    let p = profile_variant(t, "label = \"PIBOOT\"", "label = \"PIBOOT2\"");
+    build(&p).expect_refused(&["no-such-folder"]);
+}
+
+/// Module trees and module files that cannot be used: each is refused naming the member,
+/// and nothing is published.
+#[test]
+fn bad_module_trees_and_files_name_the_member() {
+    let kernel = |modules: Vec<Entry>| {
+        let mut entries = vec![
+            Entry::Dir("boot"),
+            Entry::Owned(
+                format!("boot/vmlinuz-{KVER}"),
+                arm64_kernel("kernel", 1_500_000),
+                0o644,
+            ),
+            Entry::Owned(
+                format!("usr/lib/linux-image-{KVER}/broadcom/bcm2837-rpi-3-b.dtb"),
+                fdt_blob("dtb3b", 14_993),
+                0o644,
+            ),
+            Entry::Owned(
+                format!("usr/lib/linux-image-{KVER}/broadcom/bcm2711-rpi-4-b.dtb"),
+                fdt_blob("dtb4b", 27_386),
+                0o644,
+            ),
+        ];
+        entries.extend(modules);
+        deb(
+            &format!("linux-image-{KVER}-unsigned"),
+            "6.1.999-1",
+            "arm64",
+            &entries,
+            FIXTURE_NEWEST_MTIME,
+        )
+    };
+    let module = |path: String, name: &str, suffix: &str| {
+        Entry::Owned(
+            format!("{path}{suffix}"),
+            compress_module(&module_elf(name, &[]), suffix),
+            0o644,
+        )
+    };
+    let vfat = |root: &str, suffix: &str| {
+        module(
+            format!("{root}/{KVER}/kernel/fs/fat/vfat.ko"),
+            "vfat",
+            suffix,
+        )
+    };
+    let truncated = {
+        let whole = compress_module(&module_elf("vfat", &[]), ".xz");
+        Entry::Owned(
+            format!("usr/lib/modules/{KVER}/kernel/fs/fat/vfat.ko.xz"),
+            whole[..whole.len() / 2].to_vec(),
+            0o644,
+        )
+    };
+    let corrupt = {
+        let mut gz = compress_module(&module_elf("vfat", &[]), ".gz");
+        let n = gz.len();
+        gz[n / 2] ^= 0x55;
+        gz[n - 6] ^= 0x55; // the CRC too, so either check catches it
+        Entry::Owned(
+            format!("usr/lib/modules/{KVER}/kernel/fs/fat/vfat.ko.gz"),
+            gz,
+            0o644,
+        )
+    };
+    let cases: Vec<(&str, Vec<Entry>, Vec<String>)> = vec![
+        (
+            "two trees",
+            vec![vfat("lib/modules", ""), vfat("usr/lib/modules", ".xz")],
+            vec![
+                format!("lib/modules/{KVER}, usr/lib/modules/{KVER}"),
+                "several kernels".into(),
+            ],
+        ),
+        (
+            "truncated xz",
+            vec![truncated],
+            vec![
+                format!("usr/lib/modules/{KVER}/kernel/fs/fat/vfat.ko.xz"),
+                "xz".into(),
+            ],
+        ),
+        (
+            "corrupt gzip",
+            vec![corrupt],
+            vec![
+                format!("usr/lib/modules/{KVER}/kernel/fs/fat/vfat.ko.gz"),
+                "gzip".into(),
+            ],
+        ),
+        (
+            "unknown suffix",
+            vec![Entry::Owned(
+                format!("usr/lib/modules/{KVER}/kernel/fs/fat/vfat.ko.lz4"),
+                vec![4; 64],
+                0o644,
+            )],
+            vec![
+                format!("usr/lib/modules/{KVER}/kernel/fs/fat/vfat.ko.lz4"),
+                "'.lz4'".into(),
+            ],
+        ),
+    ];
+    for (what, modules, words) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let inputs = tmp.path().join("inputs");
+        write_fixture_in(&inputs, false, Layout::MergedUsr);
+        let name = format!("linux-image-{KVER}-unsigned_6.1.999-1_arm64.deb");
+        fs::write(inputs.join(&name), kernel(modules)).unwrap();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let r = Build::new()
+            .cwd(tmp.path())
+            .inputs("inputs")
+            .out("out")
+            .epoch(EPOCH)
+            .expect_refused(&words);
+        assert!(
+            !tmp.path().join("out/rpi3b.img").exists(),
+            "{what}: {}",
+            r.stderr
+        );
+        assert_nothing_published(&tmp.path().join("out"), what);
+    }
+}
