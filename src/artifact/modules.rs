@@ -178,9 +178,22 @@ pub fn closure(
     available: &BTreeMap<String, (String, ModInfo)>,
     builtin: &BTreeSet<String>,
 ) -> Result<Closure, ModuleError> {
+    let (selected, builtin_used) = select(requested, available, builtin)?;
+    Ok(Closure {
+        load_order: load_order(&selected)?,
+        builtin: builtin_used.into_iter().collect(),
+    })
+}
+
+/// Every module the requested names need, by name with its dependencies, and the built-in
+/// names met on the way.
+fn select(
+    requested: &[String],
+    available: &BTreeMap<String, (String, ModInfo)>,
+    builtin: &BTreeSet<String>,
+) -> Result<(BTreeMap<String, Vec<String>>, BTreeSet<String>), ModuleError> {
     let index = normalized_index(available)?;
     let builtin: BTreeSet<String> = builtin.iter().map(|b| normalize(b)).collect();
-
     let mut selected: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut builtin_used = BTreeSet::new();
     let mut stack: Vec<(String, Option<String>)> = requested
@@ -215,11 +228,14 @@ pub fn closure(
         }
         selected.insert(name, deps);
     }
+    Ok((selected, builtin_used))
+}
 
-    // Kahn's algorithm, always taking the smallest ready name: dependencies first, ties by name.
+/// Kahn's algorithm, always taking the smallest ready name: dependencies first, ties by name.
+fn load_order(selected: &BTreeMap<String, Vec<String>>) -> Result<Vec<String>, ModuleError> {
     let mut unmet: BTreeMap<&str, usize> = BTreeMap::new();
     let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (name, deps) in &selected {
+    for (name, deps) in selected {
         let file_deps: BTreeSet<&str> = deps
             .iter()
             .map(String::as_str)
@@ -252,12 +268,9 @@ pub fn closure(
             .filter(|(_, &n)| n > 0)
             .map(|(&m, _)| m)
             .collect();
-        return Err(ModuleError::Cycle(find_cycle(&blocked, &selected)));
+        return Err(ModuleError::Cycle(find_cycle(&blocked, selected)));
     }
-    Ok(Closure {
-        load_order,
-        builtin: builtin_used.into_iter().collect(),
-    })
+    Ok(load_order)
 }
 
 /// `available` keyed by normalized name; two keys with the same normalized name are an error.

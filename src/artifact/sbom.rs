@@ -164,13 +164,42 @@ pub fn document(
 ) -> Vec<u8> {
     let mut ids = IdSet::default();
     let mut extracted: Vec<ExtractedLicense> = Vec::new();
+    let (mut packages, input_ids) = input_packages(inputs, &mut ids, &mut extracted);
+    let created = iso8601(epoch.seconds());
+    let (output_packages, relationships) = output_packages(outputs, &mut ids, &input_ids, &created);
+    packages.extend(output_packages);
+    let doc = Document {
+        spdx_version: "SPDX-2.3",
+        data_license: "CC0-1.0",
+        spdx_id: "SPDXRef-DOCUMENT",
+        name: format!("pimg-{board}"),
+        document_namespace: namespace(board, epoch, inputs, outputs),
+        creation_info: CreationInfo {
+            created,
+            creators: vec![format!("Tool: pimg-{}", env!("CARGO_PKG_VERSION"))],
+        },
+        packages,
+        relationships,
+        has_extracted_licensing_infos: extracted,
+    };
+    let mut json = serde_json::to_string_pretty(&doc).expect("SBOM serializes");
+    json.push('\n');
+    json.into_bytes()
+}
+
+/// One package per input, and (input file, SPDX id) for the relationships.
+fn input_packages(
+    inputs: &[SbomInput],
+    ids: &mut IdSet,
+    extracted: &mut Vec<ExtractedLicense>,
+) -> (Vec<Package>, Vec<(String, String)>) {
     let mut packages = Vec::new();
     let mut input_ids = Vec::new();
     for i in inputs {
         let id = ids.unique(&format!("SPDXRef-Input-{}", idstring(&i.name)));
         input_ids.push((i.file.clone(), id.clone()));
         let declared = match &i.license {
-            Some(raw) => license_expression(raw, &mut extracted),
+            Some(raw) => license_expression(raw, extracted),
             None => "NOASSERTION".to_string(),
         };
         let mut comment = i.kind.to_string();
@@ -193,9 +222,18 @@ pub fn document(
             comment: Some(comment),
         });
     }
-    let created = iso8601(epoch.seconds());
+    (packages, input_ids)
+}
+
+/// One package per output, described by the document and generated from its inputs.
+fn output_packages(
+    outputs: &[SbomOutput],
+    ids: &mut IdSet,
+    input_ids: &[(String, String)],
+    created: &str,
+) -> (Vec<Package>, Vec<Relationship>) {
     let mut relationships = Vec::new();
-    let mut output_packages = Vec::new();
+    let mut packages = Vec::new();
     for o in outputs {
         let id = ids.unique(&format!("SPDXRef-Output-{}", idstring(&o.name)));
         relationships.push(Relationship {
@@ -212,7 +250,7 @@ pub fn document(
                 });
             }
         }
-        output_packages.push(Package {
+        packages.push(Package {
             spdx_id: id,
             name: o.name.clone(),
             version_info: None,
@@ -224,42 +262,31 @@ pub fn document(
             license_declared: "NOASSERTION".into(),
             copyright_text: "NOASSERTION",
             primary_package_purpose: Some(o.purpose),
-            built_date: Some(created.clone()),
+            built_date: Some(created.to_string()),
             comment: None,
         });
     }
-    packages.extend(output_packages);
+    (packages, relationships)
+}
 
-    let namespace = {
-        let mut h = Sha256::new();
-        h.update(b"pimg spdx namespace v1\0");
-        h.update(board.as_bytes());
-        h.update(format!("\0{}\0", epoch.seconds()));
-        for i in inputs {
-            h.update(format!("in\0{}\0{}\0", i.file, i.sha256));
-        }
-        for o in outputs {
-            h.update(format!("out\0{}\0{}\0", o.name, o.sha256));
-        }
-        format!("https://spdx.invalid/pimg/{board}/{}", hex(&h.finalize()))
-    };
-    let doc = Document {
-        spdx_version: "SPDX-2.3",
-        data_license: "CC0-1.0",
-        spdx_id: "SPDXRef-DOCUMENT",
-        name: format!("pimg-{board}"),
-        document_namespace: namespace,
-        creation_info: CreationInfo {
-            created,
-            creators: vec![format!("Tool: pimg-{}", env!("CARGO_PKG_VERSION"))],
-        },
-        packages,
-        relationships,
-        has_extracted_licensing_infos: extracted,
-    };
-    let mut json = serde_json::to_string_pretty(&doc).expect("SBOM serializes");
-    json.push('\n');
-    json.into_bytes()
+/// The document namespace, derived from the content.
+fn namespace(
+    board: &str,
+    epoch: SourceDateEpoch,
+    inputs: &[SbomInput],
+    outputs: &[SbomOutput],
+) -> String {
+    let mut h = Sha256::new();
+    h.update(b"pimg spdx namespace v1\0");
+    h.update(board.as_bytes());
+    h.update(format!("\0{}\0", epoch.seconds()));
+    for i in inputs {
+        h.update(format!("in\0{}\0{}\0", i.file, i.sha256));
+    }
+    for o in outputs {
+        h.update(format!("out\0{}\0{}\0", o.name, o.sha256));
+    }
+    format!("https://spdx.invalid/pimg/{board}/{}", hex(&h.finalize()))
 }
 
 fn sha256(value: &str) -> Checksum {
