@@ -185,13 +185,16 @@ pub fn closure(
     })
 }
 
+/// Selected modules by name with their dependencies, and the built-in names met.
+type Selection = (BTreeMap<String, Vec<String>>, BTreeSet<String>);
+
 /// Every module the requested names need, by name with its dependencies, and the built-in
 /// names met on the way.
 fn select(
     requested: &[String],
     available: &BTreeMap<String, (String, ModInfo)>,
     builtin: &BTreeSet<String>,
-) -> Result<(BTreeMap<String, Vec<String>>, BTreeSet<String>), ModuleError> {
+) -> Result<Selection, ModuleError> {
     let index = normalized_index(available)?;
     let builtin: BTreeSet<String> = builtin.iter().map(|b| normalize(b)).collect();
     let mut selected: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -386,7 +386,9 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
                 r"^pimg: apkovl applied (\S+) hostname=(\S*)",
             ),
             milestone("self-check", r"^pimg: selfcheck done files=(\d+)"),
-            milestone("userspace ready", r"^pimg: userspace ready"),
+            // Not anchored: init starts the console's getty and this marker together, and the
+            // getty's `login:` prompt (no newline) may come first on the same line.
+            milestone("userspace ready", r"pimg: userspace ready"),
         ]);
     }
     for pattern in &req.expect {
