@@ -4,13 +4,16 @@
 # target. Needs the real inputs (qemu/setup.sh) and: genimage dosfstools mtools fdisk cpio
 # strace time openssl (diffoscope for the diff row, qemu-system-arm for the boot row).
 #
-#   bench/compare.sh [--runs N] [--pimg PATH] [--inputs DIR] [--full] [--keep] [--only initramfs]
+#   bench/compare.sh [--runs N] [--pimg PATH] [--inputs DIR] [--full] [--keep] [--only initramfs|build]
 #
 # pimg's phases (reading inputs, initramfs, image, hashing, tarball) are timed from the
 # system calls that bound them (strace -ttt: the last close of an input, the open of the
 # lock, open/fsync/close of each staged output), so no timing code is needed in pimg.
 # --only initramfs times just pimg and the cpio|gzip (and apkovl tar|gzip) pipelines and prints
-# those rows.
+# those rows; --only build just the whole build, cold and warm (input cache), against the
+# pipeline a release engineer would script (dpkg-deb -x, cpio|gzip, genimage, tar|gzip,
+# sha256sum). pimg's phase rows read every input from its file (--no-cache), as before the
+# input cache existed.
 set -euo pipefail
 
 RUNS=5
@@ -25,7 +28,7 @@ DIFFOSCOPE=""
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -42,10 +45,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$RUNS" in '' | *[!0-9]* | 0) echo "compare.sh: --runs needs a positive number" >&2; exit 2 ;; esac
-case "$ONLY" in '' | initramfs) ;; *) echo "compare.sh: --only takes initramfs" >&2; exit 2 ;; esac
+case "$ONLY" in '' | initramfs | build) ;; *) echo "compare.sh: --only takes initramfs or build" >&2; exit 2 ;; esac
 
 missing=()
-for t in genimage mkfs.vfat mcopy sfdisk cpio gzip tar sha256sum openssl strace /usr/bin/time awk; do
+for t in genimage mkfs.vfat mcopy sfdisk cpio gzip tar sha256sum openssl strace /usr/bin/time awk dpkg-deb; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -93,7 +96,7 @@ pimg_phases() {
     local out=$1 trace=$WORK/trace
     rm -rf "$out"
     strace -f --seccomp-bpf -ttt -T -y -qq -e trace=execve,openat,close,fsync -o "$trace" \
-        "$PIMG" build --board rpi3b --inputs "$INPUTS" --out "$out" >/dev/null
+        "$PIMG" build --no-cache --board rpi3b --inputs "$INPUTS" --out "$out" >/dev/null
     awk -v inputs="$INPUTS/" '
         !t0 { t0 = $2 }
         { t_end = $2 }
@@ -119,7 +122,7 @@ log "work:   $WORK"
 
 # The trees the other tools get: exactly what pimg put into its outputs.
 log "preparing the boot, initramfs and overlay trees from a pimg build..."
-"$PIMG" build --board rpi3b --inputs "$INPUTS" --out "$WORK/ref" >/dev/null
+"$PIMG" build --no-cache --board rpi3b --inputs "$INPUTS" --out "$WORK/ref" >/dev/null
 BT=$WORK/boot-tree IT=$WORK/initramfs-tree OT=$WORK/apkovl-tree
 mkdir -p "$BT" "$IT" "$OT"
 tar -xzf "$WORK/ref/rpi3b.tar.gz" -C "$BT"
@@ -172,6 +175,32 @@ alpine_image() {
         sfdisk -q "$d/rpi3b.img"
     dd if="$d/part.img" of="$d/rpi3b.img" bs=1M seek="$PART_OFFSET_MIB" conv=notrunc,sparse status=none
 }
+# The rpi3b build as a script would do it: unpack the three packages, then the same outputs.
+PEER_DEBS=("$INPUTS"/raspi-firmware_*.deb "$INPUTS"/busybox-static_*_arm64.deb "$INPUTS"/linux-image-*_arm64.deb)
+peer_pipeline() {
+    local d=$WORK/peer
+    rm -rf "$d"
+    mkdir -p "$d/x"
+    for deb in "${PEER_DEBS[@]}"; do dpkg-deb -x "$deb" "$d/x"; done
+    cpio_gzip
+    genimage_run "$d/g"
+    sync "$d/g/rpi3b.img"
+    tar_gzip "$BT" "$d/rpi.tar.gz"
+    sha256sum "$d/g/rpi3b.img" "$d/rpi.tar.gz" "$WORK/initramfs.cpio.gz" >/dev/null
+}
+# pimg's whole build with an empty input cache, then again with the cache it filled.
+pimg_cached() {
+    rm -rf "$WORK/c-$1"
+    "$PIMG" build --board rpi3b --inputs "$INPUTS" --out "$WORK/c-$1" --cache "$WORK/cache" >/dev/null
+}
+build_rows() {
+    local peer cold warm r
+    peer=$(med peer_pipeline) cold=$(med pimg_cold) warm=$(med pimg_warm)
+    r=$(ratio "$cold" "$peer")
+    row "whole rpi3b build from the .debs, empty input cache: pimg vs dpkg-deb -x + cpio\|gzip -9n + genimage + sync + tar\|gzip -9n + sha256sum" "$(secs "$cold")" "$(secs "$peer")" "$r" "≤ 0.50" "$(verdict "$r" 0.50)"
+    r=$(ratio "$warm" "$peer")
+    row "whole rpi3b build, input cache filled: pimg vs the same pipeline" "$(secs "$warm")" "$(secs "$peer")" "$r" "≤ 0.15" "$(verdict "$r" 0.15)"
+}
 cpio_gzip() { (cd "$IT" && find . -mindepth 1 | LC_ALL=C sort | cpio --reproducible -o -H newc --quiet | gzip -9n >"$WORK/initramfs.cpio.gz"); }
 tar_gzip() { tar --sort=name --mtime="@$EPOCH" --owner=0 --group=0 --numeric-owner -C "$1" -cf - . | gzip -9n >"$2"; }
 
@@ -206,6 +235,13 @@ has boot && command -v qemu-system-aarch64 >/dev/null 2>&1 && HAS_BOOT=1
 
 for i in $(seq "$RUNS"); do
     log "run $i/$RUNS"
+    rm -rf "$WORK/cache"
+    timed pimg_cold pimg_cached cold
+    timed pimg_warm pimg_cached warm
+    timed peer_pipeline peer_pipeline
+    if [ "$ONLY" = build ]; then
+        continue
+    fi
     # The last pimg run uses another time zone: its outputs must equal the first run's.
     if [ "$i" = "$RUNS" ] && [ "$RUNS" -gt 1 ]; then export TZ=Asia/Kathmandu; fi
     read -r total resolve mid iw isync ih tarball <<<"$(pimg_phases "$WORK/p$i")" || true
@@ -250,6 +286,11 @@ if [ "$RUNS" -gt 1 ]; then
     if cmp -s "$WORK/ref/SHA256SUMS" "$LAST/SHA256SUMS"; then PIMG_TZ="yes"; else PIMG_TZ="NO"; fi
 fi
 
+if [ "$ONLY" = build ]; then
+    table_head
+    build_rows
+    exit 0
+fi
 if [ "$ONLY" = initramfs ]; then
     table_head
     initramfs_rows
@@ -278,7 +319,7 @@ grep -q '^size = "128MiB"' "$WORK/rpi3b-128m.toml" && grep -q '^size = "2GiB"' "
     { echo "compare.sh: boards/rpi3b.toml no longer has size = \"256MiB\"" >&2; exit 1; }
 rss() { # rss NAME BOARD: peak RSS (KiB) and wall time of one build
     rm -rf "$WORK/mem"
-    /usr/bin/time -f '%M %e' -o "$WORK/time" "$PIMG" build --board "$2" --inputs "$INPUTS" --out "$WORK/mem" >/dev/null
+    /usr/bin/time -f '%M %e' -o "$WORK/time" "$PIMG" build --no-cache --board "$2" --inputs "$INPUTS" --out "$WORK/mem" >/dev/null
     read -r kb secs <"$WORK/time"
     rec "rss_$1" "$kb"
     rec "wall_$1" "$secs"
@@ -291,7 +332,7 @@ rss 2g "$WORK/rpi3b-2g.toml"
 DIFF_ROW=""
 if [ "$HAS_DIFF" = 1 ]; then
     log "pimg diff vs diffoscope on two builds with different epochs..."
-    SOURCE_DATE_EPOCH=1710000000 "$PIMG" build --board rpi3b --inputs "$INPUTS" --out "$WORK/other" >/dev/null
+    SOURCE_DATE_EPOCH=1710000000 "$PIMG" build --no-cache --board rpi3b --inputs "$INPUTS" --out "$WORK/other" >/dev/null
     timed pimg_diff sh -c "'$PIMG' diff '$WORK/ref/rpi3b.img' '$WORK/other/rpi3b.img' >/dev/null || true"
     if command -v diffoscope >/dev/null 2>&1; then
         s=$EPOCHREALTIME
@@ -349,6 +390,7 @@ row "disk image: whole pimg build (every output, from the .debs) vs genimage + s
 r=$(ratio "$piw" "$ai")
 row "disk image: pimg FAT write vs mkfs.vfat --invariant + mcopy -s + sfdisk + dd" "$(secs "$piw")" "$(secs "$ai")" "$r" "" "info"
 initramfs_rows
+build_rows
 r=$(ratio "$ptar" "$rt")
 row "rpi tarball: pimg vs tar --sort=name --mtime\|gzip -9n" "$(secs "$ptar")" "$(secs "$rt")" "$r" "" "info"
 hc=$(med openssl_cold)

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use object::{Object, ObjectSection};
 
 /// What pimg needs from a module's `.modinfo` section.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModInfo {
     /// Module name as the kernel knows it (`-` spelled `_`).
     pub name: String,

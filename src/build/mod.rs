@@ -16,6 +16,7 @@ use crate::artifact::apkovl;
 use crate::artifact::boot_tree::{self, BootTreePlan};
 use crate::artifact::disk_image::{self, DiskPlan};
 use crate::epoch::SourceDateEpoch;
+use crate::inputs::cache::Cache;
 use crate::profile::board::{self, LoadedProfile, TableKind};
 use crate::profile::lock::LockRecord;
 use crate::profile::overlay::{self, Overlay};
@@ -46,6 +47,8 @@ pub struct BuildRequest {
 pub struct BuildOptions {
     /// Refuse to build unless the profile, overlay and inputs match this lock file.
     pub lock: Option<PathBuf>,
+    /// The input cache folder (see `inputs::cache`); none reads every input from its file.
+    pub cache: Option<PathBuf>,
 }
 
 /// What a build produced.
@@ -91,14 +94,25 @@ pub fn build_with(
         }
         None => None,
     };
-    let resolved = resolve::resolve(&loaded, &set, req.epoch, progress)?;
+    // The cache only saves time: one that cannot be used is said and done without.
+    let (cache, cache_warning) = match opts.cache.as_deref().map(Cache::open) {
+        Some(Ok(c)) => (Some(c), None),
+        Some(Err(e)) => (
+            None,
+            Some(format!("{e}; reading every input from its file")),
+        ),
+        None => (None, None),
+    };
+    let resolved = resolve::resolve(&loaded, &set, req.epoch, cache.as_ref(), progress)?;
     let ctx = BuildContext {
         loaded,
         overlay,
         resolved,
         lock,
     };
-    write::write_all(&ctx, &plan, &req.out, &req.inputs, progress)
+    let mut report = write::write_all(&ctx, &plan, &req.out, &req.inputs, progress)?;
+    report.warnings.splice(0..0, cache_warning);
+    Ok(report)
 }
 
 /// The profile (with `--table` applied) and the overlay it names or the request names.

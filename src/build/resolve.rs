@@ -11,6 +11,7 @@ use crate::artifact::modules::{self, ModInfo};
 use crate::codec::kmod::{self, Compression};
 use crate::digest::sha256_hex;
 use crate::epoch::{EpochError, EpochSource, SourceDateEpoch};
+use crate::inputs::cache::Cache;
 use crate::inputs::deb::{Member, MemberKind};
 use crate::inputs::{self, apk, Input, InputError, InputKind, InputSet};
 use crate::profile::board::{BoardProfile, LoadedProfile};
@@ -96,6 +97,7 @@ pub(super) fn resolve(
     loaded: &LoadedProfile,
     set: &InputSet,
     given_epoch: Option<SourceDateEpoch>,
+    cache: Option<&Cache>,
     progress: &Progress,
 ) -> Result<Resolved, Error> {
     let p: &BoardProfile = &loaded.profile;
@@ -107,7 +109,7 @@ pub(super) fn resolve(
     };
     for (input, need) in wanted.needs.values() {
         progress.phase(format!("reading {}", input.file));
-        read_input(p, input, need, &mut found, origin)?;
+        read_input(p, input, need, &mut found, cache, origin)?;
     }
     let mut boot_files = boot_files(p, &found.rule_hits, origin)?;
     let alternatives = &p.initramfs.busybox.path;
@@ -128,7 +130,7 @@ pub(super) fn resolve(
             alternatives.0[at].clone(),
         );
     }
-    let km = kernel_modules(p, &wanted.kernel, &mut found, origin, progress)?;
+    let km = kernel_modules(p, &wanted.kernel, &mut found, cache, origin, progress)?;
     let (epoch, epoch_source) = match (given_epoch, found.newest.take()) {
         (Some(e), _) => (e, EpochSource::Given.to_string()),
         (None, Some((t, source))) => (SourceDateEpoch::new(t)?, source),
@@ -202,6 +204,7 @@ fn read_input(
     input: &Input,
     need: &Needs,
     found: &mut Found,
+    cache: Option<&Cache>,
     origin: &str,
 ) -> Result<(), Error> {
     // A directory's digest and its per-file digests come from one reading.
@@ -213,7 +216,7 @@ fn read_input(
     } else {
         input.sha256()?
     };
-    found.used_inputs.push((input.clone(), sha));
+    found.used_inputs.push((input.clone(), sha.clone()));
     let builddate = if input.kind == InputKind::Apk {
         read_apk(p, input, need, found, origin)?
     } else {
@@ -223,9 +226,9 @@ fn read_input(
     let mut input_newest = i64::MIN;
     if scanned {
         let label = input.label();
-        input.scan(&mut |m, r| {
+        scan(cache, input, &sha, &mut |m, r| {
             input_newest = input_newest.max(m.mtime);
-            take_member(need, m, r, &label, found)
+            take_member(need, m, r, &label, found, cache)
         })?;
     }
     offer_epoch(input, builddate, input_newest, &mut found.newest);
@@ -280,6 +283,7 @@ fn take_member(
     r: &mut dyn Read,
     label: &str,
     found: &mut Found,
+    cache: Option<&Cache>,
 ) -> Result<(), InputError> {
     let path = m.path.as_str();
     let rules: Vec<usize> = need
@@ -326,9 +330,7 @@ fn take_member(
         found
             .module_trees
             .insert((module.root.clone(), module.kernel_version.clone()));
-        let elf =
-            kmod::decompress(&data, module.compression).map_err(|e| member_err(e.to_string()))?;
-        let info = modules::parse_modinfo(&elf).map_err(|e| member_err(e.to_string()))?;
+        let info = module_info(&data, module.compression, cache).map_err(member_err)?;
         found
             .members
             .insert(info.name.clone(), (path.to_string(), module.compression));
@@ -474,6 +476,7 @@ fn kernel_modules(
     p: &BoardProfile,
     kernel: &Input,
     found: &mut Found,
+    cache: Option<&Cache>,
     origin: &str,
     progress: &Progress,
 ) -> Result<KernelModules, Error> {
@@ -506,7 +509,13 @@ fn kernel_modules(
             kernel.file
         ));
         let label = kernel.label();
-        kernel.scan(&mut |m, r| {
+        let sha = found
+            .used_inputs
+            .iter()
+            .find(|(i, _)| i.file == kernel.file)
+            .map(|(_, sha)| sha.clone())
+            .unwrap_or_default();
+        scan(cache, kernel, &sha, &mut |m, r| {
             let Some((name, c)) = wanted
                 .get(m.path.as_str())
                 .filter(|_| m.kind == MemberKind::File)
@@ -586,6 +595,44 @@ fn module_path(path: &str) -> Result<Option<ModulePath>, kmod::KmodError> {
 
 fn is_modules_builtin(path: &str) -> bool {
     in_module_tree(path).is_some_and(|(_, _, rel)| rel == "modules.builtin")
+}
+
+/// Visits an input's members, through the cache when there is one.
+fn scan(
+    cache: Option<&Cache>,
+    input: &Input,
+    sha: &str,
+    visit: &mut dyn FnMut(&Member, &mut dyn Read) -> Result<(), InputError>,
+) -> Result<(), InputError> {
+    match cache {
+        Some(c) => c.scan(input, sha, visit),
+        None => input.scan(visit),
+    }
+}
+
+/// A module's `.modinfo`, from the cache when it was read before: decompressing every
+/// module of a kernel package is as slow as decoding the package.
+fn module_info(
+    stored: &[u8],
+    compression: Compression,
+    cache: Option<&Cache>,
+) -> Result<ModInfo, String> {
+    let kind = format!("modinfo-1{}", compression.suffix().replace('.', "-"));
+    let key = cache.map(|_| sha256_hex(stored));
+    if let (Some(c), Some(key)) = (cache, &key) {
+        if let Some(info) = c
+            .derived(&kind, key)
+            .and_then(|v| serde_json::from_slice::<ModInfo>(&v).ok())
+        {
+            return Ok(info);
+        }
+    }
+    let elf = kmod::decompress(stored, compression).map_err(|e| e.to_string())?;
+    let info = modules::parse_modinfo(&elf).map_err(|e| e.to_string())?;
+    if let (Some(c), Some(key)) = (cache, &key) {
+        c.store_derived(&kind, key, &serde_json::to_vec(&info).expect("serializes"));
+    }
+    Ok(info)
 }
 
 /// Reads a whole input file that goes onto the boot partition (refused when larger than the

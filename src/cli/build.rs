@@ -50,6 +50,15 @@ pub struct BuildArgs {
     /// GPT (the Pi 4 family). The buildinfo records it, so `verify --rebuild` repeats it.
     #[arg(long, value_name = "mbr|gpt")]
     table: Option<TableKind>,
+    /// Input cache: each package is decompressed once and later builds read its members from
+    /// here (checked, refilled when damaged, oldest inputs evicted above 8 GiB). Default:
+    /// $XDG_CACHE_HOME/pimg or ~/.cache/pimg.
+    #[arg(long, env = "PIMG_CACHE", value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Read every input from its file; nothing is written outside the output folder.
+    /// Overrides --cache and PIMG_CACHE.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 /// Builds, prints the outputs, then boots the image when `--boot` asks for it.
@@ -68,8 +77,14 @@ pub(super) fn run(args: BuildArgs) -> Result<Outcome, Failure> {
         epoch,
         table: args.table,
     };
+    let cache = match (args.no_cache, args.cache) {
+        (true, _) => None,
+        (false, Some(dir)) => Some(dir),
+        (false, None) => default_cache(),
+    };
     let opts = BuildOptions {
         lock: args.locked.then_some(args.lock),
+        cache,
     };
     let progress = Progress::new(!args.json);
     let result = build::build_with(&req, &opts, &progress);
@@ -95,4 +110,20 @@ pub(super) fn run(args: BuildArgs) -> Result<Outcome, Failure> {
     }
     let image = PathBuf::from(&report.out_dir).join(format!("{}.img", report.board));
     boot::run(boot::BootArgs::defaults_for(image, args.json))
+}
+
+/// `$XDG_CACHE_HOME/pimg`, else `$HOME/.cache/pimg` (absolute paths only, as the XDG base
+/// directory rules say); none when neither is set.
+// The command line reads the environment for the cache's default place.
+#[allow(clippy::disallowed_methods)]
+fn default_cache() -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os("XDG_CACHE_HOME")
+        .and_then(absolute)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".cache"))
+        })
+        .map(|d| d.join("pimg"))
 }

@@ -3,6 +3,7 @@
 //! only ones that list directories; every listing is sorted before use.
 
 pub mod apk;
+pub mod cache;
 pub mod deb;
 pub mod tarball;
 
@@ -60,6 +61,8 @@ pub enum InputError {
     Apk(#[from] ApkError),
     #[error(transparent)]
     Tarball(#[from] TarballError),
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
     #[error("{field}: no input matches '{pattern}' in {dir} (inputs: {available}); run qemu/setup.sh or add it")]
     NoMatch {
         field: String,

@@ -67,6 +67,11 @@ pub struct Build {
     wrapper: Vec<OsString>,
 }
 
+/// The input cache the tests' builds share, under cargo's target folder.
+pub fn test_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pimg-cache")
+}
+
 impl Default for Build {
     fn default() -> Build {
         Build::new()
@@ -103,7 +108,12 @@ impl Build {
             cwd: None,
             options: BTreeMap::new(),
             args: Vec::new(),
-            env: BTreeMap::from([("SOURCE_DATE_EPOCH".into(), None)]),
+            // One input cache for every test's builds: the first build of an input fills it,
+            // the rest read from it, as a release engineer's builds do.
+            env: BTreeMap::from([
+                ("SOURCE_DATE_EPOCH".into(), None),
+                ("PIMG_CACHE".into(), Some(test_cache().into())),
+            ]),
             clear_env: false,
             umask: None,
             prelude: None,
