@@ -177,11 +177,11 @@ fn an_image_edited_afterwards_fails_the_check() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("start4.elf is not in the partition"));
     let o = run(
         t,
-        &["check", "--model", "pi5", image.to_str().unwrap()],
+        &["check", "--model", "pi500", image.to_str().unwrap()],
         &[],
     );
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("'pi5' is not a board model"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("'pi500' is not a board model"));
 }
 
 #[test]
