@@ -362,7 +362,10 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
                         r["arch"].as_str().unwrap_or(""),
                         r["image_size"].as_u64().unwrap_or(0) >> 20,
                         r["table"].as_str().unwrap_or(""),
-                        r["qemu_machine"].as_str().unwrap_or(""),
+                        match r["qemu_machine"].as_str().unwrap_or("") {
+                            "" => "none",
+                            m => m,
+                        },
                         r["description"].as_str().unwrap_or(""),
                     );
                 }
@@ -375,6 +378,14 @@ fn run(cli: Cli) -> Result<(), pimg::Error> {
                 .as_deref()
                 .map(SourceDateEpoch::parse)
                 .transpose()?;
+            // A board QEMU does not emulate cannot pass --boot: say so before building.
+            if args.boot {
+                let loaded = pimg::profile::board::load(&args.board)?;
+                if let Err(e) = boot::require_machine(&loaded.profile) {
+                    eprintln!("pimg: error: --boot: {e}");
+                    std::process::exit(e.exit_code());
+                }
+            }
             let req = BuildRequest {
                 board: args.board,
                 inputs: args.inputs,
