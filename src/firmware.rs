@@ -327,7 +327,6 @@ fn start_fixup(lines: &[Line], m: &Model) -> (String, String) {
 fn check_model(fs: &mut dyn BootFiles, m: &Model, lines: &[Line], report: &mut Report) {
     let mut bad =
         |place: &str, message: String| report.problems.push(problem(Some(m), place, message));
-    let flag = |key: &str| setting(lines, key, m).is_some_and(|l| l.value.trim() == "1");
     let prefix = setting(lines, "os_prefix", m)
         .map(|l| l.value.clone())
         .unwrap_or_default();
@@ -368,7 +367,9 @@ fn check_model(fs: &mut dyn BootFiles, m: &Model, lines: &[Line], report: &mut R
             }
             true
         }
-        Kernel::Only32(_) | Kernel::Either(_) => flag("arm_64bit"),
+        Kernel::Only32(_) | Kernel::Either(_) => {
+            arm_64bit_line.is_some_and(|l| l.value.trim() == "1")
+        }
     };
     if arm_64bit && !m.kernel.arm64() {
         let place = arm_64bit_line.map(|l| l.place.clone()).unwrap_or_default();
