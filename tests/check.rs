@@ -138,27 +138,7 @@ fn an_image_edited_afterwards_fails_the_check() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    let o = run(t, &["check", "--json", image.to_str().unwrap()], &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let problems: Vec<String> = r["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            format!(
-                "{} {}",
-                p["place"].as_str().unwrap(),
-                p["message"].as_str().unwrap()
-            )
-        })
-        .collect();
-    let all = problems.join("\n");
+    let all = check_problems(t, &image);
     assert!(
         all.contains("config.txt:5 device_tree=bcm2837-rpi-3-bplus.dtb names the device tree"),
         "{all}"
@@ -170,7 +150,7 @@ fn an_image_edited_afterwards_fails_the_check() {
         "{all}"
     );
     assert!(all.contains("cmdline.txt must be a single line"), "{all}");
-    assert_eq!(problems.len(), 3, "{all}");
+    assert_eq!(all.lines().count(), 3, "{all}");
 
     // Models named on the command line; an unknown model is a usage error.
     let o = run(
@@ -280,23 +260,15 @@ fn zimage(len: usize) -> Vec<u8> {
     k
 }
 
-/// The shipped rpi5 profile with one edit, written as `rpi5-variant.toml` in `tmp`; its path.
-fn pi5_variant(tmp: &Path, from: &str, to: &str) -> String {
-    let text = fs::read_to_string(repo().join("boards/rpi5.toml")).unwrap();
-    assert!(text.contains(from), "rpi5.toml no longer contains {from:?}");
-    let path = tmp.join("rpi5-variant.toml");
-    fs::write(&path, text.replacen(from, to, 1)).unwrap();
-    path.display().to_string()
-}
-
 /// `pimg check IMAGE`'s problems as `place message` lines, asserting it found some (exit 1).
 fn check_problems(tmp: &Path, image: &Path) -> String {
     let o = run(tmp, &["check", "--json", image.to_str().unwrap()], &[]);
     assert_eq!(
         o.status.code(),
         Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
     );
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     r["problems"]
@@ -448,12 +420,12 @@ fn broken_pi5_profiles_stop_the_build() {
     let to = "glob = \"usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb\"";
     broken_build_of(
         t,
-        &pi5_variant(t, "glob = \"usr/lib/linux-image-*/broadcom/bcm2712-rpi-5-b.dtb\"", to),
+        &board_variant(t, "rpi5", "glob = \"usr/lib/linux-image-*/broadcom/bcm2712-rpi-5-b.dtb\"", to),
         to,
         &["device_tree=bcm2712-rpi-5-b.dtb names the device tree bcm2712-rpi-5-b.dtb, which is not in the partition"],
     );
     // Neither copied nor named: the firmware's default name is missing.
-    let profile = pi5_variant(t, "device_tree=bcm2712-rpi-5-b.dtb\n", "");
+    let profile = board_variant(t, "rpi5", "device_tree=bcm2712-rpi-5-b.dtb\n", "");
     let text = fs::read_to_string(&profile).unwrap().replacen(
         "broadcom/bcm2712-rpi-5-b.dtb",
         "broadcom/bcm2711-rpi-4-b.dtb",
@@ -469,7 +441,7 @@ fn broken_pi5_profiles_stop_the_build() {
     // A 32-bit kernel, asked for or shipped.
     broken_build_of(
         t,
-        &pi5_variant(t, "arm_64bit=1", "arm_64bit=0"),
+        &board_variant(t, "rpi5", "arm_64bit=1", "arm_64bit=0"),
         "arm_64bit=0",
         &["(Pi 5): arm_64bit=0 asks for a 32-bit kernel, but the Pi 5 starts only 64-bit kernels"],
     );

@@ -426,8 +426,16 @@ pub fn real_build(dir: &Path, board: &str) -> PathBuf {
 
 /// The shipped rpi3b profile with one edit, written as `variant.toml` in `tmp`; its path.
 pub fn profile_variant(tmp: &Path, from: &str, to: &str) -> String {
-    let text = std::fs::read_to_string(repo().join("boards/rpi3b.toml")).unwrap();
-    assert!(text.contains(from), "profile no longer contains {from:?}");
+    board_variant(tmp, "rpi3b", from, to)
+}
+
+/// The shipped profile of `board` with one edit, written as `variant.toml` in `tmp`; its path.
+pub fn board_variant(tmp: &Path, board: &str, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(repo().join(format!("boards/{board}.toml"))).unwrap();
+    assert!(
+        text.contains(from),
+        "{board}.toml no longer contains {from:?}"
+    );
     let path = tmp.join("variant.toml");
     std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
     path.display().to_string()
