@@ -387,17 +387,13 @@ fn check_model(fs: &mut dyn BootFiles, m: &Model, lines: &[Line], report: &mut R
                     path(if arm_64bit { "kernel8.img" } else { k })
                 }
                 // The first default that exists; when none does, all of them are named.
-                Kernel::Only64(names) => names
-                    .iter()
-                    .map(|n| path(n))
-                    .find(|p| fs.size(p).is_some())
-                    .unwrap_or_else(|| {
-                        names
-                            .iter()
-                            .map(|n| path(n))
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    }),
+                Kernel::Only64(names) => {
+                    let paths: Vec<String> = names.iter().map(|n| path(n)).collect();
+                    match paths.iter().find(|p| fs.size(p).is_some()) {
+                        Some(p) => p.clone(),
+                        None => paths.join(" or "),
+                    }
+                }
             };
             (kernel, "config.txt".to_string())
         }
