@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-pub use crate::profile::models::{model_by_id, model_ids, Model, MODELS};
+pub use crate::profile::models::{model_by_id, model_ids, Firmware, Kernel, Model, MODELS};
 
 /// Read access to a boot partition's files (FAT names ignore case).
 pub trait BootFiles {
@@ -45,8 +45,11 @@ pub struct BootSet {
     pub model: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootcode: Option<String>,
-    pub start: String,
-    pub fixup: String,
+    /// The start/fixup pair; none where the firmware is in the EEPROM (Pi 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixup: Option<String>,
     pub kernel: String,
     pub arm_64bit: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,22 +295,10 @@ fn setting<'a>(lines: &'a [Line], key: &str, m: &Model) -> Option<&'a Line> {
         .find(|l| l.key == key && applies(&l.when, m))
 }
 
-fn check_model(fs: &mut dyn BootFiles, m: &Model, lines: &[Line], report: &mut Report) {
-    let mut bad =
-        |place: &str, message: String| report.problems.push(problem(Some(m), place, message));
+/// The start/fixup pair a model with its firmware on the card loads: start_file/fixup_file,
+/// else the variant the flags choose.
+fn start_fixup(lines: &[Line], m: &Model) -> (String, String) {
     let flag = |key: &str| setting(lines, key, m).is_some_and(|l| l.value.trim() == "1");
-    let prefix = setting(lines, "os_prefix", m)
-        .map(|l| l.value.clone())
-        .unwrap_or_default();
-
-    let bootcode = m.bootcode.then(|| "bootcode.bin".to_string());
-    if let Some(b) = &bootcode {
-        if fs.size(b).is_none() {
-            bad("bootcode.bin", format!("the Pi {}'s boot ROM loads bootcode.bin from the card, and it is not in the partition", m.name));
-        }
-    }
-
-    // The start/fixup pair: start_file/fixup_file, else the variant the flags choose.
     let variant = if flag("start_x") {
         "x"
     } else if flag("start_debug") {
@@ -317,37 +308,71 @@ fn check_model(fs: &mut dyn BootFiles, m: &Model, lines: &[Line], report: &mut R
     } else {
         ""
     };
-    let four = if m.pi4 { "4" } else { "" };
-    let sep = if variant.is_empty() { "" } else { "_" };
-    let sep4 = if m.pi4 && !variant.is_empty() {
+    let start4 = m.firmware == Firmware::Start4;
+    let sep = if variant.is_empty() || start4 {
         ""
     } else {
-        sep
+        "_"
     };
+    let four = if start4 { "4" } else { "" };
     let start = setting(lines, "start_file", m)
         .map(|l| l.value.clone())
-        .unwrap_or_else(|| format!("start{four}{sep4}{variant}.elf"));
+        .unwrap_or_else(|| format!("start{four}{sep}{variant}.elf"));
     let fixup = setting(lines, "fixup_file", m)
         .map(|l| l.value.clone())
-        .unwrap_or_else(|| format!("fixup{four}{sep4}{variant}.dat"));
-    for (file, what) in [
-        (&start, "GPU firmware"),
-        (&fixup, "firmware memory split (fixup)"),
-    ] {
-        if fs.size(file).is_none() {
-            bad(
-                "config.txt",
-                format!("the {what} {file} is not in the partition"),
-            );
+        .unwrap_or_else(|| format!("fixup{four}{sep}{variant}.dat"));
+    (start, fixup)
+}
+
+fn check_model(fs: &mut dyn BootFiles, m: &Model, lines: &[Line], report: &mut Report) {
+    let mut bad =
+        |place: &str, message: String| report.problems.push(problem(Some(m), place, message));
+    let prefix = setting(lines, "os_prefix", m)
+        .map(|l| l.value.clone())
+        .unwrap_or_default();
+
+    let bootcode = m.firmware.bootcode().then(|| "bootcode.bin".to_string());
+    if let Some(b) = &bootcode {
+        if fs.size(b).is_none() {
+            bad("bootcode.bin", format!("the Pi {}'s boot ROM loads bootcode.bin from the card, and it is not in the partition", m.name));
         }
     }
 
+    // The Pi 5 runs the firmware in its EEPROM and reads no start/fixup pair.
+    let (start, fixup) = match m.firmware {
+        Firmware::Eeprom => (None, None),
+        Firmware::Bootcode | Firmware::Start4 => {
+            let (start, fixup) = start_fixup(lines, m);
+            for (file, what) in [
+                (&start, "GPU firmware"),
+                (&fixup, "firmware memory split (fixup)"),
+            ] {
+                if fs.size(file).is_none() {
+                    bad(
+                        "config.txt",
+                        format!("the {what} {file} is not in the partition"),
+                    );
+                }
+            }
+            (Some(start), Some(fixup))
+        }
+    };
+
     // The kernel and its mode.
-    let arm_64bit = flag("arm_64bit");
-    if arm_64bit && !m.arm64 {
-        let place = setting(lines, "arm_64bit", m)
-            .map(|l| l.place.clone())
-            .unwrap_or_default();
+    let arm_64bit_line = setting(lines, "arm_64bit", m);
+    let arm_64bit = match m.kernel {
+        Kernel::Only64(_) => {
+            if let Some(l) = arm_64bit_line.filter(|l| l.value.trim() == "0") {
+                bad(&l.place, format!("arm_64bit=0 asks for a 32-bit kernel, but the Pi {} starts only 64-bit kernels (its firmware ignores arm_64bit)", m.name));
+            }
+            true
+        }
+        Kernel::Only32(_) | Kernel::Either(_) => {
+            arm_64bit_line.is_some_and(|l| l.value.trim() == "1")
+        }
+    };
+    if arm_64bit && !m.kernel.arm64() {
+        let place = arm_64bit_line.map(|l| l.place.clone()).unwrap_or_default();
         bad(
             &place,
             format!("arm_64bit=1, but the Pi {} has a 32-bit CPU", m.name),
@@ -355,13 +380,23 @@ fn check_model(fs: &mut dyn BootFiles, m: &Model, lines: &[Line], report: &mut R
     }
     let (kernel, kernel_place) = match setting(lines, "kernel", m) {
         Some(l) => (format!("{prefix}{}", l.value), l.place.clone()),
-        None => (
-            format!(
-                "{prefix}{}",
-                if arm_64bit { "kernel8.img" } else { m.kernel32 }
-            ),
-            "config.txt".to_string(),
-        ),
+        None => {
+            let path = |n: &str| format!("{prefix}{n}");
+            let kernel = match m.kernel {
+                Kernel::Only32(k) | Kernel::Either(k) => {
+                    path(if arm_64bit { "kernel8.img" } else { k })
+                }
+                // The first default that exists; when none does, all of them are named.
+                Kernel::Only64(names) => {
+                    let paths: Vec<String> = names.iter().map(|n| path(n)).collect();
+                    match paths.iter().find(|p| fs.size(p).is_some()) {
+                        Some(p) => p.clone(),
+                        None => paths.join(" or "),
+                    }
+                }
+            };
+            (kernel, "config.txt".to_string())
+        }
     };
     match fs.head(&kernel, 64) {
         None => bad(
@@ -371,7 +406,20 @@ fn check_model(fs: &mut dyn BootFiles, m: &Model, lines: &[Line], report: &mut R
         Some(h) => {
             let arm64_image = h.len() >= 0x3c && &h[0x38..0x3c] == b"ARM\x64";
             let zimage = h.len() >= 0x28 && h[0x24..0x28] == [0x18, 0x28, 0x6f, 0x01];
-            if arm_64bit && !arm64_image {
+            if matches!(m.kernel, Kernel::Only64(_)) && !arm64_image {
+                let what = if zimage {
+                    "is a 32-bit ARM zImage"
+                } else {
+                    "is not an arm64 kernel Image (no ARM\\x64 magic at offset 0x38)"
+                };
+                bad(
+                    &kernel_place,
+                    format!(
+                        "{kernel} {what}, but the Pi {} starts only 64-bit kernels",
+                        m.name
+                    ),
+                );
+            } else if arm_64bit && !arm64_image {
                 bad(&kernel_place, format!("arm_64bit=1, but {kernel} is not an arm64 kernel Image (no ARM\\x64 magic at offset 0x38)"));
             } else if !arm_64bit && arm64_image {
                 bad(&kernel_place, format!("{kernel} is an arm64 kernel, but arm_64bit=1 does not apply to the Pi {}: the firmware would start it in 32-bit mode", m.name));
@@ -398,7 +446,7 @@ fn check_model(fs: &mut dyn BootFiles, m: &Model, lines: &[Line], report: &mut R
         _ => (format!("{prefix}{}", m.default_dtb), None),
     };
     match (fs.head(&device_tree, 4), &dt_explicit) {
-        (None, None) => bad("config.txt", format!("no device_tree= applies to the Pi {}, and the firmware's default {device_tree} is not in the partition (mainline device trees have other names: set device_tree=)", m.name)),
+        (None, None) => bad("config.txt", format!("no device_tree= applies to the Pi {}, and the firmware's default {device_tree} is not in the partition (mainline device trees are often named otherwise: set device_tree=)", m.name)),
         (None, Some(_)) => {} // reported with the line that names it
         (Some(h), _) if h != [0xd0, 0x0d, 0xfe, 0xed] => {
             bad(dt_explicit.as_deref().unwrap_or("config.txt"), format!("{device_tree} is not a flattened device tree (no d00dfeed magic)"))
@@ -552,7 +600,7 @@ mod tests {
         assert_eq!(r.models[0].device_tree, "bcm2837-rpi-3-b.dtb");
         assert_eq!(r.models[0].bootcode.as_deref(), Some("bootcode.bin"));
         assert_eq!(r.models[1].device_tree, "bcm2711-rpi-4-b.dtb");
-        assert_eq!(r.models[1].start, "start4.elf");
+        assert_eq!(r.models[1].start.as_deref(), Some("start4.elf"));
         assert_eq!(r.models[1].bootcode, None);
         assert_eq!(r.models[1].initramfs.as_deref(), Some("boot/initramfs-rpi"));
     }
@@ -673,6 +721,116 @@ mod tests {
             "{:?}",
             r.problems
         );
+    }
+
+    /// A Pi 5 card: its firmware is in the EEPROM, so no bootcode.bin, start*.elf or fixup*.dat.
+    fn pi5_media(config: &str) -> Files {
+        let mut f = BTreeMap::new();
+        f.insert("boot/initramfs-rpi".to_string(), b"x".to_vec());
+        f.insert("usercfg.txt".into(), b"# local settings\n".to_vec());
+        f.insert("boot/vmlinuz-rpi".into(), arm64_kernel());
+        f.insert("bcm2712-rpi-5-b.dtb".into(), fdt());
+        f.insert("cmdline.txt".into(), b"console=ttyAMA10,115200\n".to_vec());
+        f.insert("config.txt".into(), config.as_bytes().to_vec());
+        MemFiles(f)
+    }
+
+    const PI5: &str = "[pi5]\narm_64bit=1\nkernel=boot/vmlinuz-rpi\ninitramfs boot/initramfs-rpi followkernel\ndevice_tree=bcm2712-rpi-5-b.dtb\n[all]\ninclude usercfg.txt\n";
+
+    fn problems(r: &Report) -> String {
+        r.problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_pi5_card_needs_no_firmware_files() {
+        let r = check(&mut pi5_media(PI5), &models(&["pi5"]));
+        assert!(r.ok(), "{}", problems(&r));
+        let b = &r.models[0];
+        assert_eq!(
+            (b.bootcode.as_ref(), b.start.as_ref(), b.fixup.as_ref()),
+            (None, None, None)
+        );
+        assert!(b.arm_64bit);
+        assert_eq!(b.kernel, "boot/vmlinuz-rpi");
+        assert_eq!(b.initramfs.as_deref(), Some("boot/initramfs-rpi"));
+        assert_eq!(b.device_tree, "bcm2712-rpi-5-b.dtb");
+        // The same card is no Pi 4 card: [pi5] is not [pi4], and start4.elf is missing.
+        let all = problems(&check(&mut pi5_media(PI5), &models(&["pi4b"])));
+        assert!(
+            all.contains("(Pi 4 B): the GPU firmware start4.elf is not in the partition"),
+            "{all}"
+        );
+        assert!(
+            all.contains("(Pi 4 B): the kernel kernel7l.img is not in the partition"),
+            "{all}"
+        );
+        // [board-type=0x17] is the Pi 5 too.
+        let cfg = PI5.replace("[pi5]", "[board-type=0x17]");
+        assert!(check(&mut pi5_media(&cfg), &models(&["pi5"])).ok());
+    }
+
+    #[test]
+    fn a_pi5_card_still_needs_its_kernel_initramfs_and_device_tree() {
+        let mut m = pi5_media(PI5);
+        m.0.remove("bcm2712-rpi-5-b.dtb");
+        m.0.remove("boot/initramfs-rpi");
+        let all = problems(&check(&mut m, &models(&["pi5"])));
+        assert!(all.contains("config.txt:5: device_tree=bcm2712-rpi-5-b.dtb names the device tree bcm2712-rpi-5-b.dtb, which is not in the partition"), "{all}");
+        assert!(all.contains("config.txt:4: initramfs=boot/initramfs-rpi followkernel names the initramfs boot/initramfs-rpi"), "{all}");
+        // Without device_tree= the firmware's own name is mainline's too, so it must be there.
+        let cfg = PI5.replace("device_tree=bcm2712-rpi-5-b.dtb\n", "");
+        assert!(check(&mut pi5_media(&cfg), &models(&["pi5"])).ok());
+        let mut m = pi5_media(&cfg);
+        m.0.remove("bcm2712-rpi-5-b.dtb");
+        let all = problems(&check(&mut m, &models(&["pi5"])));
+        assert!(all.contains("config.txt (Pi 5): no device_tree= applies to the Pi 5, and the firmware's default bcm2712-rpi-5-b.dtb is not in the partition"), "{all}");
+        // Without kernel=: kernel_2712.img, else kernel8.img, else both are named.
+        let cfg = PI5.replace("kernel=boot/vmlinuz-rpi\n", "");
+        let all = problems(&check(&mut pi5_media(&cfg), &models(&["pi5"])));
+        assert_eq!(
+            all,
+            "config.txt (Pi 5): the kernel kernel_2712.img or kernel8.img is not in the partition"
+        );
+        let mut m = pi5_media(&cfg);
+        m.0.insert("kernel8.img".into(), arm64_kernel());
+        let r = check(&mut m, &models(&["pi5"]));
+        assert!(r.ok(), "{}", problems(&r));
+        assert_eq!(r.models[0].kernel, "kernel8.img");
+        m.0.insert("kernel_2712.img".into(), arm64_kernel());
+        assert_eq!(
+            check(&mut m, &models(&["pi5"])).models[0].kernel,
+            "kernel_2712.img"
+        );
+    }
+
+    #[test]
+    fn a_pi5_starts_only_64_bit_kernels() {
+        // arm_64bit=0 is refused; leaving it out is fine (the Pi 5 ignores it).
+        let r = check(
+            &mut pi5_media(&PI5.replace("arm_64bit=1", "arm_64bit=0")),
+            &models(&["pi5"]),
+        );
+        assert_eq!(problems(&r), "config.txt:2 (Pi 5): arm_64bit=0 asks for a 32-bit kernel, but the Pi 5 starts only 64-bit kernels (its firmware ignores arm_64bit)");
+        assert!(r.models[0].arm_64bit);
+        let r = check(
+            &mut pi5_media(&PI5.replace("arm_64bit=1\n", "")),
+            &models(&["pi5"]),
+        );
+        assert!(r.ok(), "{}", problems(&r));
+        // A 32-bit zImage, or anything that is not an arm64 Image, with or without arm_64bit.
+        for cfg in [PI5.to_string(), PI5.replace("arm_64bit=1\n", "")] {
+            let mut m = pi5_media(&cfg);
+            m.0.insert("boot/vmlinuz-rpi".into(), zimage());
+            let all = problems(&check(&mut m, &models(&["pi5"])));
+            assert!(all.ends_with("(Pi 5): boot/vmlinuz-rpi is a 32-bit ARM zImage, but the Pi 5 starts only 64-bit kernels"), "{all}");
+            m.0.insert("boot/vmlinuz-rpi".into(), vec![0; 64]);
+            let all = problems(&check(&mut m, &models(&["pi5"])));
+            assert!(all.ends_with("(Pi 5): boot/vmlinuz-rpi is not an arm64 kernel Image (no ARM\\x64 magic at offset 0x38), but the Pi 5 starts only 64-bit kernels"), "{all}");
+        }
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub(super) fn run(args: BoardsArgs) -> Result<Outcome, Failure> {
                 r["arch"].as_str().unwrap_or(""),
                 r["image_size"].as_u64().unwrap_or(0) >> 20,
                 r["table"].as_str().unwrap_or(""),
-                r["qemu_machine"].as_str().unwrap_or(""),
+                match r["qemu_machine"].as_str().unwrap_or("") {
+                    "" => "none",
+                    m => m,
+                },
                 r["description"].as_str().unwrap_or(""),
             );
         }

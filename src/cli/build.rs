@@ -47,7 +47,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE", default_value = pimg::profile::lock::DEFAULT_LOCK_FILE, requires = "locked")]
     lock: PathBuf,
     /// Partition table instead of the profile's: mbr, or gpt for boards whose firmware boots
-    /// GPT (the Pi 4 family). The buildinfo records it, so `verify --rebuild` repeats it.
+    /// GPT (the Pi 4 family, the Pi 5). The buildinfo records it, so `verify --rebuild` repeats it.
     #[arg(long, value_name = "mbr|gpt")]
     table: Option<TableKind>,
     /// Input cache: each package is decompressed once and later builds read its members from
@@ -69,6 +69,11 @@ pub(super) fn run(args: BuildArgs) -> Result<Outcome, Failure> {
         .map(SourceDateEpoch::parse)
         .transpose()
         .map_err(pimg::Error::from)?;
+    // A board QEMU does not emulate cannot pass --boot: say so before building.
+    if args.boot {
+        let loaded = pimg::profile::board::load(&args.board).map_err(pimg::Error::from)?;
+        pimg::prove::boot::require_machine(&loaded.profile).map_err(Failure::BootOption)?;
+    }
     let req = BuildRequest {
         board: args.board,
         inputs: args.inputs,

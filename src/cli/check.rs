@@ -8,15 +8,18 @@ const CHECK_HELP: &str = "\
 QEMU starts the kernel itself and never runs the GPU firmware, so this is the only check of
 what real hardware reads first. For each board model it evaluates config.txt as the firmware
 does ([pi4]-style and [board-type=] sections, include, os_prefix) and checks that:
-  - bootcode.bin is there for boards whose boot ROM loads it (all but the Pi 4 family);
-  - the start*.elf/fixup*.dat pair the model would load is there;
-  - the kernel (kernel=) is there and is an arm64 Image exactly when arm_64bit=1 applies;
+  - bootcode.bin is there for boards whose boot ROM loads it (all but the Pi 4 family and
+    the Pi 5);
+  - the start*.elf/fixup*.dat pair the model would load is there (the Pi 5 has its firmware
+    in the EEPROM and loads none);
+  - the kernel (kernel=) is there and is an arm64 Image exactly when arm_64bit=1 applies
+    (always on the Pi 5, which starts only 64-bit kernels: kernel_2712.img, else kernel8.img);
   - the initramfs, device tree (device_tree=, or the firmware's default name), overlays
     (dtoverlay=) and included files exist, and each DTB is a flattened device tree;
   - cmdline.txt is one line.
 Every pimg build runs the same check on its boot tree before writing anything.
 
-Models: pi0 pi0w pi1a+ pi1b+ pi2b pi3b pi3b+ pi3a+ pi02w pi4b pi400 cm4
+Models: pi0 pi0w pi1a+ pi1b+ pi2b pi3b pi3b+ pi3a+ pi02w pi4b pi400 cm4 pi5
 
 Examples:
   pimg check out/rpi3b.img                    models from the board in the buildinfo beside it
@@ -50,19 +53,23 @@ pub(super) fn run(args: CheckArgs) -> Result<Outcome, Failure> {
         print_json(&report);
     } else {
         for b in &report.models {
+            let firmware = match (&b.start, &b.fixup) {
+                (Some(start), Some(fixup)) => format!(
+                    "{start}+{fixup}{}",
+                    b.bootcode
+                        .as_deref()
+                        .map(|c| format!(" after {c}"))
+                        .unwrap_or_default()
+                ),
+                _ => "in the EEPROM".to_string(),
+            };
             println!(
-                "{:<6} kernel {} ({}), initramfs {}, device tree {}, firmware {}+{}{}",
+                "{:<6} kernel {} ({}), initramfs {}, device tree {}, firmware {firmware}",
                 b.model,
                 b.kernel,
                 if b.arm_64bit { "64-bit" } else { "32-bit" },
                 b.initramfs.as_deref().unwrap_or("none"),
                 b.device_tree,
-                b.start,
-                b.fixup,
-                b.bootcode
-                    .as_deref()
-                    .map(|c| format!(" after {c}"))
-                    .unwrap_or_default(),
             );
         }
         for p in &report.problems {

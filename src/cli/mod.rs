@@ -55,7 +55,7 @@ Examples:
   pimg build --board rpi3b --inputs inputs --out out
   SOURCE_DATE_EPOCH=1700000000 pimg build --out out
   pimg build --overlay ./my-overlay --out out    use your own overlay directory
-  pimg build --board rpi4b --table gpt --out out  a GPT disk (the Pi 4 family's EEPROM boots it)
+  pimg build --board rpi4b --table gpt --out out  a GPT disk (the Pi 4 and Pi 5 EEPROMs boot it)
   pimg boards                                    list the built-in board profiles
   (cd out && sha256sum -c SHA256SUMS)            check the outputs";
 
@@ -111,6 +111,9 @@ enum Failure {
     Build(#[from] pimg::Error),
     #[error(transparent)]
     Boot(#[from] BootError),
+    /// `build --boot` for a board `pimg boot` refuses, found before building.
+    #[error("--boot: {0}")]
+    BootOption(BootError),
     #[error(transparent)]
     Check(#[from] CheckError),
     #[error(transparent)]
@@ -165,7 +168,7 @@ fn exit_status(result: &Result<Outcome, Failure>) -> ExitCode {
         // 2 for what the user must fix, 1 for failures to write.
         Err(Failure::Build(e)) => library_status(e.exit_code()),
         // 2 before QEMU started, 130 for Ctrl-C.
-        Err(Failure::Boot(e)) => library_status(e.exit_code()),
+        Err(Failure::Boot(e) | Failure::BootOption(e)) => library_status(e.exit_code()),
         // The image, the files or the arguments cannot be used.
         Err(
             Failure::Check(_)

@@ -366,7 +366,7 @@ pub struct LoadedProfile {
     pub table_override: Option<TableKind>,
 }
 
-/// The profile with another partition table, checked again (GPT needs Pi 4 family models).
+/// The profile with another partition table, checked again (GPT needs models with an EEPROM).
 pub fn with_table(
     mut loaded: LoadedProfile,
     table: TableKind,
@@ -553,11 +553,11 @@ fn check(p: &BoardProfile, origin: &str) -> Result<(), BoardError> {
                 ),
             ));
         };
-        if !model.pi4 && p.image.table == TableKind::Gpt {
+        if !model.firmware.reads_gpt() && p.image.table == TableKind::Gpt {
             return Err(bad(
                 "image.table",
                 format!(
-                    "the Pi {}'s boot ROM reads only an MBR; use \"mbr\" (the Pi 4 family's EEPROM boots GPT)",
+                    "the Pi {}'s boot ROM reads only an MBR; use \"mbr\" (the EEPROM of the Pi 4 family and the Pi 5 boots GPT)",
                     model.name
                 ),
             ));

@@ -86,7 +86,7 @@ pub enum BootError {
     },
     #[error("--expect '{pattern}' is not a valid regular expression: {message}")]
     BadExpect { pattern: String, message: String },
-    #[error("the board profile {board} names no QEMU machine (QEMU does not emulate it); pass --machine and --dtb to try one")]
+    #[error("the board profile {board} names no QEMU machine: QEMU does not emulate this board, so pimg cannot boot it; `pimg check IMAGE` checks what its firmware reads from the card")]
     NoMachine { board: String },
     #[error("{image}: {dtb}: {source} (the board profile's qemu dtb_fixups do not fit this device tree)")]
     DtbFixup {
@@ -202,6 +202,17 @@ fn buildinfo_path(image: &Path) -> PathBuf {
     image.with_extension("buildinfo.json")
 }
 
+/// Refuses a board QEMU does not emulate (its profile names no machine), before anything is
+/// read or started.
+pub fn require_machine(p: &board::BoardProfile) -> Result<(), BootError> {
+    if p.qemu.is_empty() {
+        return Err(BootError::NoMachine {
+            board: p.board.name.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Boots the image and returns the verdict; errors are problems found before the verdict.
 // `pimg boot` hands QEMU the kernel, DTB and initramfs as files in its own temporary folder, and writes the --log file the user asked for.
 #[allow(clippy::disallowed_methods)]
@@ -225,16 +236,10 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
             })
         }
     };
-    // A named entry of the profile, or another machine with the first entry's boot set.
     let p = &loaded.profile;
-    let Some(q) = p
-        .qemu_entry(req.machine.as_deref())
-        .or_else(|| p.qemu.first())
-    else {
-        return Err(BootError::NoMachine {
-            board: p.board.name.clone(),
-        });
-    };
+    require_machine(p)?;
+    // A named entry of the profile, or another machine with the first entry's boot set.
+    let q = p.qemu_entry(req.machine.as_deref()).unwrap_or(&p.qemu[0]);
     let machine = match &req.machine {
         Some(m) if p.qemu_entry(Some(m)).is_none() => m.clone(),
         _ => q.machine.clone(),
