@@ -22,15 +22,21 @@ const GOLDEN_ARTIFACTS: &[&str] = &[
     "pimg.apkovl.tar.gz",
 ];
 
+/// A build of the Alpine board in `dir` from `inputs` into `out`.
+fn alpine_from(dir: &Path, inputs: &str, out: &str) -> Build {
+    let mut b = Build::new();
+    b.cwd(dir).board(BOARD).inputs(inputs).out(out);
+    b
+}
+
 fn buildinfo(out: &Path) -> serde_json::Value {
     read_json(&out.join(format!("{BOARD}.buildinfo.json")))
 }
 
 #[test]
 fn alpine_golden_hashes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = alpine_build(tmp.path()).epoch(EPOCH).built();
-    assert_golden(&out, GOLDEN_ARTIFACTS, "alpine-rpi-aarch64-fixture.sha256");
+    let golden = "alpine-rpi-aarch64-fixture.sha256";
+    assert_golden_build(alpine_build, GOLDEN_ARTIFACTS, golden);
 }
 
 #[test]
@@ -151,11 +157,7 @@ fn epoch_is_the_newest_builddate_and_builds_are_identical() {
     let deep = b.path().join("deeper/dir");
     write_alpine_fixture(&deep.join("in"), true);
     touch_all(&deep.join("in"), "2031-05-06 07:08:09");
-    let out_b = Build::new()
-        .cwd(&deep)
-        .board(BOARD)
-        .inputs("in")
-        .out("o")
+    let out_b = alpine_from(&deep, "in", "o")
         .env("TZ", "America/St_Johns")
         .built();
     assert_same_outputs(&out_a, &out_b);
@@ -166,11 +168,7 @@ fn epoch_is_the_newest_builddate_and_builds_are_identical() {
 
 /// Builds from `inputs` expecting a refusal: exit 2, the message, no panic and no outputs.
 fn expect_failure(tmp: &Path, inputs: &str, message: &[&str]) {
-    let o = Build::new()
-        .cwd(tmp)
-        .board(BOARD)
-        .inputs(inputs)
-        .out("out")
+    let o = alpine_from(tmp, inputs, "out")
         .epoch(EPOCH)
         .expect_refused(message);
     assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
@@ -183,32 +181,13 @@ fn with_busybox(tmp: &Path, dir: &str, bytes: &[u8]) {
     fs::write(d.join("busybox-static-1.36.1-r15.apk"), bytes).unwrap();
 }
 
-fn busybox_parts(content: &str) -> ApkParts {
-    apk_parts(
-        "busybox-static",
-        "1.36.1-r15",
-        "aarch64",
-        "GPL-2.0-only",
-        ALPINE_NEWEST_BUILDDATE - 3_600,
-        &[
-            Entry::Dir("bin"),
-            Entry::Owned(
-                "bin/busybox.static".into(),
-                pattern(content, 900_000),
-                0o755,
-            ),
-        ],
-        true,
-    )
-}
-
 #[test]
 fn tampered_apk_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     // Data replaced, .PKGINFO (and its datahash) kept: what an attacker without the key does.
-    let good = busybox_parts("busybox.static");
-    let evil = busybox_parts("evil busybox");
+    let good = alpine_busybox("busybox.static");
+    let evil = alpine_busybox("evil busybox");
     let spliced = ApkParts {
         signature: good.signature.clone(),
         control: good.control.clone(),
@@ -236,20 +215,14 @@ fn tampered_apk_is_rejected() {
 
     // The untouched package builds.
     with_busybox(t, "good", &good.bytes());
-    Build::new()
-        .cwd(t)
-        .board(BOARD)
-        .inputs("good")
-        .out("ok")
-        .epoch(EPOCH)
-        .expect_success();
+    alpine_from(t, "good", "ok").epoch(EPOCH).expect_success();
 }
 
 #[test]
 fn truncated_or_non_gzip_apk_fails_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let parts = busybox_parts("busybox.static");
+    let parts = alpine_busybox("busybox.static");
     let bytes = parts.bytes();
     let sig = parts.signature.len();
     let ctl = sig + parts.control.len();
@@ -297,18 +270,20 @@ fn truncated_or_non_gzip_apk_fails_clearly() {
 #[test]
 fn damaged_apks_never_panic_or_pass() {
     use pimg::inputs::apk;
-    let parts = busybox_parts("small");
+    let parts = alpine_busybox("small");
+    // A small package with every kind of member: a folder, a file and a link.
+    let members = [
+        Entry::Dir("etc"),
+        Entry::File("etc/motd", b"welcome\n".to_vec(), 0o644),
+        Entry::Symlink("etc/link", "motd"),
+    ];
     let small = apk_parts(
         "small",
         "1-r0",
         "aarch64",
         "MIT",
         1_600_000_000,
-        &[
-            Entry::Dir("etc"),
-            Entry::File("etc/motd", b"welcome\n".to_vec(), 0o644),
-            Entry::Symlink("etc/link", "motd"),
-        ],
+        &members,
         true,
     );
     let p = Path::new("fuzz.apk");

@@ -21,9 +21,7 @@ const GOLDEN_ARTIFACTS: &[&str] = &[
 
 #[test]
 fn golden_hashes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = fixture_build(tmp.path()).epoch(EPOCH).built();
-    assert_golden(&out, GOLDEN_ARTIFACTS, "rpi3b-fixture.sha256");
+    assert_golden_build(fixture_build, GOLDEN_ARTIFACTS, "rpi3b-fixture.sha256");
 }
 
 /// Debian 13's layout: busybox under usr/bin, modules under usr/lib/modules, compressed as

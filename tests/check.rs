@@ -24,7 +24,11 @@ fn broken_build_of(tmp: &Path, profile: &str, to: &str, want: &[&str]) {
         .out("out")
         .epoch(EPOCH)
         .expect_refused(want);
-    assert!(o.stderr.contains("nothing was written"), "{to:?}: {}", o.stderr);
+    assert!(
+        o.stderr.contains("nothing was written"),
+        "{to:?}: {}",
+        o.stderr
+    );
 }
 
 #[test]

@@ -496,6 +496,13 @@ fn assert_output_failure(o: &Ran, names: &[&str], why: &str, what: &str) {
     );
 }
 
+/// A build into `out` that must fail because of the output folder itself: exit 1 and a
+/// message naming the folder and saying `why`.
+fn assert_folder_failure(fx: &Fixture, out: &Path, epoch: &str, why: &str, what: &str) {
+    let o = build(fx, out, epoch).run();
+    assert_output_failure(&o, &[out.to_str().unwrap()], why, what);
+}
+
 #[test]
 fn disk_full_while_staging_keeps_the_previous_build() {
     let tmp = tempfile::tempdir().unwrap();
@@ -594,23 +601,12 @@ fn read_only_output_folder() {
         let _ro = read_only_bind(&area);
         let probe = fs::write(out.join("probe"), b"x");
         assert!(probe.is_err(), "the bind mount is not read-only");
-        let o = build(&fx, &out, EPOCH_B).run();
-        assert_output_failure(
-            &o,
-            &[out.to_str().unwrap()],
-            "Read-only file system",
-            "read-only output folder",
-        );
+        let why = "Read-only file system";
+        assert_folder_failure(&fx, &out, EPOCH_B, why, "read-only output folder");
         assert_state(&out, Some(&ref_a), "read-only output folder");
         // An output folder that does not exist yet, inside the read-only area.
         let new = area.join("new-out");
-        let o = build(&fx, &new, EPOCH_B).run();
-        assert_output_failure(
-            &o,
-            &[new.to_str().unwrap()],
-            "Read-only file system",
-            "new folder in a read-only area",
-        );
+        assert_folder_failure(&fx, &new, EPOCH_B, why, "new folder in a read-only area");
         assert!(!new.exists());
     }
     build(&fx, &out, EPOCH_B).expect_success();
@@ -631,13 +627,8 @@ fn read_only_output_folder() {
                 }
             }
             let guard = Unfreeze(out.clone());
-            let o = build(&fx, &out, EPOCH_A).run();
-            assert_output_failure(
-                &o,
-                &[out.to_str().unwrap()],
-                "Operation not permitted",
-                "immutable output folder",
-            );
+            let why = "Operation not permitted";
+            assert_folder_failure(&fx, &out, EPOCH_A, why, "immutable output folder");
             assert_state(&out, Some(&ref_b), "immutable output folder");
             drop(guard);
             build(&fx, &out, EPOCH_A).expect_success();

@@ -34,12 +34,18 @@ fn locked_build(cwd: &Path, out: &str) -> Build {
     b
 }
 
+/// A new folder with the Alpine fixture in `inputs` and its `pimg.lock`.
+fn locked_fixture() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    write_alpine_fixture(&tmp.path().join("inputs"), false);
+    lock(tmp.path()).expect_success();
+    tmp
+}
+
 #[test]
 fn locked_build_succeeds_and_records_the_lock() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = locked_fixture();
     let t = tmp.path();
-    write_alpine_fixture(&t.join("inputs"), false);
-    lock(t).expect_success();
     let text = fs::read_to_string(t.join("pimg.lock")).unwrap();
     let out = locked_build(t, "out").built();
     let info = read_json(&out.join(format!("{BOARD}.buildinfo.json")));
@@ -91,23 +97,11 @@ fn locked_build_succeeds_and_records_the_lock() {
 
 #[test]
 fn locked_build_names_what_differs() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = locked_fixture();
     let t = tmp.path();
-    write_alpine_fixture(&t.join("inputs"), false);
-    lock(t).expect_success();
 
     // One input file replaced by another valid package of the same name and version.
-    let other = apk(
-        "busybox-static",
-        "1.36.1-r15",
-        "aarch64",
-        "GPL-2.0-only",
-        ALPINE_NEWEST_BUILDDATE - 3_600,
-        &[
-            Entry::Dir("bin"),
-            Entry::File("bin/busybox.static", pattern("rebuilt", 900_000), 0o755),
-        ],
-    );
+    let other = alpine_busybox("rebuilt").bytes();
     fs::write(t.join("inputs/busybox-static-1.36.1-r15.apk"), &other).unwrap();
     let o = locked_build(t, "out").expect_refused(&[
         "pimg.lock does not match",
@@ -145,14 +139,16 @@ fn locked_build_names_what_differs() {
         .expect_refused(&["overlay: the lock has 'default'"]);
 
     // An extra input the profile picks up (the repository takes every .apk).
-    let extra = apk(
+    let extra = apk_parts(
         "extra-tool",
         "1-r0",
         "aarch64",
         "MIT",
         1_600_000_000,
         &[Entry::Dir("usr")],
-    );
+        true,
+    )
+    .bytes();
     fs::write(t.join("inputs/extra-tool-1-r0.apk"), extra).unwrap();
     locked_build(t, "o4").expect_refused(&["input extra-tool", "not in the lock"]);
 }

@@ -681,16 +681,11 @@ fn rebuild_reproduces_the_fixture_and_names_a_swapped_input() {
     write_fixture(&inputs, false);
     let old = fixture_debs()[0].0.clone();
     fs::remove_file(inputs.join(&old)).unwrap();
-    let bb = deb(
-        "busybox-static",
-        "1:1.36.1-1",
-        "arm64",
-        &[
-            Entry::Dir("bin"),
-            Entry::File("bin/busybox", pattern("busybox 1.36", 400_000), 0o755),
-        ],
-        FIXTURE_NEWEST_MTIME,
-    );
+    let entries = [
+        Entry::Dir("bin"),
+        Entry::File("bin/busybox", pattern("busybox 1.36", 400_000), 0o755),
+    ];
+    let bb = busybox_deb("1:1.36.1-1", &entries, FIXTURE_NEWEST_MTIME);
     fs::write(inputs.join("busybox-static_1%3a1.36.1-1_arm64.deb"), bb).unwrap();
     let v = rebuild(fixture(), &info, &inputs);
     let text = &v.stdout;
@@ -706,13 +701,8 @@ fn rebuild_reproduces_the_fixture_and_names_a_swapped_input() {
 
     // The same file name with other bytes.
     fs::remove_file(inputs.join("busybox-static_1%3a1.36.1-1_arm64.deb")).unwrap();
-    let bb = deb(
-        "busybox-static",
-        "1:1.35.0-4+deb12u1+b1",
-        "arm64",
-        &[Entry::File("bin/busybox", pattern("other", 400_000), 0o755)],
-        FIXTURE_NEWEST_MTIME,
-    );
+    let entries = [Entry::File("bin/busybox", pattern("other", 400_000), 0o755)];
+    let bb = busybox_deb("1:1.35.0-4+deb12u1+b1", &entries, FIXTURE_NEWEST_MTIME);
     fs::write(inputs.join(&old), bb).unwrap();
     let v = rebuild(fixture(), &info, &inputs);
     let text = &v.stdout;

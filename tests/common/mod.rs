@@ -79,6 +79,56 @@ pub fn module_elf(name: &str, depends: &[&str]) -> Vec<u8> {
     elf
 }
 
+/// A kernel module of kernel `kver` at `kernel/<rel>`, its `.modinfo` naming `name` and
+/// its `depends`.
+fn module(kver: &str, rel: &str, name: &str, deps: &[&str]) -> Entry {
+    module_in(Layout::Split, kver, rel, name, deps)
+}
+
+/// The same in one release's layout: under merged /usr each module is stored compressed in
+/// one of the ways kernels ship them (see `Layout::MergedUsr`).
+fn module_in(layout: Layout, kver: &str, rel: &str, name: &str, deps: &[&str]) -> Entry {
+    let suffix = match (layout, name) {
+        (Layout::Split, _) | (Layout::MergedUsr, "mmc_core" | "bcm2835_wdt") => "",
+        (Layout::MergedUsr, "sdhci" | "bcm2835" | "nls_cp437") => ".xz",
+        (Layout::MergedUsr, "sdhci_pltfm" | "fat" | "nls_iso8859_1") => ".gz",
+        (Layout::MergedUsr, _) => ".zst",
+    };
+    Entry::Owned(
+        format!("{}/{kver}/kernel/{rel}{suffix}", layout.module_root()),
+        compress_module(&module_elf(name, deps), suffix),
+        0o644,
+    )
+}
+
+/// `modules.builtin` of kernel `kver`: `list`, the modules built into it.
+fn builtin_modules(kver: &str, list: &[u8]) -> Entry {
+    builtin_modules_in(Layout::Split, kver, list)
+}
+
+fn builtin_modules_in(layout: Layout, kver: &str, list: &[u8]) -> Entry {
+    Entry::Owned(
+        format!("{}/{kver}/modules.builtin", layout.module_root()),
+        list.to_vec(),
+        0o644,
+    )
+}
+
+/// The SD card modules both fixture kernels have after mmc_core and sdhci: the platform
+/// and iproc SDHCI glue, and bcm2835.
+fn sdhci_glue(layout: Layout, kver: &str) -> Vec<Entry> {
+    let m = |rel: &str, name: &str, deps: &[&str]| module_in(layout, kver, rel, name, deps);
+    vec![
+        m("drivers/mmc/host/sdhci-pltfm.ko", "sdhci_pltfm", &["sdhci"]),
+        m(
+            "drivers/mmc/host/sdhci-iproc.ko",
+            "sdhci_iproc",
+            &["sdhci", "sdhci-pltfm"],
+        ),
+        m("drivers/mmc/host/bcm2835.ko", "bcm2835", &["mmc_core"]),
+    ]
+}
+
 /// Deterministic filler bytes seeded by a name.
 /// Stand-in for an arm64 kernel Image: pattern bytes with the header magic `pimg check` reads.
 pub fn arm64_kernel(seed: &str, len: usize) -> Vec<u8> {
@@ -109,6 +159,7 @@ pub fn pattern(seed: &str, len: usize) -> Vec<u8> {
 }
 
 /// One member of a fixture package's data.tar.
+#[derive(Clone)]
 pub enum Entry {
     File(&'static str, Vec<u8>, u32),
     Owned(String, Vec<u8>, u32),
@@ -117,6 +168,17 @@ pub enum Entry {
     /// A file whose header name is written verbatim, bypassing the tar crate's path checks
     /// (for hostile members such as `../etc/passwd`).
     RawName(&'static str, Vec<u8>),
+}
+
+impl Entry {
+    /// A regular file's path, bytes and mode.
+    fn file(&self) -> Option<(&str, &[u8], u32)> {
+        match self {
+            Entry::File(p, data, mode) => Some((p, data, *mode)),
+            Entry::Owned(p, data, mode) => Some((p, data, *mode)),
+            _ => None,
+        }
+    }
 }
 
 fn tar_gz(entries: &[Entry], mtime: u64) -> Vec<u8> {
@@ -128,19 +190,12 @@ fn tar_gz(entries: &[Entry], mtime: u64) -> Vec<u8> {
         h.set_uid(0);
         h.set_gid(0);
         match e {
-            Entry::File(p, data, mode) => {
+            Entry::File(..) | Entry::Owned(..) => {
+                let (p, data, mode) = e.file().unwrap();
                 h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(*mode);
+                h.set_mode(mode);
                 h.set_size(data.len() as u64);
-                b.append_data(&mut h, format!("./{p}"), data.as_slice())
-                    .unwrap();
-            }
-            Entry::Owned(p, data, mode) => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(*mode);
-                h.set_size(data.len() as u64);
-                b.append_data(&mut h, format!("./{p}"), data.as_slice())
-                    .unwrap();
+                b.append_data(&mut h, format!("./{p}"), data).unwrap();
             }
             Entry::Dir(p) => {
                 h.set_entry_type(tar::EntryType::Directory);
@@ -200,6 +255,21 @@ pub enum Layout {
     MergedUsr,
 }
 
+impl Layout {
+    /// Where the kernel's module trees are.
+    fn module_root(self) -> &'static str {
+        match self {
+            Layout::Split => "lib/modules",
+            Layout::MergedUsr => "usr/lib/modules",
+        }
+    }
+}
+
+/// A busybox-static package for arm64 of `version` holding `entries`.
+pub fn busybox_deb(version: &str, entries: &[Entry], mtime: u64) -> Vec<u8> {
+    deb("busybox-static", version, "arm64", entries, mtime)
+}
+
 /// The fixture packages: (file name, bytes), matching the shipped rpi3b profile.
 pub fn fixture_debs() -> Vec<(String, Vec<u8>)> {
     fixture_debs_in(Layout::Split)
@@ -253,29 +323,9 @@ pub fn fixture_debs_in(layout: Layout) -> Vec<(String, Vec<u8>)> {
         ],
         FIXTURE_NEWEST_MTIME - 86_400,
     );
-    let root = if usr {
-        "usr/lib/modules"
-    } else {
-        "lib/modules"
-    };
-    let m = |rel: &str, name: &str, deps: &[&str]| {
-        let suffix = match (usr, name) {
-            (false, _) | (true, "mmc_core" | "bcm2835_wdt") => "",
-            (true, "sdhci" | "bcm2835" | "nls_cp437") => ".xz",
-            (true, "sdhci_pltfm" | "fat" | "nls_iso8859_1") => ".gz",
-            (true, _) => ".zst",
-        };
-        Entry::Owned(
-            format!("{root}/{KVER}/kernel/{rel}{suffix}"),
-            compress_module(&module_elf(name, deps), suffix),
-            0o644,
-        )
-    };
-    let kernel = deb(
-        &format!("linux-image-{KVER}-unsigned"),
-        "6.1.999-1",
-        "arm64",
-        &[
+    let m = |rel: &str, name: &str, deps: &[&str]| module_in(layout, KVER, rel, name, deps);
+    let entries = [
+        vec![
             Entry::Dir("boot"),
             Entry::Owned(
                 format!("boot/vmlinuz-{KVER}"),
@@ -299,13 +349,9 @@ pub fn fixture_debs_in(layout: Layout) -> Vec<(String, Vec<u8>)> {
             ),
             m("drivers/mmc/host/sdhci.ko", "sdhci", &["mmc_core"]),
             m("drivers/mmc/core/mmc_core.ko", "mmc_core", &[]),
-            m("drivers/mmc/host/sdhci-pltfm.ko", "sdhci_pltfm", &["sdhci"]),
-            m(
-                "drivers/mmc/host/sdhci-iproc.ko",
-                "sdhci_iproc",
-                &["sdhci", "sdhci-pltfm"],
-            ),
-            m("drivers/mmc/host/bcm2835.ko", "bcm2835", &["mmc_core"]),
+        ],
+        sdhci_glue(layout, KVER),
+        vec![
             m(
                 "drivers/mmc/host/sdhci-tegra.ko",
                 "sdhci_tegra",
@@ -316,19 +362,24 @@ pub fn fixture_debs_in(layout: Layout) -> Vec<(String, Vec<u8>)> {
             m("fs/nls/nls_iso8859-1.ko", "nls_iso8859_1", &[]),
             m("fs/nls/nls_cp437.ko", "nls_cp437", &[]),
             m("drivers/watchdog/bcm2835_wdt.ko", "bcm2835_wdt", &[]),
-            Entry::Owned(
-                format!("{root}/{KVER}/modules.builtin"),
-                b"kernel/fs/mbcache.ko\nkernel/drivers/block/loop.ko\n".to_vec(),
-                0o644,
+            builtin_modules_in(
+                layout,
+                KVER,
+                b"kernel/fs/mbcache.ko\nkernel/drivers/block/loop.ko\n",
             ),
         ],
+    ]
+    .concat();
+    let kernel = deb(
+        &format!("linux-image-{KVER}-unsigned"),
+        "6.1.999-1",
+        "arm64",
+        &entries,
         FIXTURE_NEWEST_MTIME,
     );
     let bin = if usr { "usr/bin" } else { "bin" };
-    let busybox = deb(
-        "busybox-static",
+    let busybox = busybox_deb(
         "1:1.35.0-4+deb12u1+b1",
-        "arm64",
         &[
             Entry::Dir(if usr { "usr/bin" } else { "bin" }),
             Entry::Owned(format!("{bin}/busybox"), pattern("busybox", 400_000), 0o755),
@@ -349,6 +400,17 @@ pub fn fixture_debs_in(layout: Layout) -> Vec<(String, Vec<u8>)> {
     ]
 }
 
+/// Writes `packages` (file name, bytes) into `dir` (created), in the given order.
+fn write_packages(dir: &Path, mut packages: Vec<(String, Vec<u8>)>, reverse: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    if reverse {
+        packages.reverse();
+    }
+    for (name, data) in packages {
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+}
+
 /// Writes the fixture packages into `dir` (created), in the given order.
 pub fn write_fixture(dir: &Path, reverse: bool) {
     write_fixture_in(dir, reverse, Layout::Split)
@@ -356,23 +418,20 @@ pub fn write_fixture(dir: &Path, reverse: bool) {
 
 /// Writes the fixture packages of one layout into `dir` (created), in the given order.
 pub fn write_fixture_in(dir: &Path, reverse: bool, layout: Layout) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut debs = fixture_debs_in(layout);
-    if reverse {
-        debs.reverse();
-    }
-    for (name, data) in debs {
-        let mut f = std::fs::File::create(dir.join(name)).unwrap();
-        f.write_all(&data).unwrap();
-    }
+    write_packages(dir, fixture_debs_in(layout), reverse);
+}
+
+/// A build in `dir` from `dir/inputs` into `dir/out`.
+fn build_in(dir: &Path) -> Build {
+    let mut b = Build::new();
+    b.cwd(dir).inputs("inputs").out("out");
+    b
 }
 
 /// Writes the fixture packages to `dir/inputs`; a build of them in `dir` into `dir/out`.
 pub fn fixture_build(dir: &Path) -> Build {
     write_fixture(&dir.join("inputs"), false);
-    let mut b = Build::new();
-    b.cwd(dir).inputs("inputs").out("out");
-    b
+    build_in(dir)
 }
 
 /// The repository root.
@@ -536,6 +595,14 @@ pub fn assert_golden(out: &Path, artifacts: &[&str], golden: &str) {
     assert_eq!(got.len(), artifacts.len());
 }
 
+/// Builds with `make` in a new folder at EPOCH and compares the hashes of `artifacts` with
+/// `tests/golden/<golden>` (see `assert_golden`).
+pub fn assert_golden_build(make: impl Fn(&Path) -> Build, artifacts: &[&str], golden: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = make(tmp.path()).epoch(EPOCH).built();
+    assert_golden(&out, artifacts, golden);
+}
+
 /// Two output folders hold the same build: the same SHA256SUMS, byte for byte, and every
 /// file it lists identical.
 pub fn assert_same_outputs(a: &Path, b: &Path) {
@@ -615,14 +682,13 @@ pub fn touch_all(dir: &Path, date: &str) {
 /// folder, and none of pimg's staging folders beside it.
 pub fn assert_nothing_published(out: &Path, what: &str) {
     let left = list_files(out);
+    let found = match left.is_empty() {
+        true => "an empty folder".to_string(),
+        false => format!("files {left:?}"),
+    };
     assert!(
-        left.is_empty(),
-        "{what}: files left at the output path {}: {left:?}",
-        out.display()
-    );
-    assert!(
-        !out.exists(),
-        "{what}: the build left an empty folder at the output path {}",
+        left.is_empty() && !out.exists(),
+        "{what}: the build left {found} at the output path {}",
         out.display()
     );
     assert_nothing_beside(out, what);
@@ -789,7 +855,7 @@ pub fn pkginfo(
     )
 }
 
-/// An Alpine package (apk v2) in parts: data tar.gz, control with a `.PKGINFO` whose datahash
+/// An Alpine package (apk v2) as abuild makes it, in parts: data tar.gz, control with a `.PKGINFO` whose datahash
 /// is the data member's SHA-256, and (when `signed`) a signature member in front.
 pub fn apk_parts(
     pkgname: &str,
@@ -800,12 +866,8 @@ pub fn apk_parts(
     entries: &[Entry],
     signed: bool,
 ) -> ApkParts {
-    use sha2::Digest;
     let data = gzip9(&apk_data_tar(entries, builddate));
-    let datahash: String = sha2::Sha256::digest(&data)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect();
+    let datahash = sha256_hex(&data);
     let info = pkginfo(pkgname, pkgver, arch, license, builddate, &datahash);
     let control = gzip9(&tar_cut(&[(".PKGINFO", info.as_bytes())], builddate));
     let signature = if signed {
@@ -826,23 +888,28 @@ pub fn apk_parts(
     }
 }
 
-/// An Alpine package (apk v2) as abuild makes it, signed.
-pub fn apk(
-    pkgname: &str,
-    pkgver: &str,
-    arch: &str,
-    license: &str,
-    builddate: u64,
-    entries: &[Entry],
-) -> Vec<u8> {
-    apk_parts(pkgname, pkgver, arch, license, builddate, entries, true).bytes()
+/// The Alpine fixture's busybox-static (same name, version and build date), its binary
+/// made from `seed`.
+pub fn alpine_busybox(seed: &str) -> ApkParts {
+    apk_parts(
+        "busybox-static",
+        "1.36.1-r15",
+        "aarch64",
+        "GPL-2.0-only",
+        ALPINE_NEWEST_BUILDDATE - 3_600,
+        &[
+            Entry::Dir("bin"),
+            Entry::Owned("bin/busybox.static".into(), pattern(seed, 900_000), 0o755),
+        ],
+        true,
+    )
 }
 
 /// The Alpine fixture packages: (file name, bytes), matching boards/alpine-rpi-aarch64.toml.
 pub fn fixture_apks() -> Vec<(String, Vec<u8>)> {
     let newest = ALPINE_NEWEST_BUILDDATE;
     let fw = |n: &'static str, len| Entry::File(n, pattern(n, len), 0o644);
-    let bootloader = apk(
+    let bootloader = apk_parts(
         "raspberrypi-bootloader",
         "1.20240306-r0",
         "aarch64",
@@ -857,21 +924,12 @@ pub fn fixture_apks() -> Vec<(String, Vec<u8>)> {
             fw("boot/start4.elf", 2_257_984),
             fw("boot/LICENCE.broadcom", 1_594),
         ],
-    );
-    let m = |rel: &str, name: &str, deps: &[&str]| {
-        Entry::Owned(
-            format!("lib/modules/{ALPINE_KVER}/kernel/{rel}"),
-            module_elf(name, deps),
-            0o644,
-        )
-    };
-    let kernel = apk(
-        "linux-rpi",
-        "6.6.31-r0",
-        "aarch64",
-        "GPL-2.0-only",
-        newest,
-        &[
+        true,
+    )
+    .bytes();
+    let m = |rel: &str, name: &str, deps: &[&str]| module(ALPINE_KVER, rel, name, deps);
+    let entries = [
+        vec![
             Entry::Dir("boot"),
             Entry::File(
                 "boot/vmlinuz-rpi",
@@ -913,25 +971,28 @@ pub fn fixture_apks() -> Vec<(String, Vec<u8>)> {
             ),
             m("drivers/mmc/core/mmc_core.ko", "mmc_core", &[]),
             m("drivers/mmc/host/sdhci.ko", "sdhci", &["mmc_core"]),
-            m("drivers/mmc/host/sdhci-pltfm.ko", "sdhci_pltfm", &["sdhci"]),
-            m(
-                "drivers/mmc/host/sdhci-iproc.ko",
-                "sdhci_iproc",
-                &["sdhci", "sdhci-pltfm"],
-            ),
-            m("drivers/mmc/host/bcm2835.ko", "bcm2835", &["mmc_core"]),
+        ],
+        sdhci_glue(Layout::Split, ALPINE_KVER),
+        vec![
             m("fs/fat/fat.ko", "fat", &[]),
             m("fs/fat/vfat.ko", "vfat", &["fat"]),
             m("fs/nls/nls_cp437.ko", "nls_cp437", &[]),
             m("drivers/watchdog/bcm2835_wdt.ko", "bcm2835_wdt", &[]),
-            Entry::Owned(
-                format!("lib/modules/{ALPINE_KVER}/modules.builtin"),
-                b"kernel/fs/nls/nls_iso8859-1.ko\n".to_vec(),
-                0o644,
-            ),
+            builtin_modules(ALPINE_KVER, b"kernel/fs/nls/nls_iso8859-1.ko\n"),
         ],
-    );
-    let busybox = apk(
+    ]
+    .concat();
+    let kernel = apk_parts(
+        "linux-rpi",
+        "6.6.31-r0",
+        "aarch64",
+        "GPL-2.0-only",
+        newest,
+        &entries,
+        true,
+    )
+    .bytes();
+    let busybox = apk_parts(
         "busybox-static",
         "1.36.1-r15",
         "aarch64",
@@ -945,8 +1006,10 @@ pub fn fixture_apks() -> Vec<(String, Vec<u8>)> {
                 0o755,
             ),
         ],
-    );
-    let keys = apk(
+        true,
+    )
+    .bytes();
+    let keys = apk_parts(
         "alpine-keys",
         "2.4-r1",
         "noarch",
@@ -963,7 +1026,9 @@ pub fn fixture_apks() -> Vec<(String, Vec<u8>)> {
                 0o644,
             ),
         ],
-    );
+        true,
+    )
+    .bytes();
     vec![
         ("alpine-keys-2.4-r1.apk".into(), keys),
         ("busybox-static-1.36.1-r15.apk".into(), busybox),
@@ -977,14 +1042,7 @@ pub fn fixture_apks() -> Vec<(String, Vec<u8>)> {
 
 /// Writes the Alpine fixture packages into `dir` (created), in the given order.
 pub fn write_alpine_fixture(dir: &Path, reverse: bool) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut apks = fixture_apks();
-    if reverse {
-        apks.reverse();
-    }
-    for (name, data) in apks {
-        std::fs::write(dir.join(name), data).unwrap();
-    }
+    write_packages(dir, fixture_apks(), reverse);
 }
 
 /// The board the Alpine fixture packages are for.
@@ -994,8 +1052,8 @@ pub const ALPINE_BOARD: &str = "alpine-rpi-aarch64";
 /// alpine-rpi-aarch64 in `dir` into `dir/out`.
 pub fn alpine_build(dir: &Path) -> Build {
     write_alpine_fixture(&dir.join("inputs"), false);
-    let mut b = Build::new();
-    b.cwd(dir).board(ALPINE_BOARD).inputs("inputs").out("out");
+    let mut b = build_in(dir);
+    b.board(ALPINE_BOARD);
     b
 }
 
