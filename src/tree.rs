@@ -262,6 +262,19 @@ impl Tree {
     }
 }
 
+/// The entries of a directory, sorted bytewise by path: the one directory listing the inputs
+/// and overlay loaders walk, so no order ever comes from the file system.
+// The loaders' listing: sorted before anyone sees it.
+#[allow(clippy::disallowed_methods)]
+pub fn sorted_children(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut children = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        children.push(e?.path());
+    }
+    children.sort();
+    Ok(children)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

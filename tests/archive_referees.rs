@@ -143,11 +143,8 @@ fn cpio_archive(tree: &Tree) -> Vec<u8> {
             gid: node.gid,
             nlink: if node.kind == NodeKind::Dir { 2 } else { 1 },
             mtime: EPOCH as u32,
-            dev_major: 0,
-            dev_minor: 0,
-            rdev_major: 0,
-            rdev_minor: 0,
             data,
+            ..CpioEntry::default()
         })
         .unwrap();
     }

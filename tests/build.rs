@@ -493,17 +493,8 @@ fn bad_module_trees_and_files_name_the_member() {
                 arm64_kernel("kernel", 1_500_000),
                 0o644,
             ),
-            Entry::Owned(
-                format!("usr/lib/linux-image-{KVER}/broadcom/bcm2837-rpi-3-b.dtb"),
-                fdt_blob("dtb3b", 14_993),
-                0o644,
-            ),
-            Entry::Owned(
-                format!("usr/lib/linux-image-{KVER}/broadcom/bcm2711-rpi-4-b.dtb"),
-                fdt_blob("dtb4b", 27_386),
-                0o644,
-            ),
         ];
+        entries.extend(fixture_dtbs());
         entries.extend(modules);
         deb(
             &format!("linux-image-{KVER}-unsigned"),

@@ -204,10 +204,8 @@ fn write_pi5_fixture(dir: &Path, kernel: Vec<u8>) {
         ],
         FIXTURE_NEWEST_MTIME,
     );
-    let busybox = deb(
-        "busybox-static",
+    let busybox = busybox_deb(
         "1:1.37.0-6+b9",
-        "arm64",
         &[
             Entry::Dir("usr"),
             Entry::Dir("usr/bin"),

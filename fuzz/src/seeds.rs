@@ -105,11 +105,8 @@ fn main() {
             gid: 0,
             nlink: 1,
             mtime: 1_700_000_000,
-            dev_major: 0,
-            dev_minor: 0,
-            rdev_major: 0,
-            rdev_minor: 0,
             data,
+            ..CpioEntry::default()
         })
         .unwrap();
     }

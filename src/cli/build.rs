@@ -1,7 +1,7 @@
 //! `pimg build`: its arguments, the build request they make, the report as text or JSON, and
 //! `--boot`.
 
-use super::{boot, print_json, Failure, Outcome};
+use super::{boot, print_json, Failure, Outcome, Sources};
 use pimg::build::{self, BuildOptions, BuildRequest};
 use pimg::epoch::SourceDateEpoch;
 use pimg::profile::board::TableKind;
@@ -11,15 +11,8 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 #[command(after_help = super::EXAMPLES)]
 pub struct BuildArgs {
-    /// Board name (see `pimg boards`) or the path of a board profile .toml file.
-    #[arg(long, default_value = "rpi3b", value_name = "BOARD|FILE")]
-    board: String,
-    /// Folder holding the input .deb packages and/or directories.
-    #[arg(long, default_value = "inputs", value_name = "DIR")]
-    inputs: PathBuf,
-    /// Overlay name (built in) or directory; the board's default overlay when omitted.
-    #[arg(long, value_name = "NAME|DIR")]
-    overlay: Option<String>,
+    #[command(flatten)]
+    from: Sources,
     /// Output folder; created if missing, locked against a second build. Outputs appear all
     /// at once when all are complete: a new folder, staged beside it as .<DIR>.pimg-stage-*,
     /// replaces it in one rename (one by one, with a warning, where that is impossible).
@@ -71,13 +64,13 @@ pub(super) fn run(args: BuildArgs) -> Result<Outcome, Failure> {
         .map_err(pimg::Error::from)?;
     // A board QEMU does not emulate cannot pass --boot: say so before building.
     if args.boot {
-        let loaded = pimg::profile::board::load(&args.board).map_err(pimg::Error::from)?;
+        let loaded = pimg::profile::board::load(&args.from.board).map_err(pimg::Error::from)?;
         pimg::prove::boot::require_machine(&loaded.profile).map_err(Failure::BootOption)?;
     }
     let req = BuildRequest {
-        board: args.board,
-        inputs: args.inputs,
-        overlay: args.overlay,
+        board: args.from.board,
+        inputs: args.from.inputs,
+        overlay: args.from.overlay,
         out: args.out,
         epoch,
         table: args.table,

@@ -1,7 +1,7 @@
 //! `pimg lock`: its arguments, the lock request they make, and the pinned inputs as text or
 //! JSON.
 
-use super::{print_json, Failure, Outcome};
+use super::{print_json, Failure, Outcome, Sources};
 use pimg::build::lock::{self, LockRequest};
 use pimg::profile::lock::DEFAULT_LOCK_FILE;
 use std::path::PathBuf;
@@ -18,15 +18,8 @@ give the same lock on any machine. Every .apk is checked against its datahash fi
 #[derive(clap::Args)]
 #[command(after_help = LOCK_EXAMPLES)]
 pub struct LockArgs {
-    /// Board name (see `pimg boards`) or the path of a board profile .toml file.
-    #[arg(long, default_value = "rpi3b", value_name = "BOARD|FILE")]
-    board: String,
-    /// Folder holding the input packages, tarballs and/or directories.
-    #[arg(long, default_value = "inputs", value_name = "DIR")]
-    inputs: PathBuf,
-    /// Overlay name (built in) or directory; the board's default overlay when omitted.
-    #[arg(long, value_name = "NAME|DIR")]
-    overlay: Option<String>,
+    #[command(flatten)]
+    from: Sources,
     /// Where to write the lock.
     #[arg(long, value_name = "FILE", default_value = DEFAULT_LOCK_FILE)]
     lock: PathBuf,
@@ -38,9 +31,9 @@ pub struct LockArgs {
 /// Writes the lock file and lists what it pins.
 pub(super) fn run(args: LockArgs) -> Result<Outcome, Failure> {
     let report = lock::lock(&LockRequest {
-        board: args.board,
-        inputs: args.inputs,
-        overlay: args.overlay,
+        board: args.from.board,
+        inputs: args.from.inputs,
+        overlay: args.from.overlay,
         lock: args.lock,
     })?;
     if args.json {

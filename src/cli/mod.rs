@@ -103,6 +103,20 @@ enum Outcome {
     BootFailed,
 }
 
+/// What a build or a lock is made from: the board profile, the inputs and the overlay.
+#[derive(clap::Args)]
+struct Sources {
+    /// Board name (see `pimg boards`) or the path of a board profile .toml file.
+    #[arg(long, default_value = "rpi3b", value_name = "BOARD|FILE")]
+    board: String,
+    /// Folder holding the input packages (.deb, .apk), tarballs and/or directories.
+    #[arg(long, default_value = "inputs", value_name = "DIR")]
+    inputs: std::path::PathBuf,
+    /// Overlay name (built in) or directory; the board's default overlay when omitted.
+    #[arg(long, value_name = "NAME|DIR")]
+    overlay: Option<String>,
+}
+
 /// Why a subcommand stopped before it could report; printed as `pimg: error: …`.
 #[derive(Debug, thiserror::Error)]
 enum Failure {

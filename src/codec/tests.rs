@@ -279,11 +279,8 @@ fn cpio_roundtrip_and_hostile_headers() {
             gid: 0,
             nlink: 1,
             mtime: 7,
-            dev_major: 0,
-            dev_minor: 0,
-            rdev_major: 0,
-            rdev_minor: 0,
             data,
+            ..CpioEntry::default()
         })
         .unwrap();
     }

@@ -359,8 +359,6 @@ impl Input {
         }
     }
 
-    // A directory input is listed here and its children sorted before use.
-    #[allow(clippy::disallowed_methods)]
     fn scan_dir(
         &self,
         dir: &Path,
@@ -372,12 +370,7 @@ impl Input {
             path: p.display().to_string(),
             source,
         };
-        let mut children = Vec::new();
-        for e in fs::read_dir(dir).map_err(|e| read_err(dir, e))? {
-            children.push(e.map_err(|e| read_err(dir, e))?.path());
-        }
-        children.sort();
-        for child in children {
+        for child in crate::tree::sorted_children(dir).map_err(|e| read_err(dir, e))? {
             let rel = child
                 .strip_prefix(&self.path)
                 .expect("child of input")

@@ -122,8 +122,6 @@ fn from_dir(dir: &Path) -> Result<Overlay, OverlayError> {
     assemble(&name, origin, raw)
 }
 
-// The overlay loader lists the overlay folder; its children are sorted before use.
-#[allow(clippy::disallowed_methods)]
 fn walk(
     base: &Path,
     dir: &Path,
@@ -136,12 +134,7 @@ fn walk(
         path: p.display().to_string(),
         source,
     };
-    let mut children = Vec::new();
-    for e in fs::read_dir(dir).map_err(|e| read_err(dir, e))? {
-        children.push(e.map_err(|e| read_err(dir, e))?.path());
-    }
-    children.sort();
-    for child in children {
+    for child in crate::tree::sorted_children(dir).map_err(|e| read_err(dir, e))? {
         let rel = child.strip_prefix(base).expect("child of base");
         let rel = rel.to_str().ok_or_else(|| OverlayError::NotUtf8 {
             origin: origin.to_string(),

@@ -297,6 +297,21 @@ pub fn compress_module(data: &[u8], suffix: &str) -> Vec<u8> {
     }
 }
 
+/// The device trees of the fixture kernel, as Debian's arm64 kernel packages place them.
+pub fn fixture_dtbs() -> Vec<Entry> {
+    ["bcm2837-rpi-3-b.dtb", "bcm2711-rpi-4-b.dtb"]
+        .iter()
+        .zip([("dtb3b", 14_993), ("dtb4b", 27_386)])
+        .map(|(name, (seed, len))| {
+            Entry::Owned(
+                format!("usr/lib/linux-image-{KVER}/broadcom/{name}"),
+                fdt_blob(seed, len),
+                0o644,
+            )
+        })
+        .collect()
+}
+
 /// The fixture packages in one release's layout.
 pub fn fixture_debs_in(layout: Layout) -> Vec<(String, Vec<u8>)> {
     let usr = layout == Layout::MergedUsr;
@@ -337,16 +352,9 @@ pub fn fixture_debs_in(layout: Layout) -> Vec<(String, Vec<u8>)> {
                 b"CONFIG_ARM64=y\n".to_vec(),
                 0o644,
             ),
-            Entry::Owned(
-                format!("usr/lib/linux-image-{KVER}/broadcom/bcm2837-rpi-3-b.dtb"),
-                fdt_blob("dtb3b", 14_993),
-                0o644,
-            ),
-            Entry::Owned(
-                format!("usr/lib/linux-image-{KVER}/broadcom/bcm2711-rpi-4-b.dtb"),
-                fdt_blob("dtb4b", 27_386),
-                0o644,
-            ),
+        ],
+        fixture_dtbs(),
+        vec![
             m("drivers/mmc/host/sdhci.ko", "sdhci", &["mmc_core"]),
             m("drivers/mmc/core/mmc_core.ko", "mmc_core", &[]),
         ],

@@ -26,8 +26,9 @@ pub const MAX_NAME_LEN: usize = 4096;
 const S_IFMT: u32 = 0o170000;
 const S_IFLNK: u32 = 0o120000;
 
-/// One entry's header fields and data, exactly as they are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One entry's header fields and data, exactly as they are written. `Default` is an empty
+/// entry with every number 0, for filling in the fields that matter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpioEntry<'a> {
     /// Path inside the archive, without a leading `/` (the caller decides `./` or not).
     pub name: &'a str,
@@ -189,11 +190,8 @@ mod tests {
             gid: 42,
             nlink: 1,
             mtime: 0x5f5e_1000,
-            dev_major: 0,
-            dev_minor: 0,
-            rdev_major: 0,
-            rdev_minor: 0,
             data,
+            ..CpioEntry::default()
         }
     }
 
