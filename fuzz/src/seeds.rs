@@ -106,7 +106,7 @@ fn main() {
             nlink: 1,
             mtime: 1_700_000_000,
             data,
-            ..CpioEntry::default()
+            ..cpio::CpioEntry::default()
         })
         .unwrap();
     }
