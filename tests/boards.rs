@@ -141,7 +141,7 @@ fn boot(board: &str, image: &Path, label: &str, release: Release) {
     };
     let info = read_json(&image.with_extension("buildinfo.json"));
     eprintln!(
-        "| {board} | {} | {} {} | {label} ({}) | yes: all {} milestones, self-check matched | {} s (kernel {} s, init {} s, card mounted {} s) |",
+        "| {board} | {} | {} {} | {label} ({}) | yes: all {} milestones, self-check matched{} | {} s (kernel {} s, init {} s, card mounted {} s) |",
         profile(board.split(' ').next().unwrap_or(board))["arch"]
             .as_str()
             .unwrap_or(""),
@@ -149,6 +149,10 @@ fn boot(board: &str, image: &Path, label: &str, release: Release) {
         info["kernel_modules"]["kernel_version"].as_str().unwrap_or(""),
         r["machine"].as_str().unwrap_or(""),
         milestones.len(),
+        r["retried_after"]
+            .as_str()
+            .map(|w| format!(" (booted twice: {w})"))
+            .unwrap_or_default(),
         format_args!("{:.1}", started.elapsed().as_secs_f64()),
         at("kernel started"),
         at("init started"),

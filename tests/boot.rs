@@ -201,3 +201,53 @@ fn missing_qemu_says_how_to_install_it() {
         "{err}"
     );
 }
+
+/// A guest that stops printing with QEMU idle is reported as stalled (not as a bad image and
+/// not only at the timeout), and booted once more; the report says so. The kernel here waits
+/// for an interrupt that never comes from its first instruction on, on the one-core raspi0
+/// (on the four-core machines QEMU's own secondary-core loops keep it busy).
+#[test]
+fn a_stalled_guest_is_named_and_booted_once_more() {
+    need_tool("mcopy", "mtools");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Build::release("rpi0", Release::Debian12)
+        .cwd(dir.path())
+        .out("out")
+        .built();
+    let img = out.join("rpi0.img");
+    let mut kernel = pattern("stall", 1 << 20);
+    // mcr p15, 0, r0, c7, c0, 4 (wait for interrupt, ARMv6); b .-4. Then the zImage magic
+    // and its start and end, as a real zImage has them.
+    kernel[..8].copy_from_slice(&[0x90, 0x0f, 0x07, 0xee, 0xfd, 0xff, 0xff, 0xea]);
+    kernel[0x24..0x28].copy_from_slice(&0x016f_2818u32.to_le_bytes());
+    kernel[0x28..0x2c].copy_from_slice(&0u32.to_le_bytes());
+    kernel[0x2c..0x30].copy_from_slice(&(1u32 << 20).to_le_bytes());
+    let file = dir.path().join("vmlinuz-rpi");
+    fs::write(&file, &kernel).unwrap();
+    referee("mcopy", "mtools")
+        .args(["-o", "-i", &format!("{}@@4M", img.display())])
+        .arg(&file)
+        .arg("::/boot/vmlinuz-rpi")
+        .run();
+    need_tool("qemu-system-arm", "qemu-system-arm");
+    let _guard = serial();
+    let o = pimg_boot(&img, &["--json", "--timeout", "300"]);
+    let r: serde_json::Value = serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); {}", o.report()));
+    assert_eq!(o.code(), Some(1), "{r:#}");
+    let failure = r["failure"].as_str().unwrap_or_default();
+    assert!(
+        failure.starts_with("guest stalled at \"(no output)\": no console output and QEMU idle"),
+        "{r:#}"
+    );
+    assert!(
+        r["retried_after"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("guest stalled at")),
+        "{r:#}"
+    );
+    assert!(
+        r["wall_ms"].as_u64().unwrap() < 300_000,
+        "the stall was found before the timeout: {r:#}"
+    );
+}

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The kernel command-line switch that makes the initramfs run its self-check and stop.
@@ -147,6 +146,13 @@ pub struct BootReport {
     pub log: Option<String>,
     /// The last console lines, for a failed boot.
     pub tail: Vec<String>,
+    /// Why the first boot was not the verdict: the guest stalled (no console output and
+    /// QEMU idle), so it was booted once more and this report is the second boot's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retried_after: Option<String>,
+    /// The guest stalled in this boot (see [`STALL_AFTER`]).
+    #[serde(skip)]
+    pub stalled: bool,
 }
 
 impl BootReport {
@@ -213,10 +219,43 @@ pub fn require_machine(p: &board::BoardProfile) -> Result<(), BootError> {
     Ok(())
 }
 
+/// A guest that prints nothing for this long while QEMU uses almost no CPU has stalled.
+pub const STALL_AFTER: Duration = Duration::from_secs(30);
+/// QEMU's CPU time over a [`STALL_AFTER`] window below which it counts as idle.
+const IDLE_CPU: Duration = Duration::from_millis(500);
+
 /// Boots the image and returns the verdict; errors are problems found before the verdict.
+/// A guest that stalls (now and then under QEMU's Raspberry Pi machines one stops early in
+/// its kernel log with QEMU idle, and the same image boots the next time) is reported as
+/// stalled and booted once more; the report says so.
+pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, BootError> {
+    let first = boot_once(req, progress)?;
+    if !first.stalled {
+        return Ok(first);
+    }
+    let why = first.failure.clone().unwrap_or_default();
+    progress(&format!("{why}; booting once more"));
+    let mut second = boot_once(req, progress)?;
+    second.retried_after = Some(match &first.log {
+        Some(log) => format!("{why} (log {log})"),
+        None => why,
+    });
+    Ok(second)
+}
+
+/// QEMU's CPU time so far (user + system), from /proc; `None` where there is no /proc.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its ')' are plain.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture.
+    Some(Duration::from_millis(ticks * 10))
+}
+
 // `pimg boot` hands QEMU the kernel, DTB and initramfs as files in its own temporary folder, and writes the --log file the user asked for.
 #[allow(clippy::disallowed_methods)]
-pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, BootError> {
+fn boot_once(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, BootError> {
     let image_name = req.image.display().to_string();
     let io_err = |path: &Path| {
         let path = path.display().to_string();
@@ -371,6 +410,8 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
             wall_ms: 0,
             log: None,
             tail: Vec::new(),
+            retried_after: None,
+            stalled: false,
         });
     }
     cmd.args(["-serial", "stdio", "-monitor", "none"])
@@ -408,12 +449,14 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
         });
     }
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // A second handler cannot be installed in one process; a failure only loses Ctrl-C handling.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
+    // One handler for the process (a second boot reuses it); a failure to install it only
+    // loses Ctrl-C handling.
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    });
+    let interrupted = &INTERRUPTED;
 
     progress(&format!("booting under {binary} -M {machine}"));
     let start = Instant::now();
@@ -453,7 +496,10 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
     let mut failure: Option<String> = None;
     let mut guest_hostname: Option<String> = None;
     let mut stopped_by_itself = false;
+    let mut stalled = false;
     let deadline = start + req.timeout;
+    // The start of the current silent window and QEMU's CPU time then.
+    let mut quiet_since = (Instant::now(), cpu_time(child.id()));
     loop {
         if interrupted.load(Ordering::SeqCst) {
             let _ = child.kill();
@@ -467,6 +513,7 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
         }
         match rx.recv_timeout((deadline - now).min(Duration::from_millis(200))) {
             Ok((at, line)) => {
+                quiet_since = (Instant::now(), None);
                 for m in milestones.iter_mut().filter(|m| m.seen.is_none()) {
                     if let Some(c) = m.pattern.captures(&line) {
                         if m.name == "apkovl applied" {
@@ -498,7 +545,31 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
                     break;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let (since, cpu_then) = quiet_since;
+                if since.elapsed() >= STALL_AFTER {
+                    let cpu_now = cpu_time(child.id());
+                    let idle = match (cpu_then, cpu_now) {
+                        (Some(then), Some(now)) => now.saturating_sub(then) < IDLE_CPU,
+                        _ => false,
+                    };
+                    if idle {
+                        stalled = true;
+                        failure = Some(format!(
+                            "guest stalled at {:?}: no console output and QEMU idle for {} s",
+                            log_lines
+                                .last()
+                                .map(String::as_str)
+                                .unwrap_or("(no output)"),
+                            STALL_AFTER.as_secs()
+                        ));
+                        break;
+                    }
+                    quiet_since = (Instant::now(), cpu_now);
+                } else if cpu_then.is_none() {
+                    quiet_since.1 = cpu_time(child.id());
+                }
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 stopped_by_itself = true;
                 break;
@@ -569,6 +640,8 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
         wall_ms: wall.as_millis() as u64,
         log: log_path.map(|p| p.display().to_string()),
         tail,
+        retried_after: None,
+        stalled,
     })
 }
 
