@@ -243,6 +243,20 @@ pub fn boot(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, Bo
     Ok(second)
 }
 
+/// Whether QEMU must run `machine` on an instruction-counted clock. The ARM1176 machines
+/// (raspi0, raspi1ap) have no generic timer, so Linux schedules its timer interrupts on the
+/// BCM2835 system timer: it reads the 1 MHz counter and writes counter + delta to a compare
+/// register. QEMU takes that counter from its virtual clock, which follows the host's clock
+/// while the guest runs; when QEMU is descheduled between the guest's read and its write, the
+/// compare value is already past, QEMU's model waits for the 32-bit counter to come round
+/// (71.6 minutes) and the guest sits idle, mid-boot. `-icount` derives the virtual clock from
+/// the instructions executed, so the few instructions between read and write take
+/// nanoseconds, far below the driver's 15 µs minimum delta. The other machines use the ARM
+/// generic timer and run without it.
+fn machine_counts_instructions(machine: &str) -> bool {
+    matches!(machine, "raspi0" | "raspi1ap")
+}
+
 /// QEMU's CPU time so far (user + system), from /proc; `None` where there is no /proc.
 fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -393,6 +407,9 @@ fn boot_once(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, B
             "-nic",
             "none",
         ]);
+    if machine_counts_instructions(&machine) {
+        cmd.args(["-icount", "shift=auto"]);
+    }
     if req.interactive {
         cmd.args(["-serial", "mon:stdio", "-monitor", "none"]);
         eprintln!("pimg: console attached; press Ctrl-A X to quit QEMU");
