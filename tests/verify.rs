@@ -779,3 +779,116 @@ fn readers_survive_mutated_artifacts() {
         let _ = pimg::codec::tar::read::read(&m[..], |_, d| sink(d));
     }
 }
+
+/// `cmd` under `timeout 60`: a reader that blocks on a FIFO or reads a device for ever is a
+/// failure of this test, not a hang of the suite.
+fn bounded(cwd: &Path, args: &[&str]) -> Ran {
+    let mut c = std::process::Command::new(need_tool("timeout", "coreutils"));
+    c.arg("60")
+        .arg(env!("CARGO_BIN_EXE_pimg"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null());
+    let r = Ran::of(&mut c, PathBuf::new());
+    assert_ne!(
+        r.code(),
+        Some(124),
+        "pimg {args:?} was still running after 60 s"
+    );
+    r
+}
+
+/// A published folder names only its own files: a buildinfo or SHA256SUMS that names a host
+/// file by an absolute path or `..`, or a symbolic link out of the folder, is a failed check
+/// that says why, and the host file is never hashed; a FIFO in the folder is not read.
+#[test]
+fn hostile_folders_cannot_reach_host_files_or_hang_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = copy_out(tmp.path());
+    let host = tmp.path().join("host-secret.txt");
+    fs::write(&host, b"not for strangers\n").unwrap();
+    let host_sha = sha256_hex(b"not for strangers\n");
+    let info_path = dir.join("rpi3b.buildinfo.json");
+    let mut info = read_json(&info_path);
+    let outputs = info["outputs"].as_array_mut().unwrap();
+    let spdx = outputs
+        .iter()
+        .position(|o| o["name"] == "rpi3b.spdx.json")
+        .unwrap();
+    let mut forged = outputs[spdx].clone();
+    forged["name"] = host.display().to_string().into();
+    outputs.push(forged.clone());
+    forged["name"] = "../host-secret.txt".into();
+    outputs.push(forged);
+    fs::write(&info_path, serde_json::to_vec_pretty(&info).unwrap()).unwrap();
+    // The SBOM replaced by a FIFO, and the apkovl by a link to the host file.
+    fs::remove_file(dir.join("rpi3b.spdx.json")).unwrap();
+    referee("mkfifo", "coreutils")
+        .arg(dir.join("rpi3b.spdx.json"))
+        .run();
+    fs::remove_file(dir.join("pimg.apkovl.tar.gz")).unwrap();
+    std::os::unix::fs::symlink(&host, dir.join("pimg.apkovl.tar.gz")).unwrap();
+
+    let v = bounded(tmp.path(), &["verify", arg(&dir)]);
+    let text = format!("{}{}", v.stdout, v.stderr);
+    assert_eq!(v.code(), Some(1), "{text}");
+    assert!(!text.contains(&host_sha), "a host file was hashed:\n{text}");
+    for words in [
+        "is an absolute path; a published folder may name only its own files",
+        "has '..', '.' or empty parts",
+        "rpi3b.spdx.json is not a regular file",
+        "pimg.apkovl.tar.gz is a symbolic link",
+    ] {
+        assert!(text.contains(words), "expected {words:?} in:\n{text}");
+    }
+
+    // SHA256SUMS naming a host file is refused as a bad line.
+    let sums_path = dir.join("SHA256SUMS");
+    fs::write(
+        &sums_path,
+        format!("{}  {}\n", "0".repeat(64), host.display()),
+    )
+    .unwrap();
+    let v = bounded(tmp.path(), &["verify", "--sums", arg(&sums_path)]);
+    assert_eq!(v.code(), Some(2), "{}", v.report());
+    assert!(v.stderr.contains("is an absolute path"), "{}", v.stderr);
+    assert!(!v.stdout.contains(&host_sha));
+
+    // A buildinfo whose input file leaves the inputs folder is not a rebuild recipe.
+    let mut info = read_json(&out().join("rpi3b.buildinfo.json"));
+    info["inputs"][0]["file"] = "../../../../etc/passwd".into();
+    let forged = tmp.path().join("forged.buildinfo.json");
+    fs::write(&forged, serde_json::to_vec_pretty(&info).unwrap()).unwrap();
+    let v = rebuild(fixture(), &forged, Path::new("inputs"));
+    assert_eq!(v.code(), Some(2), "{}", v.report());
+    assert!(
+        v.stderr.contains("has '..', '.' or empty parts"),
+        "{}",
+        v.stderr
+    );
+}
+
+/// Files that are not regular, named on the command line, are refused at once.
+#[test]
+fn readers_refuse_fifos_and_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("image.img");
+    referee("mkfifo", "coreutils").arg(&fifo).run();
+    let img = out().join("rpi3b.img");
+    for args in [
+        vec!["inspect", arg(&fifo)],
+        vec!["inspect", "/dev/zero"],
+        vec!["diff", "/dev/zero", arg(&img)],
+        vec!["diff", arg(&img), arg(&fifo)],
+        vec!["check", "--model", "pi3b", arg(&fifo)],
+        vec!["verify", "--sums", "/dev/zero"],
+    ] {
+        let r = bounded(tmp.path(), &args);
+        assert_eq!(r.code(), Some(2), "pimg {args:?}: {}", r.report());
+        assert!(
+            r.stderr.contains("is not a regular file"),
+            "pimg {args:?}: {}",
+            r.stderr
+        );
+    }
+}

@@ -276,9 +276,7 @@ fn boot_once(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, B
         move |source| BootError::Io { path, source }
     };
     let buildinfo_file = buildinfo_path(&req.image);
-    let buildinfo: Option<Buildinfo> = fs::read_to_string(&buildinfo_file)
-        .ok()
-        .and_then(|text| Buildinfo::parse(&text).ok());
+    let buildinfo: Option<Buildinfo> = crate::prove::open::read_buildinfo_beside(&req.image);
     let loaded: LoadedProfile = match (&req.board, &buildinfo) {
         (Some(b), _) => board::load(b)?,
         (None, Some(info)) => board::load(&info.board.name)?,

@@ -1,6 +1,5 @@
 //! `pimg check IMAGE`: the firmware's rules (`firmware`) applied to an image's boot partition.
 
-use crate::artifact::buildinfo::Buildinfo;
 use crate::firmware::{check, model_by_id, model_ids, Model, Report};
 use crate::prove::image::BootPartition;
 
@@ -35,10 +34,7 @@ pub fn check_image(
     if models.is_empty() {
         let board = match board {
             Some(b) => Some(b.to_string()),
-            None => std::fs::read_to_string(image.with_extension("buildinfo.json"))
-                .ok()
-                .and_then(|text| Buildinfo::parse(&text).ok())
-                .map(|info| info.board.name),
+            None => crate::prove::open::read_buildinfo_beside(image).map(|info| info.board.name),
         };
         if let Some(b) = board {
             let loaded = crate::profile::board::load(&b)?;

@@ -373,7 +373,7 @@ fn fill<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 /// Compares two files on disk.
 pub fn diff_paths(a: &Path, b: &Path) -> Result<DiffReport, DiffError> {
     let open = |p: &Path| {
-        File::open(p).map_err(|source| DiffError::Io {
+        crate::prove::open::regular(p).map_err(|source| DiffError::Io {
             path: p.display().to_string(),
             source,
         })

@@ -25,7 +25,7 @@ impl BootPartition {
             offset: 0,
             source,
         };
-        let file = fs::File::open(image).map_err(io)?;
+        let file = crate::prove::open::regular(image).map_err(io)?;
         let table = crate::codec::partition::partitions(file.try_clone().map_err(io)?)?;
         let part = table
             .partitions

@@ -150,7 +150,7 @@ pub fn inspect_path(path: &Path) -> Result<Inspection, InspectError> {
         path: path.display().to_string(),
         source,
     };
-    let f = File::open(path).map_err(io_err)?;
+    let f = crate::prove::open::regular(path).map_err(io_err)?;
     let size = f.metadata().map_err(io_err)?.len();
     let mut h = crate::codec::fat::read::HashWriter(Sha256::new());
     io::copy(&mut BufReader::with_capacity(1 << 20, &f), &mut h).map_err(io_err)?;

@@ -5,4 +5,5 @@ pub mod check;
 pub mod diff;
 pub mod image;
 pub mod inspect;
+pub mod open;
 pub mod verify;

@@ -17,6 +17,7 @@ use crate::profile::board;
 use crate::profile::overlay;
 use crate::progress::Progress;
 use crate::prove::diff::{self, DiffReport};
+use crate::prove::open;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -139,9 +140,48 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> VerifyError + '_ {
     }
 }
 
+/// The largest SHA256SUMS or buildinfo pimg reads (a real one is a few KiB).
+const MAX_TEXT: u64 = 16 << 20;
+
+/// `dir/name` when a published folder's name is a regular file inside it; otherwise a
+/// failed check saying why, and `None`.
+fn folder_file(
+    o: &mut VerifyOutcome,
+    what: &str,
+    dir: &Path,
+    name: &str,
+    expected: &str,
+) -> Option<PathBuf> {
+    match open::in_folder(dir, name) {
+        Ok(_) => Some(dir.join(name)),
+        Err(e) => {
+            o.check(Check {
+                what: what.to_string(),
+                ok: false,
+                expected: Some(format!("sha256 {expected}")),
+                actual: None,
+                detail: Some(e.to_string()),
+            });
+            None
+        }
+    }
+}
+
+/// A published file's bytes for a comparison, when it is a regular file inside the folder
+/// and not larger than `cap` (the size of what it is compared with, give or take).
+fn read_capped(dir: &Path, name: &str, cap: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let f = open::in_folder(dir, name).ok()?;
+    let limit = cap.saturating_mul(2).max(1 << 20);
+    let mut bytes = Vec::new();
+    f.take(limit + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= limit).then_some(bytes)
+}
+
 /// Reads and parses a buildinfo file.
 pub fn load_buildinfo(path: &Path) -> Result<Buildinfo, VerifyError> {
-    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let f = open::regular(path).map_err(io_err(path))?;
+    let text = open::read_text(f, MAX_TEXT, path).map_err(io_err(path))?;
     Buildinfo::parse(&text).map_err(|message| VerifyError::Buildinfo {
         path: path.display().to_string(),
         message,
@@ -150,7 +190,7 @@ pub fn load_buildinfo(path: &Path) -> Result<Buildinfo, VerifyError> {
 
 /// SHA-256 and size of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<(String, u64), VerifyError> {
-    let f = File::open(path).map_err(io_err(path))?;
+    let f = open::regular(path).map_err(io_err(path))?;
     let mut h = HashWriter(Sha256::new());
     let n = io::copy(&mut BufReader::with_capacity(1 << 20, f), &mut h).map_err(io_err(path))?;
     Ok((hex(&h.0.finalize()), n))
@@ -158,7 +198,8 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64), VerifyError> {
 
 /// Parses SHA256SUMS (`HASH  NAME` or `HASH *NAME` lines).
 pub fn parse_sums(path: &Path) -> Result<Vec<(String, String)>, VerifyError> {
-    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let f = open::regular(path).map_err(io_err(path))?;
+    let text = open::read_text(f, MAX_TEXT, path).map_err(io_err(path))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -179,8 +220,8 @@ pub fn parse_sums(path: &Path) -> Result<Vec<(String, String)>, VerifyError> {
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad("the hash is not 64 hexadecimal digits"));
         }
-        if name.is_empty() || name.contains('/') && name.split('/').any(|c| c == "..") {
-            return Err(bad("the name is empty or leaves the folder"));
+        if let Some(why) = open::bad_name(name) {
+            return Err(bad(&format!("the name {name:?} {why}")));
         }
         out.push((hash.to_ascii_lowercase(), name.to_string()));
     }
@@ -236,7 +277,9 @@ pub fn check_sums(sums: &Path, files: &[PathBuf]) -> Result<VerifyOutcome, Verif
     let mut o = VerifyOutcome::new();
     if files.is_empty() {
         for (hash, name) in &list {
-            check_hash(&mut o, name, &base.join(name), hash, None);
+            if let Some(path) = folder_file(&mut o, name, base, name, hash) {
+                check_hash(&mut o, name, &path, hash, None);
+            }
         }
         return Ok(o);
     }
@@ -268,13 +311,11 @@ pub fn check_dir(dir: &Path) -> Result<VerifyOutcome, VerifyError> {
     let mut o = VerifyOutcome::new();
     let mut sums_ok: BTreeMap<String, bool> = BTreeMap::new();
     for (hash, name) in &list {
-        let ok = check_hash(
-            &mut o,
-            &format!("{name} (SHA256SUMS)"),
-            &dir.join(name),
-            hash,
-            None,
-        );
+        let what = format!("{name} (SHA256SUMS)");
+        let ok = match folder_file(&mut o, &what, dir, name, hash) {
+            Some(path) => check_hash(&mut o, &what, &path, hash, None),
+            None => false,
+        };
         sums_ok.insert(name.clone(), ok);
     }
     let infos: Vec<&String> = list
@@ -289,7 +330,10 @@ pub fn check_dir(dir: &Path) -> Result<VerifyOutcome, VerifyError> {
     }
     for info_name in infos {
         // A damaged buildinfo is a mismatch to report, not a reason to stop.
-        match load_buildinfo(&dir.join(info_name)) {
+        let loaded = open::in_folder(dir, info_name)
+            .map_err(io_err(&dir.join(info_name)))
+            .and_then(|_| load_buildinfo(&dir.join(info_name)));
+        match loaded {
             Ok(info) => check_against_buildinfo(&mut o, dir, &info, info_name)?,
             Err(e) => o.check(Check {
                 what: format!("{info_name} (contents)"),
@@ -313,13 +357,11 @@ fn check_against_buildinfo(
 ) -> Result<(), VerifyError> {
     let mut failed_outputs = Vec::new();
     for out in &info.outputs {
-        let ok = check_hash(
-            o,
-            &format!("{} ({info_name})", out.name),
-            &dir.join(&out.name),
-            &out.sha256,
-            Some(out.size),
-        );
+        let what = format!("{} ({info_name})", out.name);
+        let ok = match folder_file(o, &what, dir, &out.name, &out.sha256) {
+            Some(path) => check_hash(o, &what, &path, &out.sha256, Some(out.size)),
+            None => false,
+        };
         if !ok {
             failed_outputs.push(out.clone());
         }
@@ -327,8 +369,9 @@ fn check_against_buildinfo(
     // The image: identifiers and boot-partition files.
     let mut image_files: BTreeMap<String, String> = BTreeMap::new();
     for out in info.outputs.iter().filter(|x| x.name.ends_with(".img")) {
-        let path = dir.join(&out.name);
-        let Ok(f) = File::open(&path) else { continue };
+        let Ok(f) = open::in_folder(dir, &out.name) else {
+            continue;
+        };
         match check_image(o, &f, &out.name, info) {
             Ok(files) => image_files = files,
             Err(e) => o.check(Check {
@@ -347,7 +390,9 @@ fn check_against_buildinfo(
                 .find(|b| b.sha256 == failed.sha256)
             else {
                 if failed.name.ends_with(".tar.gz") {
-                    explain_tarball(o, &dir.join(&failed.name), &failed.name, info);
+                    if let Ok(f) = open::in_folder(dir, &failed.name) {
+                        explain_tarball(o, f, &failed.name, info);
+                    }
                 }
                 continue;
             };
@@ -355,7 +400,7 @@ fn check_against_buildinfo(
                 continue;
             }
             if let Ok(copy) = read_boot_file(&f, &boot.path) {
-                if let Ok(bytes) = fs::read(dir.join(&failed.name)) {
+                if let Some(bytes) = read_capped(dir, &failed.name, copy.len() as u64) {
                     let report = diff::diff_buffers(
                         &format!("{} › {}", out.name, boot.path),
                         &failed.name,
@@ -492,8 +537,7 @@ fn check_image(
 }
 
 /// Names the rpi tarball's entries whose content differs from the buildinfo's boot files.
-fn explain_tarball(o: &mut VerifyOutcome, path: &Path, name: &str, info: &Buildinfo) {
-    let Ok(f) = File::open(path) else { return };
+fn explain_tarball(o: &mut VerifyOutcome, f: File, name: &str, info: &Buildinfo) {
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let Ok(gz) = gzip::GzipReader::new(BufReader::new(f), len.saturating_mul(gzip::MAX_RATIO))
     else {
@@ -582,8 +626,14 @@ fn check_inputs(
             Some(v) => format!("input {} {v}", rec.name),
             None => format!("input {}", rec.name),
         };
-        let path = dir.join(&rec.file);
-        if path.exists() {
+        if let Some(why) = open::bad_name(&rec.file) {
+            return Err(VerifyError::Rebuild(format!(
+                "the buildinfo's input file {:?} {why}; it is not a buildinfo pimg wrote",
+                rec.file
+            )));
+        }
+        let path = open::inside(dir, &rec.file).map_err(io_err(dir))?;
+        if fs::symlink_metadata(&path).is_ok() {
             let kind = if path.is_dir() {
                 InputKind::Dir
             } else {
