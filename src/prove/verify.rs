@@ -155,16 +155,21 @@ fn folder_file(
     match open::in_folder(dir, name) {
         Ok(_) => Some(dir.join(name)),
         Err(e) => {
-            o.check(Check {
-                what: what.to_string(),
-                ok: false,
-                expected: Some(format!("sha256 {expected}")),
-                actual: None,
-                detail: Some(e.to_string()),
-            });
+            unreadable(o, what, expected, &e);
             None
         }
     }
+}
+
+/// A failed check for a file that could not be read (or may not be).
+fn unreadable(o: &mut VerifyOutcome, what: &str, expected: &str, e: &dyn std::fmt::Display) {
+    o.check(Check {
+        what: what.to_string(),
+        ok: false,
+        expected: Some(format!("sha256 {expected}")),
+        actual: None,
+        detail: Some(e.to_string()),
+    });
 }
 
 /// A published file's bytes for a comparison, when it is a regular file inside the folder
@@ -258,13 +263,7 @@ fn check_hash(
             ok
         }
         Err(e) => {
-            o.check(Check {
-                what: what.to_string(),
-                ok: false,
-                expected: Some(format!("sha256 {expected}")),
-                actual: None,
-                detail: Some(e.to_string()),
-            });
+            unreadable(o, what, expected, &e);
             false
         }
     }
