@@ -28,7 +28,10 @@ fi
 # One instrumented build for all targets, then seeds: small valid images and archives
 # written by pimg itself.
 cargo fuzz build
-cargo run --quiet --release --manifest-path fuzz/Cargo.toml --bin seeds -- fuzz/corpus
+bin_dir="fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
+# The seeds program from the same build (instrumented, but a plain program): another cargo
+# build without the fuzzing flags would compile pimg once more.
+"$bin_dir/seeds" fuzz/corpus
 
 declare -A max_len=([fat]=262144 [partitions]=524288 [diff_archives]=65536)
 status=0
@@ -38,7 +41,9 @@ for t in "${targets[@]}"; do
     mkdir -p "fuzz/artifacts/$t" "fuzz/corpus/$t"
     len="${max_len[$t]:-65536}"
     set +e
-    cargo fuzz run "$t" "fuzz/corpus/$t" -- \
+    # The binary `cargo fuzz build` made, run as `cargo fuzz run` would run it: `cargo fuzz
+    # run` builds again with other flags, recompiling pimg twice for every target.
+    "$bin_dir/$t" -artifact_prefix="fuzz/artifacts/$t/" "fuzz/corpus/$t" \
         -max_total_time="$secs" -max_len="$len" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 >"$log" 2>&1
     rc=$?
