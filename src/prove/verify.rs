@@ -143,35 +143,6 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> VerifyError + '_ {
 /// The largest SHA256SUMS or buildinfo pimg reads (a real one is a few KiB).
 const MAX_TEXT: u64 = 16 << 20;
 
-/// `dir/name` when a published folder's name is a regular file inside it; otherwise a
-/// failed check saying why, and `None`.
-fn folder_file(
-    o: &mut VerifyOutcome,
-    what: &str,
-    dir: &Path,
-    name: &str,
-    expected: &str,
-) -> Option<PathBuf> {
-    match open::in_folder(dir, name) {
-        Ok(_) => Some(dir.join(name)),
-        Err(e) => {
-            unreadable(o, what, expected, &e);
-            None
-        }
-    }
-}
-
-/// A failed check for a file that could not be read (or may not be).
-fn unreadable(o: &mut VerifyOutcome, what: &str, expected: &str, e: &dyn std::fmt::Display) {
-    o.check(Check {
-        what: what.to_string(),
-        ok: false,
-        expected: Some(format!("sha256 {expected}")),
-        actual: None,
-        detail: Some(e.to_string()),
-    });
-}
-
 /// A published file's bytes for a comparison, when it is a regular file inside the folder
 /// and not larger than `cap` (the size of what it is compared with, give or take).
 fn read_capped(dir: &Path, name: &str, cap: u64) -> Option<Vec<u8>> {
@@ -195,7 +166,11 @@ pub fn load_buildinfo(path: &Path) -> Result<Buildinfo, VerifyError> {
 
 /// SHA-256 and size of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<(String, u64), VerifyError> {
-    let f = open::regular(path).map_err(io_err(path))?;
+    hash_file(open::regular(path).map_err(io_err(path))?, path)
+}
+
+/// SHA-256 and size of an open file (`path` names it in errors), streamed.
+fn hash_file(f: File, path: &Path) -> Result<(String, u64), VerifyError> {
     let mut h = HashWriter(Sha256::new());
     let n = io::copy(&mut BufReader::with_capacity(1 << 20, f), &mut h).map_err(io_err(path))?;
     Ok((hex(&h.0.finalize()), n))
@@ -233,16 +208,21 @@ pub fn parse_sums(path: &Path) -> Result<Vec<(String, String)>, VerifyError> {
     Ok(out)
 }
 
+/// Checks the file at `path` (opened by `open`, which decides what may be read: a file the
+/// user named, or one inside a published folder) against `expected` and `size`.
 fn check_hash(
     o: &mut VerifyOutcome,
     what: &str,
     path: &Path,
+    open: impl FnOnce() -> io::Result<File>,
     expected: &str,
     size: Option<u64>,
 ) -> bool {
     let hashed = match o.hashes.get(path) {
         Some(h) => Ok(h.clone()),
-        None => sha256_file(path),
+        None => open()
+            .map_err(io_err(path))
+            .and_then(|f| hash_file(f, path)),
     };
     if let Ok(h) = &hashed {
         o.hashes.insert(path.to_path_buf(), h.clone());
@@ -263,7 +243,13 @@ fn check_hash(
             ok
         }
         Err(e) => {
-            unreadable(o, what, expected, &e);
+            o.check(Check {
+                what: what.to_string(),
+                ok: false,
+                expected: Some(format!("sha256 {expected}")),
+                actual: None,
+                detail: Some(e.to_string()),
+            });
             false
         }
     }
@@ -276,9 +262,8 @@ pub fn check_sums(sums: &Path, files: &[PathBuf]) -> Result<VerifyOutcome, Verif
     let mut o = VerifyOutcome::new();
     if files.is_empty() {
         for (hash, name) in &list {
-            if let Some(path) = folder_file(&mut o, name, base, name, hash) {
-                check_hash(&mut o, name, &path, hash, None);
-            }
+            let open = || open::in_folder(base, name);
+            check_hash(&mut o, name, &base.join(name), open, hash, None);
         }
         return Ok(o);
     }
@@ -289,7 +274,8 @@ pub fn check_sums(sums: &Path, files: &[PathBuf]) -> Result<VerifyOutcome, Verif
             .unwrap_or_default();
         match list.iter().find(|(_, n)| *n == name || Path::new(n) == f) {
             Some((hash, _)) => {
-                check_hash(&mut o, &f.display().to_string(), f, hash, None);
+                let open = || open::regular(f);
+                check_hash(&mut o, &f.display().to_string(), f, open, hash, None);
             }
             None => {
                 return Err(VerifyError::Sums {
@@ -311,10 +297,8 @@ pub fn check_dir(dir: &Path) -> Result<VerifyOutcome, VerifyError> {
     let mut sums_ok: BTreeMap<String, bool> = BTreeMap::new();
     for (hash, name) in &list {
         let what = format!("{name} (SHA256SUMS)");
-        let ok = match folder_file(&mut o, &what, dir, name, hash) {
-            Some(path) => check_hash(&mut o, &what, &path, hash, None),
-            None => false,
-        };
+        let open = || open::in_folder(dir, name);
+        let ok = check_hash(&mut o, &what, &dir.join(name), open, hash, None);
         sums_ok.insert(name.clone(), ok);
     }
     let infos: Vec<&String> = list
@@ -357,10 +341,9 @@ fn check_against_buildinfo(
     let mut failed_outputs = Vec::new();
     for out in &info.outputs {
         let what = format!("{} ({info_name})", out.name);
-        let ok = match folder_file(o, &what, dir, &out.name, &out.sha256) {
-            Some(path) => check_hash(o, &what, &path, &out.sha256, Some(out.size)),
-            None => false,
-        };
+        let open = || open::in_folder(dir, &out.name);
+        let path = dir.join(&out.name);
+        let ok = check_hash(o, &what, &path, open, &out.sha256, Some(out.size));
         if !ok {
             failed_outputs.push(out.clone());
         }
@@ -826,7 +809,14 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
     for (name, expected) in names {
         let rebuilt = out_dir.join(&name);
         let what = format!("{name} (rebuilt)");
-        let ok = check_hash(&mut o, &what, &rebuilt, &expected, None);
+        let ok = check_hash(
+            &mut o,
+            &what,
+            &rebuilt,
+            || open::regular(&rebuilt),
+            &expected,
+            None,
+        );
         if ok || first_diff_done {
             continue;
         }
