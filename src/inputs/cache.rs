@@ -150,7 +150,7 @@ impl Cache {
 
     /// A derived value of `kind` for the member with digest `key`, if one was stored whole.
     pub fn derived(&self, kind: &str, key: &str) -> Option<Vec<u8>> {
-        if !is_digest(key) || !kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !is_digest(key) || !is_kind(kind) {
             return None;
         }
         let path = self.root.join("derived").join(kind).join(key);
@@ -164,7 +164,7 @@ impl Cache {
 
     /// Stores a derived value; a value that cannot be stored is only recomputed next time.
     pub fn store_derived(&self, kind: &str, key: &str, value: &[u8]) {
-        if !is_digest(key) || !kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !is_digest(key) || !is_kind(kind) {
             return;
         }
         let dir = self.root.join("derived").join(kind);
@@ -250,9 +250,10 @@ impl Cache {
         visit: &mut dyn FnMut(&Member, &mut dyn Read) -> Result<(), InputError>,
     ) -> Result<Manifest, InputError> {
         let mut members = Vec::new();
+        let label = input.label();
         input.scan(&mut |m, r| {
             let digest = match m.kind {
-                MemberKind::File => Some(self.store_blob(r, &input.label(), m)?),
+                MemberKind::File => Some(self.store_blob(r, &label, m)?),
                 _ => None,
             };
             let mut entry = from_member(m);
@@ -509,6 +510,11 @@ fn sealed(body: &[u8]) -> Vec<u8> {
 fn unseal(bytes: &[u8]) -> Option<Vec<u8>> {
     let (digest, body) = (bytes.get(..64)?, bytes.get(65..)?);
     (bytes[64] == b'\n' && digest == hex(&Sha256::digest(body)).as_bytes()).then(|| body.to_vec())
+}
+
+/// A derived value's kind is one folder name of letters, digits and '-'.
+fn is_kind(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn is_digest(s: &str) -> bool {
