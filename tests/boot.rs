@@ -47,7 +47,7 @@ fn boot(image: &Path, extra: &[&str]) -> (Ran, serde_json::Value) {
     need_tool("qemu-system-aarch64", "qemu-system-arm");
     let _guard = serial();
     let started = std::time::Instant::now();
-    let o = pimg_boot(image, &[&["--json", "--timeout", "120"], extra].concat());
+    let o = pimg_boot(image, &[&["--json", "--timeout", "300"], extra].concat());
     eprintln!(
         "pimg boot {} took {:.1} s",
         image.display(),
