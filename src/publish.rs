@@ -247,32 +247,45 @@ struct Target {
     parent: Option<(PathBuf, OsString)>,
 }
 
-impl Target {
-    fn resolve(out: &Path) -> Result<Target, PublishError> {
-        let dir = match fs::metadata(out) {
-            Ok(m) if m.is_dir() => fs::canonicalize(out).map_err(out_err(out))?,
-            Ok(_) => {
+/// Refuses an output path that can never hold the outputs (an existing file, a dangling
+/// symbolic link, a path that names no folder), without creating or locking anything: a build
+/// checks this before its work, not only when it publishes.
+pub fn check_out(out: &Path) -> Result<(), PublishError> {
+    match fs::metadata(out) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(out_msg(
+            out,
+            ErrorKind::NotADirectory,
+            "exists and is not a folder; remove it or choose another --out".into(),
+        )),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if fs::symlink_metadata(out).is_ok() {
                 return Err(out_msg(
                     out,
-                    ErrorKind::NotADirectory,
-                    "exists and is not a folder; remove it or choose another --out".into(),
-                ))
+                    ErrorKind::NotFound,
+                    "is a symbolic link to nothing; remove it or point it at a folder".into(),
+                ));
             }
+            if out.file_name().is_none() {
+                return Err(out_msg(
+                    out,
+                    ErrorKind::InvalidInput,
+                    "does not name a folder; give a path such as out or ./out".into(),
+                ));
+            }
+            Ok(())
+        }
+        Err(e) => Err(out_err(out)(e)),
+    }
+}
+
+impl Target {
+    fn resolve(out: &Path) -> Result<Target, PublishError> {
+        check_out(out)?;
+        let dir = match fs::metadata(out) {
+            Ok(m) if m.is_dir() => fs::canonicalize(out).map_err(out_err(out))?,
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                if fs::symlink_metadata(out).is_ok() {
-                    return Err(out_msg(
-                        out,
-                        ErrorKind::NotFound,
-                        "is a symbolic link to nothing; remove it or point it at a folder".into(),
-                    ));
-                }
-                let Some(name) = out.file_name() else {
-                    return Err(out_msg(
-                        out,
-                        ErrorKind::InvalidInput,
-                        "does not name a folder; give a path such as out or ./out".into(),
-                    ));
-                };
+                let name = out.file_name().expect("checked by check_out");
                 let parent = match out.parent() {
                     Some(p) if !p.as_os_str().is_empty() => p,
                     _ => Path::new("."),
@@ -282,7 +295,16 @@ impl Target {
                 })?;
                 fs::canonicalize(parent).map_err(out_err(out))?.join(name)
             }
-            Err(e) => return Err(out_err(out)(e)),
+            // Replaced since check_out looked: refused for what it is now.
+            Ok(_) | Err(_) => {
+                return Err(check_out(out).err().unwrap_or_else(|| {
+                    out_msg(
+                        out,
+                        ErrorKind::Other,
+                        "changed while pimg looked at it".into(),
+                    )
+                }))
+            }
         };
         let parent = match (dir.parent(), dir.file_name()) {
             (Some(p), Some(n)) => Some((p.to_path_buf(), n.to_os_string())),

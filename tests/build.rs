@@ -400,6 +400,29 @@ fn bad_input_fails_clearly_and_writes_nothing() {
     .unwrap();
     build().inputs("evil").expect_refused(&[".."]);
 
+    // A member the profile selects that is a link: named in words.
+    let linked_dir = t.join("linked");
+    write_fixture(&linked_dir, false);
+    let linked = deb(
+        "raspi-firmware",
+        "1",
+        "all",
+        &[Entry::Symlink(
+            "usr/lib/raspi-firmware/bootcode.bin",
+            "/etc",
+        )],
+        1_600_000_000,
+    );
+    fs::write(
+        linked_dir.join("raspi-firmware_1.20220830+ds-1_all.deb"),
+        linked,
+    )
+    .unwrap();
+    build().inputs("linked").expect_refused(&[
+        "usr/lib/raspi-firmware/bootcode.bin",
+        "is a symlink to /etc, not a regular file",
+    ]);
+
     // An input the build cannot read (a dangling link in the inputs folder).
     let dang = t.join("dangling");
     write_fixture(&dang, false);
@@ -471,7 +494,13 @@ fn profile_errors_come_before_any_input_is_read() {
         b
     };
     let p = profile_variant(t, "label = \"PIBOOT\"", "label = \"pi boot\"");
-    build(&p).expect_refused(&["volume label", "pi boot"]);
+    build(&p).expect_refused(&[&p, "boot.label", "volume label", "pi boot"]);
+    let p = profile_variant(t, "glob = \"boot/vmlinuz-*\"", "glob = \"boot/[vmlinuz\"");
+    build(&p).expect_refused(&[
+        &p,
+        "boot.files[1].glob",
+        "'boot/[vmlinuz' is not a valid glob",
+    ]);
     let p = profile_variant(t, "fat = 32", "fat = 31");
     build(&p).expect_refused(&["boot.fat: 31 is not a FAT type: use 12, 16 or 32"]);
     let p = profile_variant(t, "[image]\n", "[image]\ndisk_guid = \"nope\"\n");
@@ -479,6 +508,16 @@ fn profile_errors_come_before_any_input_is_read() {
     // The same profiles with a real folder would have got this far: the folder is the next error.
     let p = profile_variant(t, "label = \"PIBOOT\"", "label = \"PIBOOT2\"");
     build(&p).expect_refused(&["no-such-folder"]);
+    // An --out that can never be a folder is refused before anything else is read.
+    fs::write(t.join("a-file"), "x").unwrap();
+    let o = build(&p).out("a-file").run();
+    assert_eq!(o.code(), Some(1), "{}", o.report());
+    assert!(
+        o.stderr.contains("a-file") && o.stderr.contains("exists and is not a folder"),
+        "{}",
+        o.report()
+    );
+    assert_eq!(fs::read_to_string(t.join("a-file")).unwrap(), "x");
 }
 
 /// Module trees and module files that cannot be used: each is refused naming the member,

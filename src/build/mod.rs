@@ -83,6 +83,7 @@ pub fn build_with(
     opts: &BuildOptions,
     progress: &Progress,
 ) -> Result<BuildReport, Error> {
+    crate::publish::check_out(&req.out)?;
     progress.phase("reading the board profile and overlay");
     let (loaded, overlay) = load(req)?;
     let plan = plan(&loaded, &overlay)?;

@@ -315,7 +315,7 @@ fn take_member(
                 input: label.to_string(),
                 path: path.to_string(),
                 message: format!(
-                    "is not a regular file ({other:?}); point the profile at the file it refers to"
+                    "is {other}, not a regular file; point the profile at the file it refers to"
                 ),
             })
         }

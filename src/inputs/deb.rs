@@ -52,6 +52,24 @@ pub enum MemberKind {
     Other(u8),
 }
 
+impl std::fmt::Display for MemberKind {
+    /// In words, for messages: "a symlink to /etc", "a hard link to usr/bin/x".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemberKind::File => f.write_str("a regular file"),
+            MemberKind::Dir => f.write_str("a directory"),
+            MemberKind::Symlink(t) => write!(f, "a symlink to {t}"),
+            MemberKind::Hardlink(t) => write!(f, "a hard link to {t}"),
+            MemberKind::Other(flag) => match flag {
+                b'3' => f.write_str("a character device"),
+                b'4' => f.write_str("a block device"),
+                b'6' => f.write_str("a FIFO"),
+                _ => write!(f, "a tar member of type '{}'", flag.escape_ascii()),
+            },
+        }
+    }
+}
+
 /// One `data.tar` member's normalized path and metadata (owners are not reported).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {

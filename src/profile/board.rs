@@ -563,6 +563,29 @@ fn check(p: &BoardProfile, origin: &str) -> Result<(), BoardError> {
             ));
         }
     }
+    // Checked here as well as where they are used, so that the message names the profile.
+    if let Err(e) = crate::codec::fat::write::label_bytes(&p.boot.label) {
+        return Err(bad("boot.label", e.to_string()));
+    }
+    let mut globs: Vec<(String, &str)> = vec![
+        ("initramfs.busybox.input".into(), &p.initramfs.busybox.input),
+        ("initramfs.kernel_input".into(), &p.initramfs.kernel_input),
+    ];
+    for (i, rule) in p.boot.files.iter().enumerate() {
+        globs.push((format!("boot.files[{i}].input"), &rule.input));
+        globs.push((format!("boot.files[{i}].glob"), &rule.glob));
+    }
+    for (i, pattern) in p.boot.apks.iter().flat_map(|r| &r.inputs).enumerate() {
+        globs.push((format!("boot.apks.inputs[{i}]"), pattern));
+    }
+    for (field, pattern) in globs {
+        if let Err(e) = globset::Glob::new(pattern) {
+            return Err(bad(
+                &field,
+                format!("'{pattern}' is not a valid glob: {}", e.kind()),
+            ));
+        }
+    }
     if p.board.name.is_empty()
         || !p
             .board
@@ -596,6 +619,30 @@ mod tests {
             let p = load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&p.profile.board.name, name);
         }
+    }
+
+    #[test]
+    fn bad_labels_and_globs_name_the_profile_and_field() {
+        let (_, text) = embedded().iter().find(|(n, _)| *n == "rpi3b").unwrap();
+        let p = parse(text, "x.toml").unwrap().profile;
+        let label = format!("label = \"{}\"", p.boot.label);
+        let broken = text.replacen(&label, "label = \"boot.fs\"", 1);
+        assert_ne!(&broken, text);
+        let err = parse(&broken, "x.toml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("board profile x.toml: boot.label: FAT volume label \"boot.fs\""),
+            "{err}"
+        );
+        let glob = format!("glob = \"{}\"", p.boot.files[0].glob);
+        let broken = text.replacen(&glob, "glob = \"boot/{a,b\"", 1);
+        assert_ne!(&broken, text);
+        let err = parse(&broken, "x.toml").unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "board profile x.toml: boot.files[0].glob: 'boot/{a,b' is not a valid glob"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -62,6 +62,13 @@ pub enum OverlayError {
         origin: String,
         source: crate::tree::PathError,
     },
+    #[error("overlay {origin}: {path} is a {what}; it must be a regular file, as {why}")]
+    NotAFile {
+        origin: String,
+        path: &'static str,
+        what: &'static str,
+        why: &'static str,
+    },
     #[error(
         "overlay {origin}: etc/hostname is missing or empty; the apkovl is named after the host"
     )]
@@ -179,11 +186,21 @@ fn assemble(
         source,
     };
     for (path, kind) in raw {
-        if path == ATTRIBUTES_FILE {
-            if let RawKind::File(data, _) = kind {
-                attributes = Some(data);
-            }
-            continue;
+        if path == ATTRIBUTES_FILE || path.starts_with(".attributes/") {
+            let what = match kind {
+                RawKind::File(data, _) => {
+                    attributes = Some(data);
+                    continue;
+                }
+                RawKind::Dir => "directory",
+                RawKind::Symlink(_) => "symlink",
+            };
+            return Err(OverlayError::NotAFile {
+                origin,
+                path: ATTRIBUTES_FILE,
+                what,
+                why: "it states the owners and modes of the overlay's files",
+            });
         }
         let tp = TreePath::new(&path).map_err(|source| OverlayError::BadPath {
             origin: origin.clone(),
@@ -209,7 +226,19 @@ fn assemble(
             .unwrap_or("")
             .trim()
             .to_string(),
-        _ => String::new(),
+        Some(other) => {
+            return Err(OverlayError::NotAFile {
+                origin,
+                path: "etc/hostname",
+                what: match other.kind {
+                    NodeKind::Symlink(_) => "symlink",
+                    NodeKind::Dir => "directory",
+                    _ => "device node",
+                },
+                why: "the apkovl is named after the host it holds",
+            })
+        }
+        None => String::new(),
     };
     if hostname.is_empty() {
         return Err(OverlayError::NoHostname { origin });
@@ -255,12 +284,17 @@ fn apply_attributes(tree: &mut Tree, data: &[u8], origin: &str) -> Result<(), Ov
             .ok()
             .filter(|m| *m <= 0o7777)
             .ok_or_else(|| bad(format!("mode '{mode}' is not an octal mode like 0640")))?;
-        let uid: u32 = uid
-            .parse()
-            .map_err(|_| bad(format!("uid '{uid}' is not a number")))?;
-        let gid: u32 = gid
-            .parse()
-            .map_err(|_| bad(format!("gid '{gid}' is not a number")))?;
+        let id = |what: &str, text: &str| -> Result<u32, OverlayError> {
+            match text.parse::<u32>() {
+                Ok(v) => Ok(v),
+                Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Err(bad(
+                    format!("{what} {text} is out of range (0 to {})", u32::MAX),
+                )),
+                Err(_) => Err(bad(format!("{what} '{text}' is not a number"))),
+            }
+        };
+        let uid = id("uid", uid)?;
+        let gid = id("gid", gid)?;
         let node = tree.get_mut(&tp).ok_or_else(|| {
             bad(format!(
                 "'{path}' is not in the overlay; remove the line or add the file"
@@ -358,5 +392,64 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("expected PATH MODE UID GID"), "{e}");
+        let e = apply_attributes(&mut t, b"etc/a 0600 4294967296 0\n", "o")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("uid 4294967296 is out of range"), "{e}");
+        let e = apply_attributes(&mut t, b"etc/a 0600 0 x1\n", "o")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gid 'x1' is not a number"), "{e}");
+    }
+
+    /// A minimal overlay directory: etc/hostname and etc/shadow.
+    fn overlay_dir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("etc")).unwrap();
+        fs::write(d.path().join("etc/hostname"), "h\n").unwrap();
+        fs::write(d.path().join("etc/shadow"), "root:*::0:::::\n").unwrap();
+        d
+    }
+
+    #[test]
+    fn attributes_that_are_not_a_file_are_refused() {
+        let d = overlay_dir();
+        fs::write(d.path().join("attrs"), "etc/shadow 0640 0 42\n").unwrap();
+        std::os::unix::fs::symlink("attrs", d.path().join(ATTRIBUTES_FILE)).unwrap();
+        let e = from_dir(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(".attributes is a symlink; it must be a regular file"),
+            "{e}"
+        );
+
+        let d = overlay_dir();
+        fs::create_dir(d.path().join(ATTRIBUTES_FILE)).unwrap();
+        fs::write(d.path().join(".attributes/x"), "etc/shadow 0640 0 42\n").unwrap();
+        let e = from_dir(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(".attributes is a directory; it must be a regular file"),
+            "{e}"
+        );
+
+        let d = overlay_dir();
+        fs::write(d.path().join(ATTRIBUTES_FILE), "etc/shadow 0640 0 42\n").unwrap();
+        let o = from_dir(d.path()).unwrap();
+        let shadow = o.tree.get(&TreePath::new("etc/shadow").unwrap()).unwrap();
+        assert_eq!((shadow.mode, shadow.gid), (0o640, 42));
+    }
+
+    #[test]
+    fn a_hostname_that_is_not_a_file_is_named_as_such() {
+        let d = overlay_dir();
+        fs::remove_file(d.path().join("etc/hostname")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", d.path().join("etc/hostname")).unwrap();
+        let e = from_dir(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("etc/hostname is a symlink; it must be a regular file"),
+            "{e}"
+        );
+        fs::remove_file(d.path().join("etc/hostname")).unwrap();
+        let e = from_dir(d.path()).unwrap_err().to_string();
+        assert!(e.contains("etc/hostname is missing or empty"), "{e}");
     }
 }

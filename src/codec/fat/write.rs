@@ -393,7 +393,7 @@ impl lamfat::TimeProvider for FixedTime {
 }
 
 /// The 11 space-padded label bytes, or why the label is refused.
-fn label_bytes(label: &str) -> Result<[u8; 11], FatError> {
+pub fn label_bytes(label: &str) -> Result<[u8; 11], FatError> {
     let refuse = |reason: String| FatError::Label {
         label: label.to_string(),
         reason,
