@@ -257,6 +257,17 @@ fn machine_counts_instructions(machine: &str) -> bool {
     matches!(machine, "raspi0" | "raspi1ap")
 }
 
+/// Whether QEMU runs `machine`'s emulated cores in one host thread, in turn. On the 64-bit
+/// machines, with a thread per core (QEMU's default), each broadcast TLB invalidation of the
+/// booting kernel waits for every other core's thread to stop while the secondary cores spin
+/// on their release address: on the 2-core host the arm64 kernel took 9 to 63 s to reach
+/// init, and 5 s with one thread. The 32-bit raspi2b is the other way round: its armmp
+/// kernel reached init in 24 s with a thread per core and ran about 4 times slower in guest
+/// time with one thread. (`-icount` implies one thread.)
+fn machine_runs_one_thread(machine: &str) -> bool {
+    matches!(machine, "raspi3ap" | "raspi3b" | "raspi4b")
+}
+
 /// QEMU's CPU time so far (user + system), from /proc; `None` where there is no /proc.
 fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -405,14 +416,9 @@ fn boot_once(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, B
             "-nic",
             "none",
         ]);
-    // One host thread runs every emulated core, in turn. With a thread per core (QEMU's
-    // default), each broadcast TLB invalidation of the booting kernel waits for every other
-    // core's thread to stop, and the secondary cores spin on their release address, so on a
-    // 2-core host the kernel's early boot took 9 to 63 s to reach init; one thread takes 5 s.
-    // Booting needs one core's work at a time anyway. `-icount` implies one thread.
     if machine_counts_instructions(&machine) {
         cmd.args(["-icount", "shift=auto"]);
-    } else {
+    } else if machine_runs_one_thread(&machine) {
         cmd.args(["-accel", "tcg,thread=single"]);
     }
     if req.interactive {
