@@ -892,3 +892,86 @@ fn readers_refuse_fifos_and_devices() {
         );
     }
 }
+
+/// Damage that a reader could read past is reported, not accepted: an MBR partition that
+/// overlaps the boot partition, a FAT file whose cluster chain goes on past its size, and
+/// bytes of no known format.
+#[test]
+fn damaged_tables_chains_and_unknown_bytes_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = fs::read(out().join("rpi3b.img")).unwrap();
+
+    // A second MBR entry over the boot partition's sectors.
+    let mut bad = good.clone();
+    let boot_start = u32::from_le_bytes(bad[454..458].try_into().unwrap());
+    bad[462 + 4] = 0x83;
+    bad[462 + 8..462 + 12].copy_from_slice(&(boot_start + 8).to_le_bytes());
+    bad[462 + 12..462 + 16].copy_from_slice(&64u32.to_le_bytes());
+    let img = tmp.path().join("overlap.img");
+    fs::write(&img, &bad).unwrap();
+    for args in [
+        vec!["inspect", arg(&img)],
+        vec!["check", "--model", "pi3b", arg(&img)],
+    ] {
+        let r = bounded(tmp.path(), &args);
+        assert_ne!(r.code(), Some(0), "pimg {args:?}: {}", r.report());
+        assert!(
+            r.stderr.contains("MBR partition entry 2") && r.stderr.contains("overlap partition 1"),
+            "pimg {args:?}: {}",
+            r.report()
+        );
+    }
+
+    // config.txt's one cluster linked on to another cluster instead of ending the chain,
+    // in both FATs. fsck.vfat, the referee, finds the same damage.
+    let offset = u64::from(boot_start) as usize * 512;
+    let le16 = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]) as usize;
+    let bps = le16(&good, offset + 11);
+    let fat_at = offset + le16(&good, offset + 14) * bps;
+    let fats = good[offset + 16] as usize;
+    let fat_len =
+        u32::from_le_bytes(good[offset + 36..offset + 40].try_into().unwrap()) as usize * bps;
+    let insp = pimg_at_fixture(&["inspect", "--json", arg(&out().join("rpi3b.img"))]);
+    let j: serde_json::Value = serde_json::from_str(&insp.stdout).unwrap();
+    let files = &j["partitions"][0]["filesystem"]["files"];
+    let config = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "config.txt")
+        .unwrap_or_else(|| panic!("config.txt in {files}"));
+    let first = config["first_cluster"].as_u64().unwrap() as usize;
+    let mut bad = good.clone();
+    for copy in 0..fats {
+        let at = fat_at + copy * fat_len + 4 * first;
+        bad[at..at + 4].copy_from_slice(&(first as u32 + 1).to_le_bytes());
+    }
+    let img = tmp.path().join("chain.img");
+    fs::write(&img, &bad).unwrap();
+    let part = tmp.path().join("part.img");
+    fs::write(&part, &bad[offset..]).unwrap();
+    let fsck = referee("fsck.vfat", "dosfstools")
+        .args(["-n"])
+        .arg(&part)
+        .output();
+    assert_ne!(
+        fsck.code(),
+        Some(0),
+        "fsck.vfat sees the damage: {}",
+        fsck.report()
+    );
+    let r = bounded(tmp.path(), &["inspect", arg(&img)]);
+    assert_eq!(r.code(), Some(1), "{}", r.report());
+    assert!(
+        r.stdout.contains("config.txt") && r.stdout.contains("the chain goes on"),
+        "{}",
+        r.report()
+    );
+
+    // Bytes that are no image or archive.
+    let junk = tmp.path().join("junk.bin");
+    fs::write(&junk, pattern("junk", 4096)).unwrap();
+    let r = bounded(tmp.path(), &["inspect", arg(&junk)]);
+    assert_eq!(r.code(), Some(1), "{}", r.report());
+    assert!(r.stdout.contains("no known format"), "{}", r.report());
+}

@@ -130,6 +130,15 @@ fn fat_refuses_loops_cycles_and_lies() {
         .read_file("boot/vmlinuz-rpi")
         .unwrap_err();
     assert!(e.to_string().contains("ends after 2"), "{e}");
+    // A chain that goes on after the size's last cluster, back to the start (fsck.vfat's
+    // "cluster chain length" damage); the file's bytes alone would read fine.
+    let mut bad = v.clone();
+    set_fat12(&mut bad, chain[chain.len() - 1], chain[0]);
+    let e = open(&bad)
+        .unwrap()
+        .read_file("boot/vmlinuz-rpi")
+        .unwrap_err();
+    assert!(e.to_string().contains("the chain goes on"), "{e}");
     // A subdirectory whose first cluster is the directory holding it: a cycle.
     let mut bad = v.clone();
     let sub = vol.dir_listing(Some(&boot)).unwrap();
@@ -218,15 +227,56 @@ fn partition_tables_read_back() {
         (p.start, p.size, p.name.as_deref()),
         (65536, 524288, Some("PIBOOT"))
     );
-    // A damaged primary header falls back to the backup; both damaged is an error.
-    let mut bad = d.into_inner();
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    // A damaged primary header falls back to the backup, and says so; both damaged is an
+    // error.
+    let good = d.into_inner();
+    let mut bad = good.clone();
     bad[512 + 60] ^= 1;
     let t = partitions(Cursor::new(&bad)).unwrap();
     assert_eq!(t.partitions[0].start, 65536);
+    assert!(
+        t.problems[0].starts_with("the primary GPT (LBA 1) is damaged: header CRC32")
+            && t.problems[0].ends_with("the backup at LBA 2047 was used"),
+        "{:?}",
+        t.problems
+    );
     let n = bad.len();
     bad[n - 512 + 60] ^= 1;
     let e = partitions(Cursor::new(&bad)).unwrap_err();
     assert!(e.to_string().contains("CRC32"), "{e}");
+    // The backup's entry array altered without fixing its CRC (a renamed partition): the
+    // damage is reported beside the intact primary, and it is an error beside a broken one.
+    let backup_array = n - 33 * 512;
+    let mut bad = good.clone();
+    bad[backup_array + 56] = b'X';
+    let t = partitions(Cursor::new(&bad)).unwrap();
+    assert_eq!(t.partitions[0].name.as_deref(), Some("PIBOOT"));
+    assert!(
+        t.problems[0].starts_with("the backup GPT (LBA 2047) is damaged: partition entries CRC32")
+            && t.problems[0].ends_with("the primary was used"),
+        "{:?}",
+        t.problems
+    );
+    bad[512 + 16] ^= 1;
+    let e = partitions(Cursor::new(&bad)).unwrap_err().to_string();
+    assert!(
+        e.contains("header CRC32") && e.contains("and the backup: partition entries CRC32"),
+        "{e}"
+    );
+    // Two intact copies that disagree (the backup names another disk, CRCs fixed).
+    let mut bad = good.clone();
+    let h = n - 512;
+    bad[h + 56] ^= 0xff;
+    bad[h + 16..h + 20].fill(0);
+    let crc = crate::codec::reader::crc32(&bad[h..h + 92]);
+    bad[h + 16..h + 20].copy_from_slice(&crc.to_le_bytes());
+    let t = partitions(Cursor::new(&bad)).unwrap();
+    assert!(
+        t.problems[0].starts_with("the primary and backup GPT disagree on the disk GUID"),
+        "{:?}",
+        t.problems
+    );
     // A GPT header announcing a huge entry array is refused without allocating it.
     let mut s = [0u8; 512];
     s[..8].copy_from_slice(gpt::SIGNATURE);
@@ -234,6 +284,37 @@ fn partition_tables_read_back() {
     s[84..88].copy_from_slice(&4096u32.to_le_bytes());
     let h = gpt::parse_header(&s, 512);
     assert_eq!(h.entry_array_len(), Some(u64::from(u32::MAX) * 4096));
+}
+
+#[test]
+fn mbr_partitions_that_overlap_or_leave_the_disk_are_refused() {
+    let mut d = Cursor::new(vec![0u8; 1 << 20]);
+    disk::write_table(&mut d, &layout(disk::TableKind::Mbr)).unwrap();
+    let good = d.into_inner();
+    let entry = |start: u32, sectors: u32| {
+        let mut e = [0u8; 16];
+        e[4] = 0x83;
+        e[8..12].copy_from_slice(&start.to_le_bytes());
+        e[12..16].copy_from_slice(&sectors.to_le_bytes());
+        e
+    };
+    let mut bad = good.clone();
+    bad[462..478].copy_from_slice(&entry(128 + 10, 100));
+    let e = partitions(Cursor::new(&bad)).unwrap_err().to_string();
+    assert!(
+        e.contains("MBR partition entry 2") && e.contains("overlap partition 1"),
+        "{e}"
+    );
+    let mut bad = good.clone();
+    bad[462..478].copy_from_slice(&entry(1500, 1000));
+    let e = partitions(Cursor::new(&bad)).unwrap_err().to_string();
+    assert!(
+        e.contains("MBR partition entry 2") && e.contains("not inside the usable 512..1048576"),
+        "{e}"
+    );
+    let mut bad = good;
+    bad[462..478].copy_from_slice(&entry(1500, 100));
+    assert_eq!(partitions(Cursor::new(&bad)).unwrap().partitions.len(), 2);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! or GPT disk, opened with pimg's own hostile-input-safe readers.
 
 use crate::codec::fat::read::{FatEntry, FatVolume};
-use crate::codec::reader::ReadError;
+use crate::codec::reader::{ReadError, SECTOR_SIZE};
 use crate::digest::hex;
 use std::collections::BTreeMap;
 use std::fs;
@@ -27,6 +27,15 @@ impl BootPartition {
         };
         let file = crate::prove::open::regular(image).map_err(io)?;
         let table = crate::codec::partition::partitions(file.try_clone().map_err(io)?)?;
+        // A card whose partition table is damaged is not judged or booted, even where one
+        // intact copy let it be read.
+        if !table.problems.is_empty() {
+            return Err(ReadError::invalid(
+                "the partition table",
+                SECTOR_SIZE,
+                table.problems.join("; "),
+            ));
+        }
         let part = table
             .partitions
             .iter()

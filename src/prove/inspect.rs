@@ -176,6 +176,12 @@ pub fn inspect_path(path: &Path) -> Result<Inspection, InspectError> {
                     path: path.display().to_string(),
                     source,
                 })?;
+            ins.problems.extend(
+                table
+                    .problems
+                    .iter()
+                    .map(|p| format!("partition table: {p}")),
+            );
             for p in &table.partitions {
                 let fs = match FatVolume::open(&f, p.start, p.size) {
                     Ok(mut v) => Some(fat(
@@ -207,7 +213,11 @@ pub fn inspect_path(path: &Path) -> Result<Inspection, InspectError> {
             })?;
             ins.filesystem = Some(fat(&mut v, &mut ins.problems, "volume"));
         }
-        ArtifactKind::Unknown => {}
+        ArtifactKind::Unknown => ins.problems.push(
+            "no known format: not a disk image (MBR or GPT), a FAT volume, a gzip, cpio or tar \
+             archive; only its size and SHA-256 are shown"
+                .into(),
+        ),
         _ => {
             use std::io::Seek;
             (&f).seek(io::SeekFrom::Start(0)).map_err(io_err)?;

@@ -912,6 +912,20 @@ impl<R: Read + Seek> FatVolume<R> {
                 ),
             ));
         }
+        // The chain must end where the size does: a longer chain (or one that loops back
+        // after the file's last cluster) is damage, as fsck.vfat says.
+        let last = chain[chain.len() - 1];
+        let next = self.fat_value(last);
+        if next < g.end_of_chain() {
+            return Err(ReadError::invalid(
+                what,
+                self.fat_link_offset(Some(last)),
+                format!(
+                    "size {} needs {needed} clusters but the chain goes on: its last cluster {last} links to {next} instead of ending",
+                    e.size
+                ),
+            ));
+        }
         Ok(chain)
     }
 

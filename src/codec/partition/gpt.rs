@@ -324,8 +324,23 @@ pub fn read<R: Read + Seek>(dev: &mut Device<R>) -> Result<Gpt, ReadError> {
         Err(e) => g.primary_error = Some(e),
     }
     match read_side(dev, backup_lba) {
-        Ok((h, entries, _)) => {
-            let p = h.problems();
+        Ok((h, entries, crc)) => {
+            let mut p = h.problems();
+            if let Some(c) = crc.filter(|c| *c != h.entries_crc32) {
+                p.push(format!(
+                    "partition entries CRC32 is {:08x} but the array hashes to {c:08x}",
+                    h.entries_crc32
+                ));
+            }
+            if crc.is_none() {
+                p.push("the partition entry array does not fit the disk".into());
+            }
+            if h.current_lba != backup_lba {
+                p.push(format!(
+                    "it says it is at LBA {}, not {backup_lba}",
+                    h.current_lba
+                ));
+            }
             if !p.is_empty() {
                 g.backup_error = Some(p.join("; "));
             }
@@ -334,5 +349,67 @@ pub fn read<R: Read + Seek>(dev: &mut Device<R>) -> Result<Gpt, ReadError> {
         }
         Err(e) => g.backup_error = Some(e),
     }
+    if let (Some(h), None) = (&g.primary, &g.primary_error) {
+        let mut p = Vec::new();
+        if h.current_lba != 1 {
+            p.push(format!("it says it is at LBA {}, not 1", h.current_lba));
+        }
+        if h.backup_lba != last_lba {
+            p.push(format!(
+                "it puts the backup header at LBA {}, not at the disk's last sector (LBA {last_lba})",
+                h.backup_lba
+            ));
+        }
+        if !p.is_empty() {
+            g.primary_error = Some(p.join("; "));
+        }
+    }
     Ok(g)
+}
+
+impl Gpt {
+    /// Where two intact copies differ in what they say about the disk (the fields that
+    /// must agree; each copy's own position fields differ by design).
+    pub fn disagreements(&self) -> Vec<String> {
+        let (Some(a), Some(b)) = (&self.primary, &self.backup) else {
+            return Vec::new();
+        };
+        let mut d = Vec::new();
+        let mut field = |name: &str, x: String, y: String| {
+            if x != y {
+                d.push(format!("{name}: {x} in the primary, {y} in the backup"));
+            }
+        };
+        field(
+            "disk GUID",
+            guid_string(&a.disk_guid),
+            guid_string(&b.disk_guid),
+        );
+        field(
+            "usable LBAs",
+            format!("{}..={}", a.first_usable_lba, a.last_usable_lba),
+            format!("{}..={}", b.first_usable_lba, b.last_usable_lba),
+        );
+        field(
+            "entries",
+            format!("{} of {} bytes", a.entry_count, a.entry_size),
+            format!("{} of {} bytes", b.entry_count, b.entry_size),
+        );
+        field(
+            "entry array CRC32",
+            format!("{:08x}", a.entries_crc32),
+            format!("{:08x}", b.entries_crc32),
+        );
+        field(
+            "backup LBA",
+            a.backup_lba.to_string(),
+            b.current_lba.to_string(),
+        );
+        field(
+            "primary LBA",
+            a.current_lba.to_string(),
+            b.backup_lba.to_string(),
+        );
+        d
+    }
 }

@@ -53,6 +53,10 @@ pub struct PartitionTable {
     pub partitions: Vec<Partition>,
     /// The disk's size in bytes.
     pub disk_size: u64,
+    /// Damage that did not stop the table from being read: a GPT copy that is broken or
+    /// disagrees with the other (and which copy was used). Empty for a sound table.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 fn kind_str<S: serde::Serializer>(k: &TableKind, s: S) -> Result<S::Ok, S::Error> {
@@ -85,17 +89,41 @@ pub fn partitions<R: Read + Seek>(reader: R) -> Result<PartitionTable, ReadError
     }
     if m.is_protective() {
         let g = gpt::read(&mut dev)?;
-        // A damaged primary table is replaced by an intact backup, as the kernel does.
+        // A damaged primary table is replaced by an intact backup, as the kernel does; the
+        // damage is reported either way.
+        let mut problems = Vec::new();
+        let backup_at = g.backup.as_ref().map_or(0, |h| h.offset / SECTOR_SIZE);
         let (header, entries) = match (&g.primary, &g.primary_error, &g.backup, &g.backup_error) {
-            (Some(h), None, _, _) => (h, &g.entries),
-            (_, _, Some(h), None) => (h, &g.backup_entries),
+            (Some(h), None, _, backup_error) => {
+                if let Some(e) = backup_error {
+                    problems.push(format!(
+                        "the backup GPT (LBA {backup_at}) is damaged: {e}; the primary was used"
+                    ));
+                } else {
+                    problems.extend(g.disagreements().into_iter().map(|d| {
+                        format!(
+                            "the primary and backup GPT disagree on the {d}; the primary was used"
+                        )
+                    }));
+                }
+                (h, &g.entries)
+            }
+            (_, primary_error, Some(h), None) => {
+                problems.push(format!(
+                    "the primary GPT (LBA 1) is damaged: {}; the backup at LBA {backup_at} was used",
+                    primary_error.as_deref().unwrap_or("missing")
+                ));
+                (h, &g.backup_entries)
+            }
             _ => {
                 return Err(ReadError::invalid(
                     "GPT header",
                     SECTOR_SIZE,
-                    g.primary_error
-                        .clone()
-                        .unwrap_or_else(|| "missing".to_string()),
+                    format!(
+                        "{}; and the backup: {}",
+                        g.primary_error.as_deref().unwrap_or("missing"),
+                        g.backup_error.as_deref().unwrap_or("missing")
+                    ),
                 ))
             }
         };
@@ -119,13 +147,27 @@ pub fn partitions<R: Read + Seek>(reader: R) -> Result<PartitionTable, ReadError
                     .saturating_mul(SECTOR_SIZE),
             })
             .collect();
-        return Ok(PartitionTable {
+        let table = PartitionTable {
             kind: TableKind::Gpt,
             disk_signature: None,
             disk_guid: Some(write::guid_string(&primary.disk_guid)),
             partitions,
             disk_size,
-        });
+            problems,
+        };
+        let usable = (
+            primary.first_usable_lba.saturating_mul(SECTOR_SIZE),
+            primary
+                .last_usable_lba
+                .saturating_add(1)
+                .saturating_mul(SECTOR_SIZE),
+        );
+        let entries_at = (
+            primary.entries_lba.saturating_mul(SECTOR_SIZE),
+            primary.entry_size,
+        );
+        check_extents(&table, usable, "GPT partition entry", entries_at)?;
+        return Ok(table);
     }
     let partitions = m
         .entries
@@ -144,11 +186,68 @@ pub fn partitions<R: Read + Seek>(reader: R) -> Result<PartitionTable, ReadError
             size: u64::from(e.sectors) * SECTOR_SIZE,
         })
         .collect();
-    Ok(PartitionTable {
+    let table = PartitionTable {
         kind: TableKind::Mbr,
         disk_signature: Some(m.disk_signature),
         disk_guid: None,
         partitions,
         disk_size,
-    })
+        problems: Vec::new(),
+    };
+    check_extents(
+        &table,
+        (SECTOR_SIZE, disk_size),
+        "MBR partition entry",
+        (446, 16),
+    )?;
+    Ok(table)
+}
+
+/// Refuses partitions that are empty, lie outside `usable` (byte range: the disk for an MBR,
+/// the usable LBAs for a GPT) or overlap each other. `what` and `entries` (the first entry's
+/// offset, the entry size) locate the entry in the message.
+fn check_extents(
+    table: &PartitionTable,
+    usable: (u64, u64),
+    what: &str,
+    entries: (u64, u32),
+) -> Result<(), ReadError> {
+    let entry_offset = |i: u32| {
+        entries
+            .0
+            .saturating_add(u64::from(entries.1) * u64::from(i.saturating_sub(1)))
+    };
+    let (lo, hi) = (usable.0, usable.1.min(table.disk_size));
+    for p in &table.partitions {
+        let end = p.start.saturating_add(p.size);
+        if p.size == 0 || p.start < lo || end > hi {
+            return Err(ReadError::invalid(
+                format!("{what} {}", p.index),
+                entry_offset(p.index),
+                format!(
+                    "bytes {}..{} are not inside the usable {}..{} of the {}-byte disk",
+                    p.start, end, lo, hi, table.disk_size
+                ),
+            ));
+        }
+    }
+    let mut sorted: Vec<&Partition> = table.partitions.iter().collect();
+    sorted.sort_by_key(|p| p.start);
+    for w in sorted.windows(2) {
+        if w[1].start < w[0].start + w[0].size {
+            return Err(ReadError::invalid(
+                format!("{what} {}", w[1].index),
+                entry_offset(w[1].index),
+                format!(
+                    "bytes {}..{} overlap partition {} (bytes {}..{})",
+                    w[1].start,
+                    w[1].start + w[1].size,
+                    w[0].index,
+                    w[0].start,
+                    w[0].start + w[0].size
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
