@@ -975,3 +975,99 @@ fn damaged_tables_chains_and_unknown_bytes_are_reported() {
     assert_eq!(r.code(), Some(1), "{}", r.report());
     assert!(r.stdout.contains("no known format"), "{}", r.report());
 }
+
+/// Peak resident memory (KiB) of `pimg args`, as /usr/bin/time measures it, and its run.
+fn peak_kib(cwd: &Path, args: &[&str]) -> (u64, Ran) {
+    let mut c = std::process::Command::new(need_tool("time", "time"));
+    c.args(["-f", "peak-kib %M"])
+        .arg(need_tool("timeout", "coreutils"))
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_pimg"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null());
+    let r = Ran::of(&mut c, PathBuf::new());
+    let kib = r
+        .stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("peak-kib "))
+        .and_then(|k| k.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak from /usr/bin/time: {}", r.report()));
+    (kib, r)
+}
+
+/// Two small gzip files that inflate to 320 MiB each, differing in one byte at 300 MiB:
+/// `pimg diff` names that byte, in bounded memory, instead of holding both streams (it took
+/// 2.4 GB for two 4 GiB bombs) or cutting both at a cap and calling the cut a difference.
+#[test]
+fn diff_of_gzip_bombs_stays_in_bounded_memory_and_names_the_byte() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let bomb = |name: &str, poke: u8| {
+        let path = tmp.path().join(name);
+        let f = fs::File::create(&path).unwrap();
+        let mut z = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        let chunk = vec![0u8; 1 << 20];
+        for i in 0..320 {
+            if i == 300 {
+                let mut c = chunk.clone();
+                c[7] = poke;
+                z.write_all(&c).unwrap();
+            } else {
+                z.write_all(&chunk).unwrap();
+            }
+        }
+        z.finish().unwrap();
+        assert!(fs::metadata(&path).unwrap().len() < 4 << 20);
+        path
+    };
+    let (a, b) = (bomb("a.gz", 0), bomb("b.gz", 1));
+    let (kib, r) = peak_kib(tmp.path(), &["diff", arg(&a), arg(&b)]);
+    assert_eq!(r.code(), Some(1), "{}", r.report());
+    let at = (300u64 << 20) + 7;
+    assert!(
+        r.stdout
+            .contains(&format!("decompressed data at offset {at}: 0x00 vs 0x01")),
+        "{}",
+        r.report()
+    );
+    assert!(
+        r.stdout.contains("compared as byte streams"),
+        "{}",
+        r.report()
+    );
+    assert!(kib <= 256 << 10, "pimg diff peaked at {kib} KiB");
+    eprintln!(
+        "pimg diff of two 320 MiB gzip streams: peak {} MiB",
+        kib >> 10
+    );
+    // The same with trailers that lie about the size (1000 bytes): found while decompressing.
+    for p in [&a, &b] {
+        let mut bytes = fs::read(p).unwrap();
+        let n = bytes.len();
+        bytes[n - 4..].copy_from_slice(&1000u32.to_le_bytes());
+        fs::write(p, &bytes).unwrap();
+    }
+    let (kib, r) = peak_kib(tmp.path(), &["diff", arg(&a), arg(&b)]);
+    assert_eq!(r.code(), Some(1), "{}", r.report());
+    assert!(
+        r.stdout
+            .contains(&format!("decompressed data at offset {at}: 0x00 vs 0x01")),
+        "{}",
+        r.report()
+    );
+    assert!(kib <= 256 << 10, "pimg diff peaked at {kib} KiB");
+    eprintln!("… with lying trailers: peak {} MiB", kib >> 10);
+
+    // Identical streams (different bytes only in the gzip header) are not called different
+    // in their content.
+    let c = bomb("c.gz", 1);
+    let mut bytes = fs::read(&c).unwrap();
+    bytes[4] ^= 1; // mtime
+    fs::write(&c, &bytes).unwrap();
+    let (_, r) = peak_kib(tmp.path(), &["diff", arg(&b), arg(&c)]);
+    assert_eq!(r.code(), Some(1), "{}", r.report());
+    assert!(r.stdout.contains("mtime"), "{}", r.report());
+    assert!(!r.stdout.contains("decompressed data at"), "{}", r.report());
+}

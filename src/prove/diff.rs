@@ -33,6 +33,12 @@ const MAX_FAT_ENTRIES_LISTED: usize = 8;
 const MAX_NESTING: usize = 4;
 /// Largest file (inside an image) or archive diff loads to compare as an archive.
 const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
+/// Decompressed bytes diff holds at once, both sides and every nesting level together. A
+/// gzip stream that would take more is compared as one byte stream instead, not member by
+/// member, so memory stays bounded whatever the streams declare or expand to.
+const DECOMPRESSED_IN_MEMORY: u64 = 160 << 20;
+/// Decompressed bytes compared per side when streaming (a bound on time, not memory).
+const MAX_STREAMED: u64 = 1 << 30;
 
 /// One difference: where (outermost first), which field, and the two values.
 ///
@@ -155,6 +161,8 @@ pub enum DiffError {
 struct Collector {
     out: Vec<Difference>,
     omitted: u64,
+    /// Decompressed bytes held by the comparisons under way (see `DECOMPRESSED_IN_MEMORY`).
+    held: u64,
 }
 
 impl Collector {
@@ -162,6 +170,7 @@ impl Collector {
         Collector {
             out: Vec::new(),
             omitted: 0,
+            held: 0,
         }
     }
 
@@ -1515,19 +1524,21 @@ fn raw_difference(c: &mut Collector, path: &[String], field: &str, a: &[u8], b: 
     );
 }
 
-/// A gzip stream decompressed as far as it goes.
+/// A gzip stream decompressed as far as it goes, up to a limit.
 struct Gunzipped {
     header: Option<GzipHeader>,
     header_error: Option<String>,
     data: Vec<u8>,
     trailer: Option<GzipTrailer>,
     error: Option<String>,
+    /// The stream goes on past `room`: `data` holds only its start.
+    over: bool,
 }
 
-fn gunzip(b: &[u8]) -> Gunzipped {
-    let limit = (b.len() as u64)
-        .saturating_mul(gzip::MAX_RATIO)
-        .min(MAX_ARCHIVE_BYTES);
+/// Decompresses `b`, holding at most `room` bytes of its output.
+fn gunzip(b: &[u8], room: u64) -> Gunzipped {
+    let most = (b.len() as u64).saturating_mul(gzip::MAX_RATIO);
+    let limit = most.min(room);
     match gzip::GzipReader::new(b, limit) {
         Err(e) => Gunzipped {
             header: None,
@@ -1535,17 +1546,117 @@ fn gunzip(b: &[u8]) -> Gunzipped {
             data: Vec::new(),
             trailer: None,
             error: None,
+            over: false,
         },
         Ok(mut r) => {
+            // The trailer's size (modulo 2^32, and the stranger's word) only sizes the buffer
+            // and, when it is already too large, spares decompressing what cannot be held.
+            let declared = b.len().checked_sub(4).map_or(0, |i| {
+                u64::from(u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]))
+            });
             let mut data = Vec::new();
-            let error = r.read_to_end(&mut data).err().map(|e| e.to_string());
+            let (error, over) = if declared > limit && limit < most {
+                (None, true)
+            } else {
+                data.reserve(declared.min(limit) as usize);
+                let error = r.read_to_end(&mut data).err().map(|e| e.to_string());
+                (error, r.hit_limit() && limit < most)
+            };
             Gunzipped {
                 header: Some(r.header().clone()),
                 header_error: None,
                 data,
                 trailer: r.trailer().cloned(),
                 error,
+                over,
             }
+        }
+    }
+}
+
+/// Compares two gzip streams too large to hold as one byte stream each, a megabyte at a
+/// time: the first decompressed offset where they differ, or that they agree.
+fn diff_gzip_streamed(c: &mut Collector, path: &[String], a: &[u8], b: &[u8]) {
+    let limit = |x: &[u8]| {
+        (x.len() as u64)
+            .saturating_mul(gzip::MAX_RATIO)
+            .min(MAX_STREAMED)
+    };
+    let why = format!(
+        "the decompressed streams are larger than the {} MiB pimg diff holds in memory, so they \
+         are compared as byte streams, not member by member",
+        DECOMPRESSED_IN_MEMORY >> 20
+    );
+    let (Ok(mut ra), Ok(mut rb)) = (
+        gzip::GzipReader::new(a, limit(a)),
+        gzip::GzipReader::new(b, limit(b)),
+    ) else {
+        return;
+    };
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut at = 0u64;
+    loop {
+        let (na, ea) = match fill(&mut ra, &mut ba) {
+            Ok(n) => (n, None),
+            Err(e) => (0, Some(e.to_string())),
+        };
+        let (nb, eb) = match fill(&mut rb, &mut bb) {
+            Ok(n) => (n, None),
+            Err(e) => (0, Some(e.to_string())),
+        };
+        let n = na.min(nb);
+        if let Some(i) = ba[..n].iter().zip(&bb[..n]).position(|(x, y)| x != y) {
+            let at = at + i as u64;
+            c.add(
+                path,
+                format!("decompressed data at offset {at}"),
+                Some(format!("0x{:02x}", ba[i])),
+                Some(format!("0x{:02x}", bb[i])),
+                Some(at),
+                Some(why),
+            );
+            return;
+        }
+        at += n as u64;
+        if ea.is_some() || eb.is_some() || na != nb || na == 0 {
+            let cut = |e: &Option<String>| e.as_deref().is_some_and(|e| e.contains("limit"));
+            let note = if cut(&ea) && cut(&eb) {
+                format!(
+                    "both decompress identically for their first {at} bytes; the rest is not \
+                     compared (pimg diff streams at most {} MiB of each)",
+                    MAX_STREAMED >> 20
+                )
+            } else if ea.is_none() && eb.is_none() && na == nb {
+                // Both ended together: identical output.
+                if let (Some(x), Some(y)) = (ra.trailer(), rb.trailer()) {
+                    compare_fields(c, &join(path, "gzip trailer"), &x.fields(), &y.fields(), 0);
+                }
+                c.add(
+                    path,
+                    "compressed data",
+                    None,
+                    None,
+                    None,
+                    Some(format!(
+                        "the deflate streams differ but decompress to identical bytes ({at} bytes); {why}"
+                    )),
+                );
+                return;
+            } else {
+                let start = at - n as u64;
+                let side = |e: Option<String>, got: usize| match e {
+                    Some(e) => e,
+                    None if got == ba.len() => "goes on".to_string(),
+                    None => format!("ends after {} bytes", start + got as u64),
+                };
+                format!(
+                    "A: {}; B: {}; the decompressed output agrees up to byte {at}; {why}",
+                    side(ea, na),
+                    side(eb, nb)
+                )
+            };
+            c.add(path, "decompressed data", None, None, Some(at), Some(note));
+            return;
         }
     }
 }
@@ -1567,7 +1678,17 @@ fn diff_gzip(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usiz
     let hp = join(path, "gzip header");
     let before = c.count();
     compare_fields(c, &hp, &gzip_fixed_fields(a), &gzip_fixed_fields(b), 0);
-    let (ga, gb) = (gunzip(a), gunzip(b));
+    let room = DECOMPRESSED_IN_MEMORY.saturating_sub(c.held) / 2;
+    let (ga, gb) = (gunzip(a, room), gunzip(b, room));
+    if ga.over || gb.over {
+        if let (Some(x), Some(y)) = (&ga.header, &gb.header) {
+            let fx: Vec<Field> = x.fields().into_iter().skip(6).collect();
+            let fy: Vec<Field> = y.fields().into_iter().skip(6).collect();
+            compare_fields(c, &hp, &fx, &fy, 0);
+        }
+        drop((ga, gb));
+        return diff_gzip_streamed(c, path, a, b);
+    }
     if let (Some(x), Some(y)) = (&ga.header, &gb.header) {
         let fx: Vec<Field> = x.fields().into_iter().skip(6).collect();
         let fy: Vec<Field> = y.fields().into_iter().skip(6).collect();
@@ -1667,7 +1788,10 @@ fn diff_gzip(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usiz
         }
         return;
     }
+    let held = (ga.data.len() + gb.data.len()) as u64;
+    c.held += held;
     diff_bytes(c, path, &ga.data, &gb.data, depth + 1);
+    c.held -= held;
 }
 
 // Archives. Each format has an adapter over its reader that lists the archive's members in

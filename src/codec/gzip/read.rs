@@ -243,9 +243,16 @@ pub struct GzipReader<R: Read> {
     limit: u64,
     trailer: Option<GzipTrailer>,
     failed: Option<String>,
+    /// The stream went on past `limit`.
+    hit_limit: bool,
 }
 
 impl<R: Read> GzipReader<R> {
+    /// Whether reading stopped because the stream decompresses to more than the limit.
+    pub fn hit_limit(&self) -> bool {
+        self.hit_limit
+    }
+
     /// Reads the header; `limit` caps the decompressed size.
     pub fn new(inner: R, limit: u64) -> Result<Self, ReadError> {
         let mut br = BufReader::with_capacity(64 * 1024, inner);
@@ -258,6 +265,7 @@ impl<R: Read> GzipReader<R> {
             limit,
             trailer: None,
             failed: None,
+            hit_limit: false,
         })
     }
 
@@ -357,6 +365,7 @@ impl<R: Read> Read for GzipReader<R> {
             }
         };
         if n as u64 > room {
+            self.hit_limit = true;
             return Err(self.fail(format!(
                 "gzip stream decompresses to more than the limit of {} bytes",
                 self.limit
