@@ -363,18 +363,27 @@ fn bad_input_fails_clearly_and_writes_nothing() {
     let big = t.join("bigin");
     write_fixture(&big, false);
     fs::create_dir_all(big.join("extra")).unwrap();
-    fs::write(big.join("extra/blob.bin"), pattern("blob", 70 << 20)).unwrap();
+    // Two files that fit one by one but not together.
+    fs::write(big.join("extra/blob1.bin"), pattern("blob1", 35 << 20)).unwrap();
+    fs::write(big.join("extra/blob2.bin"), pattern("blob2", 35 << 20)).unwrap();
     let p3 = fs::read_to_string(&p).unwrap().replacen(
         "[[boot.text]]",
-        "[[boot.files]]\ninput = \"extra\"\nglob = \"blob.bin\"\nto = \"/\"\n\n[[boot.text]]",
+        "[[boot.files]]\ninput = \"extra\"\nglob = \"blob*.bin\"\nto = \"/\"\n\n[[boot.text]]",
         1,
     );
     fs::write(&p, p3).unwrap();
-    build().board(&p).inputs("bigin").expect_refused(&["needs"]);
     build()
         .board(&p)
         .inputs("bigin")
-        .expect_refused(&["raise image.size"]);
+        .expect_refused(&["the boot content needs", "raise image.size"]);
+    // One file larger than the whole partition is refused by its size, before it is read.
+    fs::remove_file(big.join("extra/blob2.bin")).unwrap();
+    fs::write(big.join("extra/blob1.bin"), pattern("blob1", 70 << 20)).unwrap();
+    build().board(&p).inputs("bigin").expect_refused(&[
+        "blob1.bin",
+        "is 73400320 bytes but the whole boot partition holds",
+        "is not read; raise image.size",
+    ]);
 
     let p = profile_variant(
         t,
@@ -634,4 +643,82 @@ fn bad_module_trees_and_files_name_the_member() {
         );
         assert_nothing_published(&tmp.path().join("out"), what);
     }
+}
+
+/// A 1 MB package whose firmware member is declared (and is) 512 MiB, larger than the whole
+/// boot partition: refused from its declared size before it is decoded, in bounded memory
+/// (it took 1.1 GB to reach the same refusal after decoding it).
+#[test]
+fn a_member_too_large_for_the_partition_is_refused_unread() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let inputs = t.join("inputs");
+    write_fixture(&inputs, false);
+    let size = 512u64 << 20;
+    let mut data = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(1_600_000_000);
+    h.set_entry_type(tar::EntryType::Regular);
+    data.append_data(
+        &mut h,
+        "usr/lib/raspi-firmware/start.elf",
+        std::io::repeat(0).take(size),
+    )
+    .unwrap();
+    let data_tgz = data.into_inner().unwrap().finish().unwrap();
+    let control = tar_gz(
+        &[Entry::Owned(
+            "control".into(),
+            b"Package: raspi-firmware\nVersion: 1\nArchitecture: all\nDescription: x\n".to_vec(),
+            0o644,
+        )],
+        1_600_000_000,
+    );
+    let mut ar = ar::Builder::new(Vec::new());
+    for (name, d) in [
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.gz", control),
+        ("data.tar.gz", data_tgz),
+    ] {
+        ar.append(
+            &ar::Header::new(name.as_bytes().to_vec(), d.len() as u64),
+            d.as_slice(),
+        )
+        .unwrap();
+    }
+    let deb = ar.into_inner().unwrap();
+    assert!(deb.len() < 4 << 20, "{} bytes", deb.len());
+    let mut f = fs::File::create(inputs.join("raspi-firmware_1.20220830+ds-1_all.deb")).unwrap();
+    f.write_all(&deb).unwrap();
+    drop(f);
+    let args = [
+        "build",
+        "--board",
+        "rpi3b",
+        "--inputs",
+        "inputs",
+        "--out",
+        "out",
+        "--no-cache",
+        "--source-date-epoch",
+        "1700000000",
+    ];
+    let (kib, r) = peak_kib(t, &args);
+    assert_eq!(r.code(), Some(2), "{}", r.report());
+    assert!(
+        r.stderr.contains("usr/lib/raspi-firmware/start.elf")
+            && r.stderr
+                .contains("is 536870912 bytes but the whole boot partition holds"),
+        "{}",
+        r.report()
+    );
+    assert!(!t.join("out").exists(), "nothing is published");
+    assert!(kib <= 256 << 10, "the refused build peaked at {kib} KiB");
+    eprintln!("refused in a peak of {} MiB", kib >> 10);
 }

@@ -976,27 +976,6 @@ fn damaged_tables_chains_and_unknown_bytes_are_reported() {
     assert!(r.stdout.contains("no known format"), "{}", r.report());
 }
 
-/// Peak resident memory (KiB) of `pimg args`, as /usr/bin/time measures it, and its run.
-fn peak_kib(cwd: &Path, args: &[&str]) -> (u64, Ran) {
-    let mut c = std::process::Command::new(need_tool("time", "time"));
-    c.args(["-f", "peak-kib %M"])
-        .arg(need_tool("timeout", "coreutils"))
-        .arg("60")
-        .arg(env!("CARGO_BIN_EXE_pimg"))
-        .args(args)
-        .current_dir(cwd)
-        .stdin(std::process::Stdio::null());
-    let r = Ran::of(&mut c, PathBuf::new());
-    let kib = r
-        .stderr
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("peak-kib "))
-        .and_then(|k| k.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak from /usr/bin/time: {}", r.report()));
-    (kib, r)
-}
-
 /// Two small gzip files that inflate to 320 MiB each, differing in one byte at 300 MiB:
 /// `pimg diff` names that byte, in bounded memory, instead of holding both streams (it took
 /// 2.4 GB for two 4 GiB bombs) or cutting both at a cap and calling the cut a difference.

@@ -80,6 +80,8 @@ struct Found {
     dir_members: BTreeMap<String, BTreeMap<String, String>>,
     licenses: BTreeMap<String, String>,
     repository_files: Vec<BootFile>,
+    /// The boot partition's size: no member pimg reads can be larger and still fit.
+    room: u64,
 }
 
 /// The initramfs's modules: the closure of the requested names, with their bytes.
@@ -105,6 +107,7 @@ pub(super) fn resolve(
     let wanted = wanted(p, set, origin)?;
     let mut found = Found {
         rule_hits: vec![Vec::new(); p.boot.files.len()],
+        room: crate::artifact::disk_image::plan(p).map_or(u64::MAX, |d| d.part_size),
         ..Found::default()
     };
     for (input, need) in wanted.needs.values() {
@@ -320,7 +323,7 @@ fn take_member(
             })
         }
     }
-    let data = read_member(r, m.size, label, path)?;
+    let data = read_member(r, m.size, found.room, label, path)?;
     if let Some(module) = &module {
         let member_err = |message: String| InputError::Member {
             input: label.to_string(),
@@ -481,6 +484,7 @@ fn kernel_modules(
     progress: &Progress,
 ) -> Result<KernelModules, Error> {
     let (root, kver) = module_tree(kernel, found, origin)?;
+    let room = found.room;
     let available = &found.available;
     let builtin = modules::parse_builtin(found.builtin_text.as_deref().unwrap_or(""));
     let closure =
@@ -522,7 +526,7 @@ fn kernel_modules(
             else {
                 return Ok(());
             };
-            let data = read_member(r, m.size, &label, m.path.as_str())?;
+            let data = read_member(r, m.size, room, &label, m.path.as_str())?;
             let elf = kmod::decompress(&data, *c).map_err(|e| InputError::Member {
                 input: label.clone(),
                 path: m.path.to_string(),
@@ -663,12 +667,25 @@ fn read_whole(input: &Input, image_size: u64) -> Result<Vec<u8>, InputError> {
 }
 
 /// Reads one member fully; the size from the header only bounds the first allocation.
+/// Reads a member of `size` bytes (its header's word, which the reader holds it to); one
+/// larger than `room`, the boot partition, could never be used and is refused unread.
 fn read_member(
     r: &mut dyn Read,
     size: u64,
+    room: u64,
     input: &str,
     path: &str,
 ) -> Result<Vec<u8>, InputError> {
+    if size > room {
+        return Err(InputError::Member {
+            input: input.to_string(),
+            path: path.to_string(),
+            message: format!(
+                "is {size} bytes but the whole boot partition holds {room}, so it cannot fit \
+                 and is not read; raise image.size (or boot.size) or select another file"
+            ),
+        });
+    }
     let mut data = Vec::with_capacity(size.min(64 << 20) as usize);
     r.read_to_end(&mut data)
         .map_err(|source| InputError::Read {

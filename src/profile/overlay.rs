@@ -15,6 +15,11 @@ use std::path::Path;
 /// The name of the attributes file at the top of an overlay.
 pub const ATTRIBUTES_FILE: &str = ".attributes";
 
+/// Most bytes an overlay's files may hold together. Alpine unpacks the apkovl into the
+/// booted system's RAM, so an overlay is configuration, not payload; the limit also keeps a
+/// sparse or huge file from being read into memory (sizes are checked before reading).
+pub const MAX_OVERLAY_BYTES: u64 = 64 << 20;
+
 /// A loaded overlay: its tree with final modes and owners, and the host name it sets.
 #[derive(Debug, Clone)]
 pub struct Overlay {
@@ -45,6 +50,17 @@ pub enum OverlayError {
         origin: String,
         path: String,
         what: &'static str,
+    },
+    #[error(
+        "overlay {origin}: {path} brings its files to {total} bytes, more than the {limit} an \
+         overlay may hold (Alpine unpacks the apkovl into RAM); put large files in a package or \
+         on the boot partition"
+    )]
+    TooLarge {
+        origin: String,
+        path: String,
+        total: u64,
+        limit: u64,
     },
     #[error("overlay {origin}: {path}: file names must be UTF-8")]
     NotUtf8 { origin: String, path: String },
@@ -125,7 +141,8 @@ fn from_dir(dir: &Path) -> Result<Overlay, OverlayError> {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| origin.clone());
     let mut raw = Vec::new();
-    walk(dir, dir, &origin, &mut raw)?;
+    let mut total = 0;
+    walk(dir, dir, &origin, &mut raw, &mut total)?;
     assemble(&name, origin, raw)
 }
 
@@ -134,6 +151,7 @@ fn walk(
     dir: &Path,
     origin: &str,
     out: &mut Vec<(String, RawKind)>,
+    total: &mut u64,
 ) -> Result<(), OverlayError> {
     use std::os::unix::fs::PermissionsExt;
     let read_err = |p: &Path, source| OverlayError::Read {
@@ -157,10 +175,19 @@ fn walk(
             })?;
             RawKind::Symlink(target.to_string())
         } else if ft.is_dir() {
-            walk(base, &child, origin, out)?;
+            walk(base, &child, origin, out, total)?;
             RawKind::Dir
         } else if ft.is_file() {
-            let data = fs::read(&child).map_err(|e| read_err(&child, e))?;
+            *total = total.saturating_add(meta.len());
+            if *total > MAX_OVERLAY_BYTES {
+                return Err(OverlayError::TooLarge {
+                    origin: origin.to_string(),
+                    path: rel.to_string(),
+                    total: *total,
+                    limit: MAX_OVERLAY_BYTES,
+                });
+            }
+            let data = read_at_most(&child, meta.len()).map_err(|e| read_err(&child, e))?;
             RawKind::File(data, meta.permissions().mode() & 0o100 != 0)
         } else {
             return Err(OverlayError::Unsupported {
@@ -172,6 +199,18 @@ fn walk(
         out.push((rel.to_string(), kind));
     }
     Ok(())
+}
+
+/// The file's bytes, no more than the `len` its metadata gave (a file growing meanwhile is
+/// an error, not a larger read).
+fn read_at_most(path: &Path, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::with_capacity(len as usize);
+    fs::File::open(path)?.take(len + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > len {
+        return Err(std::io::Error::other("it grew while pimg read it"));
+    }
+    Ok(data)
 }
 
 fn assemble(
@@ -436,6 +475,19 @@ mod tests {
         let o = from_dir(d.path()).unwrap();
         let shadow = o.tree.get(&TreePath::new("etc/shadow").unwrap()).unwrap();
         assert_eq!((shadow.mode, shadow.gid), (0o640, 42));
+    }
+
+    #[test]
+    fn an_overlay_too_large_is_refused_before_it_is_read() {
+        let d = overlay_dir();
+        let f = fs::File::create(d.path().join("etc/sparse")).unwrap();
+        f.set_len(1 << 30).unwrap();
+        let e = from_dir(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("etc/sparse brings its files to 10737418")
+                && e.contains("bytes, more than the 67108864 an overlay may hold"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -181,7 +181,7 @@ impl Entry {
     }
 }
 
-fn tar_gz(entries: &[Entry], mtime: u64) -> Vec<u8> {
+pub fn tar_gz(entries: &[Entry], mtime: u64) -> Vec<u8> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
     let mut b = tar::Builder::new(gz);
     for e in entries {

@@ -6,7 +6,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
-use super::{assert_nothing_published, release_inputs, Release};
+use super::{assert_nothing_published, need_tool, release_inputs, Release};
 
 /// The pimg binary under test.
 pub fn pimg() -> Command {
@@ -451,4 +451,25 @@ impl Running {
         let o = self.child.wait_with_output().unwrap();
         Ran::from_output(self.what, o, self.out)
     }
+}
+
+/// Peak resident memory (KiB) of `pimg args`, as /usr/bin/time measures it, and its run.
+pub fn peak_kib(cwd: &Path, args: &[&str]) -> (u64, Ran) {
+    let mut c = std::process::Command::new(need_tool("time", "time"));
+    c.args(["-f", "peak-kib %M"])
+        .arg(need_tool("timeout", "coreutils"))
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_pimg"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null());
+    let r = Ran::of(&mut c, PathBuf::new());
+    let kib = r
+        .stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("peak-kib "))
+        .and_then(|k| k.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak from /usr/bin/time: {}", r.report()));
+    (kib, r)
 }
