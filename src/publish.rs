@@ -1,10 +1,12 @@
 //! The only place that writes output files.
 //!
-//! A build locks the output folder itself (`flock` on the folder, created empty if missing),
-//! writes every output into a new folder beside it (`<parent>/.<name>.pimg-stage-<hex>`,
-//! locked too), hard-links into it the files of the old folder that this build does not
-//! write, syncs it, and publishes all outputs at once by swapping the two folders with one
-//! `renameat2(RENAME_EXCHANGE)`; the old folder is then deleted. A kill at any point leaves
+//! A build locks the output folder itself (`flock` on the folder), writes every output into a
+//! new folder beside it (`<parent>/.<name>.pimg-stage-<hex>`, locked too), hard-links into it
+//! the files of the old folder that this build does not write, syncs it, and publishes all
+//! outputs at once by swapping the two folders with one `renameat2(RENAME_EXCHANGE)`; the old
+//! folder is then deleted. An output folder that does not exist yet is not made until the
+//! staging folder is renamed to it: until then the staging folder's lock is the build's, and
+//! a build that finds another live staging folder for the same output stops. A kill at any point leaves
 //! the output path holding either the complete old folder or the complete new one, and the
 //! next build removes the staging folders that killed builds left (never one a live build
 //! still locks). Whichever folder holds the output path is locked while a build runs, so a
@@ -477,6 +479,10 @@ impl OutputDir {
     /// empty folder that is removed again if the build fails.
     pub fn open(out: &Path) -> Result<Self, PublishError> {
         let target = Target::resolve(out)?;
+        let target = match Self::open_missing(target)? {
+            Ok(dir) => return Ok(dir),
+            Err(target) => target,
+        };
         let (lock, created, unlockable) = match Lock::folder(&target)? {
             Locked::Held { lock, created } => (lock, created, None),
             Locked::Unsupported(e) => {
@@ -503,6 +509,72 @@ impl OutputDir {
         };
         dir.staging = dir.prepare_staging(unlockable)?;
         Ok(dir)
+    }
+
+    /// For an output folder that does not exist yet: nothing is made at the output path
+    /// until the outputs are published there, so a build killed before then leaves no empty
+    /// folder behind (only its staging folder, which the next build removes). The staging
+    /// folder is locked instead, and a build that finds another build's live staging folder
+    /// for the same output is busy. Two builds starting together may both see the other's
+    /// and both stop; they can never both go on. Gives the target back where this does not
+    /// apply: the folder exists (or appeared meanwhile), or folders cannot be locked there.
+    fn open_missing(target: Target) -> Result<Result<Self, Target>, PublishError> {
+        let Some((parent, name)) = target.parent.clone() else {
+            return Ok(Err(target));
+        };
+        if fs::symlink_metadata(&target.dir).is_ok() {
+            return Ok(Err(target));
+        }
+        let mut warnings = Vec::new();
+        remove_stale_stages(&parent, &name, &mut warnings);
+        let mut lock = Lock {
+            held: Vec::new(),
+            file: None,
+        };
+        let mut attempts = 0;
+        let stage = loop {
+            let stage = match create_stage(&parent, &name) {
+                Ok(stage) => stage,
+                // Where no folder can be made beside it, the usual path says why.
+                Err(_) => return Ok(Err(target)),
+            };
+            match lock.add(&stage) {
+                Ok(()) => break stage,
+                // Taken for a killed build's and removed by another build before it was
+                // locked: make another.
+                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 100 => attempts += 1,
+                Err(_) => {
+                    let _ = fs::remove_dir(&stage);
+                    return Ok(Err(target));
+                }
+            }
+        };
+        if let Some(other) = live_stage_besides(&parent, &name, &stage) {
+            let _ = fs::remove_dir(&stage);
+            return Err(PublishError::Busy {
+                path: target.shown.display().to_string(),
+                lock: other.display().to_string(),
+            });
+        }
+        if fs::symlink_metadata(&target.dir).is_ok() {
+            let _ = fs::remove_dir(&stage);
+            return Ok(Err(target));
+        }
+        Ok(Ok(OutputDir {
+            target,
+            staging: Staging::Beside {
+                parent,
+                name,
+                stage,
+            },
+            staged: Vec::new(),
+            files: Vec::new(),
+            warnings,
+            stage_ours: true,
+            created: false,
+            committed: false,
+            lock,
+        }))
     }
 
     /// Makes the staging folder beside the output folder, or says why the outputs are
@@ -976,6 +1048,23 @@ fn remove_stale_stages(parent: &Path, name: &OsStr, warnings: &mut Vec<String>) 
             ));
         }
     }
+}
+
+/// Another build's staging folder for output folder `name` that a live build still locks.
+fn live_stage_besides(parent: &Path, name: &OsStr, ours: &Path) -> Option<PathBuf> {
+    let entries = fs::read_dir(parent).ok()?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !is_tagged(&entry.file_name(), name, STAGE_TAG) || path == ours {
+            continue;
+        }
+        if let Ok(f) = File::open(&path) {
+            if matches!(f.try_lock(), Err(fs::TryLockError::WouldBlock)) {
+                return Some(path);
+            }
+        }
+    }
+    None
 }
 
 /// Removes `.<file>.pimg-partial` files that killed builds left inside `dir`.

@@ -239,6 +239,49 @@ fn killed_at_random_points_leaves_the_previous_build() {
     assert_no_leftovers(&out, "the build after the kills");
 }
 
+/// A build into an output folder that does not exist yet, killed before it publishes,
+/// leaves nothing at the output path (it used to leave an empty folder); the next build
+/// publishes there and removes the killed build's staging folder.
+#[test]
+fn killed_before_its_first_publish_leaves_no_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fx, ref_a, _) = with_references(tmp.path(), 10 << 20);
+    let out = tmp.path().join("fresh");
+    let mut child = build(&fx, &out, EPOCH_A)
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once it is writing its outputs: its staging folder exists by then.
+    let staging = || {
+        fs::read_dir(tmp.path()).unwrap().flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".fresh.pimg-stage-")
+        })
+    };
+    let t0 = Instant::now();
+    while !staging() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120) && child.try_wait().unwrap().is_none(),
+            "the build made no staging folder"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    kill9(&mut child);
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the build was killed before it finished");
+    assert!(
+        fs::symlink_metadata(&out).is_err(),
+        "a killed first build left {} behind",
+        out.display()
+    );
+    build(&fx, &out, EPOCH_A).expect_success();
+    assert_state(&out, Some(&ref_a), "the build after the kill");
+    assert_no_leftovers(&out, "the build after the kill");
+}
+
 /// The build under strace following every thread, with `strace_args` (not yet run).
 fn strace(fx: &Fixture, out: &Path, epoch: &str, strace_args: &[&str]) -> Build {
     let mut argv: Vec<OsString> = vec![need_tool("strace", "strace").into(), "-f".into()];
