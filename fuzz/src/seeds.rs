@@ -80,6 +80,30 @@ fn disk(table: TableKind) -> Vec<u8> {
     d
 }
 
+/// A Unix `ar` archive of `members` (what a `.deb` is).
+fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = b"!<arch>\n".to_vec();
+    for (name, data) in members {
+        out.extend_from_slice(
+            format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", name, 0, 0, 0, 100644, data.len())
+                .as_bytes(),
+        );
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// A tree of one text file at `name`.
+fn one_file(name: &str, data: &[u8]) -> Tree {
+    let mut t = Tree::new();
+    t.insert(TreePath::new(name).unwrap(), Node::file(data.to_vec(), 0o644), "seed")
+        .unwrap();
+    t
+}
+
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: seeds DIR");
     let dir = Path::new(&dir);
@@ -136,4 +160,40 @@ fn main() {
     c2[50] = b'F';
     pair.extend_from_slice(&c2);
     put("diff_archives", "cpio-pair", &pair);
+
+    // A published folder as pimg writes it (SHA256SUMS, NUL, buildinfo, NUL, image start).
+    put("published", "rpi3b", include_bytes!("../seeds/published-rpi3b"));
+    // A .deb and an .apk holding the seed tree.
+    let control = b"Package: seed\nVersion: 1\nArchitecture: all\nDescription: x\n";
+    let control_tgz = gzip::gzip_bytes(
+        &tar::write_tree(Vec::new(), &one_file("control", control), 1_700_000_000).unwrap(),
+        6,
+    );
+    let data_tgz = gzip::gzip_bytes(&tar_bytes, 6);
+    put(
+        "packages",
+        "seed.deb",
+        &ar(&[
+            ("debian-binary", b"2.0\n"),
+            ("control.tar.gz", &control_tgz),
+            ("data.tar.gz", &data_tgz),
+        ]),
+    );
+    let pkginfo = format!(
+        "pkgname = seed\npkgver = 1-r0\narch = noarch\nsize = 4000\ndatahash = {}\n",
+        pimg::digest::sha256_hex(&data_tgz)
+    );
+    let mut apk = gzip::gzip_bytes(
+        &tar::write_tree(Vec::new(), &one_file(".PKGINFO", pkginfo.as_bytes()), 1_700_000_000)
+            .unwrap(),
+        6,
+    );
+    apk.extend_from_slice(&data_tgz);
+    put("packages", "seed.apk", &apk);
+    // An overlay's .attributes and etc/hostname.
+    put(
+        "attributes",
+        "default",
+        b"# owners and modes\netc/shadow 0640 0 42\nroot 0700 0 0\n\0pimg\n",
+    );
 }

@@ -1,0 +1,20 @@
+//! The overlay loader: the input's first part as an overlay's `.attributes`, its second as
+//! `etc/hostname`, in an overlay folder with a few files to name.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../src/scratch.rs"]
+mod scratch;
+
+fuzz_target!(|data: &[u8]| {
+    let dir = scratch::folder("attributes");
+    let [attributes, hostname, _] = scratch::parts(data);
+    scratch::write(&dir, ".attributes", attributes);
+    scratch::write(&dir, "etc/hostname", hostname);
+    scratch::write(&dir, "etc/shadow", b"root:*::0:::::\n");
+    scratch::write(&dir, "root/.keep", b"");
+    if let Ok(o) = pimg::profile::overlay::load(dir.to_str().unwrap()) {
+        let _ = o.digest();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+});
