@@ -842,6 +842,34 @@ fn hostile_folders_cannot_reach_host_files_or_hang_verify() {
         assert!(text.contains(words), "expected {words:?} in:\n{text}");
     }
 
+    // Under strace: verify never opens the host file, by any name.
+    let trace = tmp.path().join("verify.strace");
+    let st = std::process::Command::new(need_tool("strace", "strace"))
+        .args(["-f", "-e", "trace=open,openat,openat2", "-o"])
+        .arg(&trace)
+        .arg(need_tool("timeout", "coreutils"))
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_pimg"))
+        .args(["verify", arg(&dir)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(1));
+    let calls = fs::read_to_string(&trace).unwrap();
+    assert!(
+        calls.contains("SHA256SUMS"),
+        "strace saw the opens:\n{calls}"
+    );
+    let reached: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.contains("host-secret") && !l.contains("= -1"))
+        .collect();
+    assert!(
+        reached.is_empty(),
+        "verify opened the host file: {reached:#?}"
+    );
+
     // SHA256SUMS naming a host file is refused as a bad line.
     let sums_path = dir.join("SHA256SUMS");
     fs::write(
