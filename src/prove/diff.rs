@@ -1558,9 +1558,9 @@ fn gunzip(b: &[u8], room: u64) -> Gunzipped {
             let (error, over) = if declared > limit && limit < most {
                 (None, true)
             } else {
-                data.reserve(declared.min(limit) as usize);
-                let error = r.read_to_end(&mut data).err().map(|e| e.to_string());
-                (error, r.hit_limit() && limit < most)
+                data.reserve_exact(declared.min(limit) as usize);
+                let error = read_within(&mut r, &mut data, limit).err();
+                (error.map(|e| e.to_string()), r.hit_limit() && limit < most)
             };
             Gunzipped {
                 header: Some(r.header().clone()),
@@ -1571,6 +1571,28 @@ fn gunzip(b: &[u8], room: u64) -> Gunzipped {
                 over,
             }
         }
+    }
+}
+
+/// Reads `r` to its end into `data`, growing it (at most doubling) but never past `limit`
+/// plus one read's worth, so that a stream stopped at the limit costs no more than it.
+fn read_within(r: &mut impl Read, data: &mut Vec<u8>, limit: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if data.capacity() - data.len() < n {
+            let most = usize::try_from(limit)
+                .unwrap_or(usize::MAX)
+                .saturating_add(buf.len());
+            let want = data.capacity().saturating_mul(2).max(1 << 20).min(most);
+            data.reserve_exact(want.saturating_sub(data.len()).max(n));
+        }
+        data.extend_from_slice(&buf[..n]);
     }
 }
 
