@@ -5,8 +5,8 @@
 //! the files of the old folder that this build does not write, syncs it, and publishes all
 //! outputs at once by swapping the two folders with one `renameat2(RENAME_EXCHANGE)`; the old
 //! folder is then deleted. An output folder that does not exist yet is not made until the
-//! staging folder is renamed to it: until then the staging folder's lock is the build's, and
-//! a build that finds another live staging folder for the same output stops. A kill at any point leaves
+//! staging folder is renamed to it: until then the build locks the file
+//! `<parent>/.<name>.pimg-lock` instead, and removes it when it ends. A kill at any point leaves
 //! the output path holding either the complete old folder or the complete new one, and the
 //! next build removes the staging folders that killed builds left (never one a live build
 //! still locks). Whichever folder holds the output path is locked while a build runs, so a
@@ -287,7 +287,14 @@ impl Target {
         let dir = match fs::metadata(out) {
             Ok(m) if m.is_dir() => fs::canonicalize(out).map_err(out_err(out))?,
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                let name = out.file_name().expect("checked by check_out");
+                // `..` and the like name no folder (check_out saw them as folders before).
+                let Some(name) = out.file_name() else {
+                    return Err(out_msg(
+                        out,
+                        ErrorKind::InvalidInput,
+                        "does not name a folder; give a path such as out or ./out".into(),
+                    ));
+                };
                 let parent = match out.parent() {
                     Some(p) if !p.as_os_str().is_empty() => p,
                     _ => Path::new("."),
@@ -416,6 +423,38 @@ impl Lock {
         Err(replaced(shown, &path))
     }
 
+    /// Locks the lock file `path` beside a missing output folder (creating it), or reports
+    /// the build that holds it; `None` where the file system cannot lock it.
+    fn side_file(path: &Path, shown: &Path) -> Result<Option<Lock>, PublishError> {
+        for _ in 0..100 {
+            let Ok(file) = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+            else {
+                return Ok(None);
+            };
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(PublishError::Busy {
+                        path: shown.display().to_string(),
+                        lock: path.display().to_string(),
+                    })
+                }
+                Err(fs::TryLockError::Error(_)) => return Ok(None),
+            }
+            if still_names(path, &file)? {
+                return Ok(Some(Lock {
+                    held: vec![file],
+                    file: Some(path.to_path_buf()),
+                }));
+            }
+        }
+        Err(replaced(shown, path))
+    }
+
     /// Also locks `dir` (a staging folder this build just made).
     fn add(&mut self, dir: &Path) -> io::Result<()> {
         let file = File::open(dir)?;
@@ -467,6 +506,9 @@ pub struct OutputDir {
     /// Whether this build created the output folder (removed again, if still empty, when
     /// nothing was published).
     created: bool,
+    /// Whether the lock covers the output folder (not only the staging folder: an output
+    /// folder that did not exist when the build began).
+    folder_locked: bool,
     committed: bool,
     // Dropped last: the cleanup in `Drop` runs under the lock.
     lock: Lock,
@@ -504,6 +546,7 @@ impl OutputDir {
             warnings: Vec::new(),
             stage_ours: true,
             created,
+            folder_locked: true,
             committed: false,
             lock,
         };
@@ -513,11 +556,11 @@ impl OutputDir {
 
     /// For an output folder that does not exist yet: nothing is made at the output path
     /// until the outputs are published there, so a build killed before then leaves no empty
-    /// folder behind (only its staging folder, which the next build removes). The staging
-    /// folder is locked instead, and a build that finds another build's live staging folder
-    /// for the same output is busy. Two builds starting together may both see the other's
-    /// and both stop; they can never both go on. Gives the target back where this does not
-    /// apply: the folder exists (or appeared meanwhile), or folders cannot be locked there.
+    /// folder behind (only its staging folder and the empty lock file beside the output
+    /// path, which the next build removes). The build holds the lock file
+    /// `<parent>/.<name>.pimg-lock` instead of the folder's lock, and a second build finds
+    /// it held and stops. Gives the target back where this does not apply: the folder exists
+    /// (or appeared meanwhile), or nothing can be made or locked beside it.
     fn open_missing(target: Target) -> Result<Result<Self, Target>, PublishError> {
         let Some((parent, name)) = target.parent.clone() else {
             return Ok(Err(target));
@@ -525,41 +568,44 @@ impl OutputDir {
         if fs::symlink_metadata(&target.dir).is_ok() {
             return Ok(Err(target));
         }
+        let side = parent.join(side_lock_name(&name));
+        let mut lock = match Lock::side_file(&side, &target.shown)? {
+            Some(lock) => lock,
+            None => return Ok(Err(target)),
+        };
+        let give_back = |lock: Lock, target: Target| {
+            if let Some(f) = &lock.file {
+                let _ = fs::remove_file(f);
+            }
+            drop(lock);
+            Ok(Err(target))
+        };
+        if fs::symlink_metadata(&target.dir).is_ok() {
+            return give_back(lock, target);
+        }
         let mut warnings = Vec::new();
         remove_stale_stages(&parent, &name, &mut warnings);
-        let mut lock = Lock {
-            held: Vec::new(),
-            file: None,
-        };
         let mut attempts = 0;
         let stage = loop {
             let stage = match create_stage(&parent, &name) {
                 Ok(stage) => stage,
                 // Where no folder can be made beside it, the usual path says why.
-                Err(_) => return Ok(Err(target)),
+                Err(_) => return give_back(lock, target),
             };
             match lock.add(&stage) {
                 Ok(()) => break stage,
-                // Taken for a killed build's and removed by another build before it was
-                // locked: make another.
-                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 100 => attempts += 1,
+                // Held a moment by a build that looked whether it was a killed build's
+                // (builds into the folder once it exists do): make another.
+                Err(e) if e.kind() == ErrorKind::WouldBlock && attempts < 100 => {
+                    let _ = fs::remove_dir(&stage);
+                    attempts += 1;
+                }
                 Err(_) => {
                     let _ = fs::remove_dir(&stage);
-                    return Ok(Err(target));
+                    return give_back(lock, target);
                 }
             }
         };
-        if let Some(other) = live_stage_besides(&parent, &name, &stage) {
-            let _ = fs::remove_dir(&stage);
-            return Err(PublishError::Busy {
-                path: target.shown.display().to_string(),
-                lock: other.display().to_string(),
-            });
-        }
-        if fs::symlink_metadata(&target.dir).is_ok() {
-            let _ = fs::remove_dir(&stage);
-            return Ok(Err(target));
-        }
         Ok(Ok(OutputDir {
             target,
             staging: Staging::Beside {
@@ -572,6 +618,7 @@ impl OutputDir {
             warnings,
             stage_ours: true,
             created: false,
+            folder_locked: false,
             committed: false,
             lock,
         }))
@@ -724,8 +771,9 @@ impl OutputDir {
             sync_dir(stage).map_err(out_err(stage))?;
             match rename_noreplace(stage, &dir) {
                 Ok(()) => return self.published(parent, None),
-                // Created by someone else meanwhile: carry it over like any old folder.
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                // Created by someone else meanwhile: carry it over like any old folder, once
+                // this build holds its lock.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => self.lock_folder()?,
                 Err(e) if unsupported(&e) => {
                     fs::rename(stage, &dir).map_err(|e| {
                         out_ctx(
@@ -760,6 +808,34 @@ impl OutputDir {
         // `stage` now names the previous folder.
         self.stage_ours = false;
         self.published(parent, Some((name, stage)))
+    }
+
+    /// Locks an output folder that appeared after this build began (see `folder_locked`).
+    fn lock_folder(&mut self) -> Result<(), PublishError> {
+        if self.folder_locked {
+            return Ok(());
+        }
+        let (dir, shown) = (&self.target.dir, &self.target.shown);
+        let file = File::open(dir).map_err(out_err(shown))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(PublishError::Busy {
+                    path: shown.display().to_string(),
+                    lock: dir.display().to_string(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(out_ctx(
+                    shown,
+                    format_args!("cannot lock {}", dir.display()),
+                    e,
+                ))
+            }
+        }
+        self.lock.held.push(file);
+        self.folder_locked = true;
+        Ok(())
     }
 
     /// After the new folder took the output path: syncs the parent and removes the previous
@@ -1018,6 +1094,13 @@ fn create_stage(parent: &Path, name: &OsStr) -> io::Result<PathBuf> {
 /// between the swap and the clean-up, the previous folder), skipping any a live build still
 /// locks.
 fn remove_stale_stages(parent: &Path, name: &OsStr, warnings: &mut Vec<String>) {
+    // The lock file a killed build held while the folder did not exist.
+    let side = parent.join(side_lock_name(name));
+    if let Ok(f) = File::open(&side) {
+        if f.try_lock().is_ok() {
+            let _ = fs::remove_file(&side);
+        }
+    }
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };
@@ -1050,21 +1133,12 @@ fn remove_stale_stages(parent: &Path, name: &OsStr, warnings: &mut Vec<String>) 
     }
 }
 
-/// Another build's staging folder for output folder `name` that a live build still locks.
-fn live_stage_besides(parent: &Path, name: &OsStr, ours: &Path) -> Option<PathBuf> {
-    let entries = fs::read_dir(parent).ok()?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !is_tagged(&entry.file_name(), name, STAGE_TAG) || path == ours {
-            continue;
-        }
-        if let Ok(f) = File::open(&path) {
-            if matches!(f.try_lock(), Err(fs::TryLockError::WouldBlock)) {
-                return Some(path);
-            }
-        }
-    }
-    None
+/// `.<name>.pimg-lock`: the lock file beside output folder `name` while it does not exist.
+fn side_lock_name(name: &OsStr) -> OsString {
+    let mut s = OsString::from(".");
+    s.push(name);
+    s.push(".pimg-lock");
+    s
 }
 
 /// Removes `.<file>.pimg-partial` files that killed builds left inside `dir`.
@@ -1159,7 +1233,10 @@ mod tests {
         let out = tmp.path().join("out");
         {
             let mut d = OutputDir::open(&out).unwrap();
-            assert_eq!(names(&out), Vec::<String>::new(), "only an empty folder");
+            assert!(
+                !out.exists(),
+                "nothing at the output path before publishing"
+            );
             d.write_bytes("a", b"1").unwrap();
             d.commit().unwrap();
             assert!(d.warnings().is_empty(), "{:?}", d.warnings());
@@ -1244,10 +1321,34 @@ mod tests {
     }
 
     #[test]
+    fn a_new_folder_is_locked_beside_it_until_published() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let first = OutputDir::open(&out).unwrap();
+        assert!(!out.exists());
+        let err = OutputDir::open(&out).err().unwrap();
+        assert!(
+            matches!(&err, PublishError::Busy { lock, .. } if lock.ends_with(".out.pimg-lock")),
+            "{err}"
+        );
+        drop(first);
+        assert_eq!(names(tmp.path()), Vec::<String>::new());
+        // A lock file a killed build left is taken over, and removed again.
+        fs::write(tmp.path().join(".out.pimg-lock"), b"").unwrap();
+        let mut d = OutputDir::open(&out).unwrap();
+        d.write_bytes("a", b"1").unwrap();
+        d.commit().unwrap();
+        drop(d);
+        assert_eq!(names(tmp.path()), ["out"]);
+        assert_eq!(names(&out), ["a"]);
+    }
+
+    #[test]
     fn lock_follows_the_swap() {
         // A build that locked the folder the first build swapped out locks the new one.
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("out");
+        fs::create_dir(&out).unwrap();
         let mut first = OutputDir::open(&out).unwrap();
         let early = File::open(&out).unwrap();
         first.write_bytes("a", b"1").unwrap();
