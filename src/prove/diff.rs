@@ -1599,33 +1599,24 @@ fn read_within(r: &mut impl Read, data: &mut Vec<u8>, limit: u64) -> io::Result<
 /// Compares two gzip streams too large to hold as one byte stream each, a megabyte at a
 /// time: the first decompressed offset where they differ, or that they agree.
 fn diff_gzip_streamed(c: &mut Collector, path: &[String], a: &[u8], b: &[u8]) {
-    let limit = |x: &[u8]| {
-        (x.len() as u64)
-            .saturating_mul(gzip::MAX_RATIO)
-            .min(MAX_STREAMED)
-    };
     let why = format!(
         "the decompressed streams are larger than the {} MiB pimg diff holds in memory, so they \
          are compared as byte streams, not member by member",
         DECOMPRESSED_IN_MEMORY >> 20
     );
+    // One limit for both sides, so that neither stops where the other goes on.
     let (Ok(mut ra), Ok(mut rb)) = (
-        gzip::GzipReader::new(a, limit(a)),
-        gzip::GzipReader::new(b, limit(b)),
+        gzip::GzipReader::new(a, MAX_STREAMED),
+        gzip::GzipReader::new(b, MAX_STREAMED),
     ) else {
         return;
     };
     let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
     let mut at = 0u64;
     loop {
-        let (na, ea) = match fill(&mut ra, &mut ba) {
-            Ok(n) => (n, None),
-            Err(e) => (0, Some(e.to_string())),
-        };
-        let (nb, eb) = match fill(&mut rb, &mut bb) {
-            Ok(n) => (n, None),
-            Err(e) => (0, Some(e.to_string())),
-        };
+        // What was read before an error is compared too.
+        let (na, ea) = fill_until_error(&mut ra, &mut ba);
+        let (nb, eb) = fill_until_error(&mut rb, &mut bb);
         let n = na.min(nb);
         if let Some(i) = ba[..n].iter().zip(&bb[..n]).position(|(x, y)| x != y) {
             let at = at + i as u64;
@@ -1639,48 +1630,66 @@ fn diff_gzip_streamed(c: &mut Collector, path: &[String], a: &[u8], b: &[u8]) {
             );
             return;
         }
+        let start = at;
         at += n as u64;
-        if ea.is_some() || eb.is_some() || na != nb || na == 0 {
-            let cut = |e: &Option<String>| e.as_deref().is_some_and(|e| e.contains("limit"));
-            let note = if cut(&ea) && cut(&eb) {
-                format!(
-                    "both decompress identically for their first {at} bytes; the rest is not \
-                     compared (pimg diff streams at most {} MiB of each)",
-                    MAX_STREAMED >> 20
-                )
-            } else if ea.is_none() && eb.is_none() && na == nb {
-                // Both ended together: identical output.
-                if let (Some(x), Some(y)) = (ra.trailer(), rb.trailer()) {
-                    compare_fields(c, &join(path, "gzip trailer"), &x.fields(), &y.fields(), 0);
-                }
-                c.add(
-                    path,
-                    "compressed data",
-                    None,
-                    None,
-                    None,
-                    Some(format!(
-                        "the deflate streams differ but decompress to identical bytes ({at} bytes); {why}"
-                    )),
-                );
-                return;
-            } else {
-                let start = at - n as u64;
-                let side = |e: Option<String>, got: usize| match e {
-                    Some(e) => e,
-                    None if got == ba.len() => "goes on".to_string(),
-                    None => format!("ends after {} bytes", start + got as u64),
+        if ea.is_none() && eb.is_none() && na == nb && na == ba.len() {
+            continue;
+        }
+        let note = if ra.hit_limit() && rb.hit_limit() {
+            format!(
+                "both decompress identically for their first {at} bytes; the rest is not \
+                 compared (pimg diff streams at most {} MiB of each)",
+                MAX_STREAMED >> 20
+            )
+        } else if ea.is_none() && eb.is_none() && na == nb {
+            // Both streams ended together with identical output.
+            if let (Some(x), Some(y)) = (ra.trailer(), rb.trailer()) {
+                let before = c.count();
+                compare_fields(c, &join(path, "gzip trailer"), &x.fields(), &y.fields(), 0);
+                // Bytes after the first member (another member, say) are compared as bytes.
+                let tail = |d: &'_ [u8], t: u64| -> Vec<u8> {
+                    d[d.len().saturating_sub(t as usize)..].to_vec()
                 };
-                format!(
-                    "A: {}; B: {}; the decompressed output agrees up to byte {at}; {why}",
-                    side(ea, na),
-                    side(eb, nb)
-                )
+                let (ta, tb) = (tail(a, x.trailing), tail(b, y.trailing));
+                if ta != tb {
+                    raw_difference(c, path, "bytes after the gzip trailer", &ta, &tb);
+                }
+                if c.count() > before {
+                    return;
+                }
+            }
+            format!(
+                "the deflate streams differ but decompress to identical bytes ({at} bytes); {why}"
+            )
+        } else {
+            let side = |e: Option<String>, got: usize| match e {
+                Some(e) => e,
+                None if got == ba.len() => "goes on".to_string(),
+                None => format!("ends after {} bytes", start + got as u64),
             };
-            c.add(path, "decompressed data", None, None, Some(at), Some(note));
-            return;
+            format!(
+                "A: {}; B: {}; the decompressed output agrees up to byte {at}; {why}",
+                side(ea, na),
+                side(eb, nb)
+            )
+        };
+        c.add(path, "decompressed data", None, None, Some(at), Some(note));
+        return;
+    }
+}
+
+/// Like `fill`, but an error ends the filling instead of losing what was read before it.
+fn fill_until_error<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> (usize, Option<String>) {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (got, Some(e.to_string())),
         }
     }
+    (got, None)
 }
 
 /// The ten fixed header bytes as fields, parsed without judging them.
@@ -1702,7 +1711,9 @@ fn diff_gzip(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usiz
     compare_fields(c, &hp, &gzip_fixed_fields(a), &gzip_fixed_fields(b), 0);
     let room = DECOMPRESSED_IN_MEMORY.saturating_sub(c.held) / 2;
     let (ga, gb) = (gunzip(a, room), gunzip(b, room));
-    if ga.over || gb.over {
+    // A header that cannot be read is reported below, streams or no streams.
+    let readable = ga.header_error.is_none() && gb.header_error.is_none();
+    if (ga.over || gb.over) && readable {
         if let (Some(x), Some(y)) = (&ga.header, &gb.header) {
             let fx: Vec<Field> = x.fields().into_iter().skip(6).collect();
             let fy: Vec<Field> = y.fields().into_iter().skip(6).collect();

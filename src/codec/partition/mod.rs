@@ -92,7 +92,7 @@ pub fn partitions<R: Read + Seek>(reader: R) -> Result<PartitionTable, ReadError
         // A damaged primary table is replaced by an intact backup, as the kernel does; the
         // damage is reported either way.
         let mut problems = Vec::new();
-        let backup_at = g.backup.as_ref().map_or(0, |h| h.offset / SECTOR_SIZE);
+        let backup_at = g.backup_lba;
         let (header, entries) = match (&g.primary, &g.primary_error, &g.backup, &g.backup_error) {
             (Some(h), None, _, backup_error) => {
                 if let Some(e) = backup_error {
@@ -128,6 +128,19 @@ pub fn partitions<R: Read + Seek>(reader: R) -> Result<PartitionTable, ReadError
             }
         };
         let primary = header;
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.is_used() && e.last_lba < e.first_lba)
+        {
+            return Err(ReadError::invalid(
+                format!("GPT partition entry {}", e.index),
+                e.offset + 32,
+                format!(
+                    "its last LBA {} is before its first LBA {}",
+                    e.last_lba, e.first_lba
+                ),
+            ));
+        }
         let partitions = entries
             .iter()
             .filter(|e| e.is_used())
