@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 
 pimg="${1:-target/release/pimg}"
 if [ ! -x "$pimg" ]; then
+    [ $# -eq 0 ] || { echo "hostile.sh: $pimg is not an executable" >&2; exit 2; }
     cargo build --release --locked
 fi
 pimg="$(realpath "$pimg")"
@@ -31,15 +32,20 @@ cd "$work"
 
 echo "hostile.sh: building the good image to damage"
 "$pimg" build --board rpi3b --inputs "$OLDPWD/inputs" --out good --no-cache \
-    --source-date-epoch 1700000000 >/dev/null 2>&1
+    --source-date-epoch 1700000000 >/dev/null 2>good.err || {
+    cat good.err >&2
+    exit 2
+}
 img=good/rpi3b.img
 
-# The corpus, each file at most 16 MiB (the sparse one only in its apparent size).
+# The corpus: files of at most 16 MiB (the sparse image is 1 GiB only in its apparent size;
+# the gzip bombs, 3 GiB of zeros each, are about 14 MiB; the package with its 512 MiB member
+# about 0.5 MiB).
 head -c $((16 << 20)) /dev/urandom >junk.bin
 head -c $((16 << 20)) /dev/urandom >junk2.bin
 head -c $((16 << 20)) "$img" >truncated.img
-head -c $((4 << 30)) /dev/zero | gzip -1 >bomb-a.gz
-{ head -c $((4 << 30)) /dev/zero; printf x; } | gzip -1 >bomb-b.gz
+head -c $((3 << 30)) /dev/zero | gzip -1 >bomb-a.gz
+{ head -c $((3 << 30)) /dev/zero; printf x; } | gzip -1 >bomb-b.gz
 truncate -s 1G sparse.img
 mkfifo fifo.img
 python3 - "$img" <<'EOF'
@@ -121,7 +127,8 @@ try() { # label, pimg arguments...
     /usr/bin/time -o time.out -f '%e %M' timeout $((limit_s * 3)) "$pimg" "$@" >out.txt 2>err.txt </dev/null
     rc=$?
     set -e
-    read -r secs kib < <(tail -n 1 time.out) || { secs=0; kib=0; }
+    read -r secs kib < <(tail -n 1 time.out) || true
+    secs=${secs:-0} kib=${kib:-0}
     printf '%-44s %5s %8s %9s\n' "$label" "$rc" "$secs" "$((kib / 1024))"
     if [ "$rc" -eq 124 ] || [ "$rc" -ge 101 ] || [ "$kib" -gt "$limit_kib" ] ||
         gt "$secs" "$limit_s"; then

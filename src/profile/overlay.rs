@@ -225,7 +225,12 @@ fn assemble(
         source,
     };
     for (path, kind) in raw {
-        if path == ATTRIBUTES_FILE || path.starts_with(".attributes/") {
+        // What a folder named .attributes holds is not looked at: the folder itself is
+        // refused below (its entry comes after its children's).
+        if path.starts_with(".attributes/") {
+            continue;
+        }
+        if path == ATTRIBUTES_FILE {
             let what = match kind {
                 RawKind::File(data, _) => {
                     attributes = Some(data);
@@ -466,6 +471,7 @@ mod tests {
         let d = overlay_dir();
         fs::create_dir(d.path().join(ATTRIBUTES_FILE)).unwrap();
         fs::write(d.path().join(".attributes/x"), "etc/shadow 0640 0 42\n").unwrap();
+        std::os::unix::fs::symlink("x", d.path().join(".attributes/y")).unwrap();
         let e = from_dir(d.path()).unwrap_err().to_string();
         assert!(
             e.contains(".attributes is a directory; it must be a regular file"),
