@@ -327,6 +327,32 @@ impl Target {
     }
 }
 
+/// Takes `file`'s lock (`lock` names it) without waiting: `Err(Busy)` where another build
+/// holds it, `Ok(Err(_))` where the file system cannot lock it.
+fn try_lock(file: &File, lock: &Path, shown: &Path) -> Result<io::Result<()>, PublishError> {
+    match file.try_lock() {
+        Ok(()) => Ok(Ok(())),
+        Err(fs::TryLockError::WouldBlock) => Err(PublishError::Busy {
+            path: shown.display().to_string(),
+            lock: lock.display().to_string(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Ok(Err(e)),
+    }
+}
+
+fn cannot_lock<'a>(shown: &'a Path, lock: &'a Path) -> impl Fn(io::Error) -> PublishError + 'a {
+    move |e| out_ctx(shown, format_args!("cannot lock {}", lock.display()), e)
+}
+
+/// Opens (creating, never truncating) a lock file.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
 /// The locks a build holds (`flock`, released when the files close at exit): the output
 /// folder, and the staging folder that is to replace it. A build that opened the folder just
 /// before another build swapped or removed it sees that the path no longer names what it
@@ -355,20 +381,11 @@ impl Lock {
                 Err(e) => return Err(out_err(shown)(e)),
             };
             let file = File::open(dir).map_err(out_err(shown))?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(PublishError::Busy {
-                        path: shown.display().to_string(),
-                        lock: dir.display().to_string(),
-                    })
+            if let Err(e) = try_lock(&file, dir, shown)? {
+                if created {
+                    let _ = fs::remove_dir(dir);
                 }
-                Err(fs::TryLockError::Error(e)) => {
-                    if created {
-                        let _ = fs::remove_dir(dir);
-                    }
-                    return Ok(Locked::Unsupported(e));
-                }
+                return Ok(Locked::Unsupported(e));
             }
             if still_names(dir, &file)? {
                 let lock = Lock {
@@ -385,34 +402,14 @@ impl Lock {
     fn file_inside(target: &Target) -> Result<Lock, PublishError> {
         let (path, shown) = (target.dir.join(LOCK_FILE), &target.shown);
         for _ in 0..100 {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| {
-                    out_ctx(
-                        shown,
-                        format_args!("cannot create the lock file {}", path.display()),
-                        e,
-                    )
-                })?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(PublishError::Busy {
-                        path: shown.display().to_string(),
-                        lock: path.display().to_string(),
-                    })
-                }
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(out_ctx(
-                        shown,
-                        format_args!("cannot lock {}", path.display()),
-                        e,
-                    ))
-                }
-            }
+            let file = open_lock_file(&path).map_err(|e| {
+                out_ctx(
+                    shown,
+                    format_args!("cannot create the lock file {}", path.display()),
+                    e,
+                )
+            })?;
+            try_lock(&file, &path, shown)?.map_err(cannot_lock(shown, &path))?;
             if still_names(&path, &file)? {
                 return Ok(Lock {
                     held: vec![file],
@@ -427,23 +424,11 @@ impl Lock {
     /// the build that holds it; `None` where the file system cannot lock it.
     fn side_file(path: &Path, shown: &Path) -> Result<Option<Lock>, PublishError> {
         for _ in 0..100 {
-            let Ok(file) = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(path)
-            else {
+            let Ok(file) = open_lock_file(path) else {
                 return Ok(None);
             };
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(PublishError::Busy {
-                        path: shown.display().to_string(),
-                        lock: path.display().to_string(),
-                    })
-                }
-                Err(fs::TryLockError::Error(_)) => return Ok(None),
+            if try_lock(&file, path, shown)?.is_err() {
+                return Ok(None);
             }
             if still_names(path, &file)? {
                 return Ok(Some(Lock {
@@ -817,22 +802,7 @@ impl OutputDir {
         }
         let (dir, shown) = (&self.target.dir, &self.target.shown);
         let file = File::open(dir).map_err(out_err(shown))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(PublishError::Busy {
-                    path: shown.display().to_string(),
-                    lock: dir.display().to_string(),
-                })
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(out_ctx(
-                    shown,
-                    format_args!("cannot lock {}", dir.display()),
-                    e,
-                ))
-            }
-        }
+        try_lock(&file, dir, shown)?.map_err(cannot_lock(shown, dir))?;
         self.lock.held.push(file);
         self.folder_locked = true;
         Ok(())

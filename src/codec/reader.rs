@@ -110,17 +110,22 @@ impl<R: Read + Seek> Device<R> {
         self.base
     }
 
-    /// Fills `buf` from window offset `offset`, or fails naming `what` when out of bounds.
-    pub fn read_at(&mut self, offset: u64, buf: &mut [u8], what: &str) -> Result<(), ReadError> {
-        let need = buf.len() as u64;
-        if offset.checked_add(need).is_none_or(|end| end > self.len) {
+    /// `len` bytes at `offset` lie inside the window; else `Truncated`, naming `what`.
+    fn check_within(&self, offset: u64, len: u64, what: &str) -> Result<(), ReadError> {
+        if offset.checked_add(len).is_none_or(|end| end > self.len) {
             return Err(ReadError::Truncated {
                 what: what.to_string(),
                 offset,
-                needed: need,
+                needed: len,
                 end: self.len,
             });
         }
+        Ok(())
+    }
+
+    /// Fills `buf` from window offset `offset`, or fails naming `what` when out of bounds.
+    pub fn read_at(&mut self, offset: u64, buf: &mut [u8], what: &str) -> Result<(), ReadError> {
+        self.check_within(offset, buf.len() as u64, what)?;
         let io_err = |source| ReadError::Io {
             what: what.to_string(),
             offset,
@@ -134,14 +139,7 @@ impl<R: Read + Seek> Device<R> {
 
     /// Reads `len` bytes at `offset` into a new buffer (bounded by the window).
     pub fn read_vec(&mut self, offset: u64, len: u64, what: &str) -> Result<Vec<u8>, ReadError> {
-        if offset.checked_add(len).is_none_or(|end| end > self.len) {
-            return Err(ReadError::Truncated {
-                what: what.to_string(),
-                offset,
-                needed: len,
-                end: self.len,
-            });
-        }
+        self.check_within(offset, len, what)?;
         let mut buf = vec![0u8; len as usize];
         self.read_at(offset, &mut buf, what)?;
         Ok(buf)
@@ -220,6 +218,21 @@ pub(crate) struct Counted<R> {
     pub(crate) pos: u64,
 }
 
+/// Reads into `buf` until it is full, the input ends or a read fails (retrying interrupted
+/// reads): how many bytes it holds, and the error that stopped it.
+pub fn fill_until_error<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> (usize, Option<io::Error>) {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (got, Some(e)),
+        }
+    }
+    (got, None)
+}
+
 impl<R: Read> Counted<R> {
     pub(crate) fn new(inner: R) -> Self {
         Counted { inner, pos: 0 }
@@ -228,49 +241,28 @@ impl<R: Read> Counted<R> {
     /// Fills `buf` exactly; a short input is `Truncated` at the current offset.
     pub(crate) fn fill(&mut self, buf: &mut [u8], what: &str) -> Result<(), ReadError> {
         let start = self.pos;
-        let mut got = 0;
-        while got < buf.len() {
-            match self.read(&mut buf[got..]) {
-                Ok(0) => {
-                    return Err(ReadError::Truncated {
-                        what: what.to_string(),
-                        offset: start,
-                        needed: buf.len() as u64,
-                        end: self.pos,
-                    })
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(ReadError::Io {
-                        what: what.to_string(),
-                        offset: self.pos,
-                        source,
-                    })
-                }
-            }
+        let got = self.fill_upto(buf, what)?;
+        if got < buf.len() {
+            return Err(ReadError::Truncated {
+                what: what.to_string(),
+                offset: start,
+                needed: buf.len() as u64,
+                end: self.pos,
+            });
         }
         Ok(())
     }
 
     /// Reads up to `buf.len()` bytes, fewer only at the end of the input.
     pub(crate) fn fill_upto(&mut self, buf: &mut [u8], what: &str) -> Result<usize, ReadError> {
-        let mut got = 0;
-        while got < buf.len() {
-            match self.read(&mut buf[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(ReadError::Io {
-                        what: what.to_string(),
-                        offset: self.pos,
-                        source,
-                    })
-                }
-            }
+        match fill_until_error(self, buf) {
+            (got, None) => Ok(got),
+            (_, Some(source)) => Err(ReadError::Io {
+                what: what.to_string(),
+                offset: self.pos,
+                source,
+            }),
         }
-        Ok(got)
     }
 
     /// Hands exactly `len` bytes to `visit` (which may read any part of them), then skips

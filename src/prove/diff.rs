@@ -367,16 +367,10 @@ fn differing_ranges<A: Read, B: Read>(mut a: A, mut b: B) -> io::Result<ByteDiff
 }
 
 fn fill<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match crate::codec::reader::fill_until_error(r, buf) {
+        (got, None) => Ok(got),
+        (_, Some(e)) => Err(e),
     }
-    Ok(got)
 }
 
 /// Compares two files on disk.
@@ -1680,16 +1674,8 @@ fn diff_gzip_streamed(c: &mut Collector, path: &[String], a: &[u8], b: &[u8]) {
 
 /// Like `fill`, but an error ends the filling instead of losing what was read before it.
 fn fill_until_error<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> (usize, Option<String>) {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (got, Some(e.to_string())),
-        }
-    }
-    (got, None)
+    let (got, e) = crate::codec::reader::fill_until_error(r, buf);
+    (got, e.map(|e| e.to_string()))
 }
 
 /// The ten fixed header bytes as fields, parsed without judging them.
@@ -1910,6 +1896,23 @@ struct Listing<M> {
     end: Result<Vec<Group>, String>,
 }
 
+impl<M: Clone> Listing<M> {
+    /// Runs a reader that hands every member to its visitor, keeping the members and
+    /// describing what follows the last with `tail`.
+    fn of<End, E: std::fmt::Display>(
+        read: impl FnOnce(&mut dyn FnMut(&M) -> Result<(), ReadError>) -> Result<End, E>,
+        tail: impl FnOnce(End) -> Vec<Group>,
+    ) -> Self {
+        let mut members = Vec::new();
+        let end = read(&mut |m: &M| {
+            members.push(m.clone());
+            Ok(())
+        });
+        let end = end.map_err(|e| e.to_string()).map(tail);
+        Listing { members, end }
+    }
+}
+
 /// An archive format the comparison reads.
 trait Format {
     /// How the report names an archive of this format that does not read.
@@ -1925,21 +1928,18 @@ impl Format for CpioFormat {
     type Member = CpioHeader;
 
     fn read(data: &[u8]) -> Listing<CpioHeader> {
-        let mut members = Vec::new();
-        let end = cpio::read(data, |h, _| {
-            members.push(h.clone());
-            Ok(())
-        });
-        let end = end.map_err(|e| e.to_string()).map(|end| {
-            let trailer = Group {
-                under: Some(cpio::TRAILER),
-                ..Group::fields(&end.trailer.fields())
-            };
-            let mut after = Value::new("bytes after the trailer", end.trailing, Some(end.end));
-            after.unshown = end.trailing_nonzero.to_string();
-            vec![trailer, Group::new(vec![after])]
-        });
-        Listing { members, end }
+        Listing::of(
+            |visit| cpio::read(data, |h, _| visit(h)),
+            |end| {
+                let trailer = Group {
+                    under: Some(cpio::TRAILER),
+                    ..Group::fields(&end.trailer.fields())
+                };
+                let mut after = Value::new("bytes after the trailer", end.trailing, Some(end.end));
+                after.unshown = end.trailing_nonzero.to_string();
+                vec![trailer, Group::new(vec![after])]
+            },
+        )
     }
 }
 
@@ -1987,24 +1987,21 @@ impl Format for TarFormat {
     type Member = TarEntry;
 
     fn read(data: &[u8]) -> Listing<TarEntry> {
-        let mut members = Vec::new();
-        let end = tar::read(data, |e, _| {
-            members.push(e.clone());
-            Ok(())
-        });
-        let end = end.map_err(|e| e.to_string()).map(|end| {
-            let mut v = Value::new(
-                "end of archive",
-                format!(
-                    "{} zero blocks, {} bytes after",
-                    end.zero_blocks, end.trailing
-                ),
-                Some(end.end_offset),
-            );
-            v.unshown = end.trailing_nonzero.to_string();
-            vec![Group::new(vec![v])]
-        });
-        Listing { members, end }
+        Listing::of(
+            |visit| tar::read(data, |e, _| visit(e)),
+            |end| {
+                let mut v = Value::new(
+                    "end of archive",
+                    format!(
+                        "{} zero blocks, {} bytes after",
+                        end.zero_blocks, end.trailing
+                    ),
+                    Some(end.end_offset),
+                );
+                v.unshown = end.trailing_nonzero.to_string();
+                vec![Group::new(vec![v])]
+            },
+        )
     }
 }
 

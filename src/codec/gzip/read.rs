@@ -56,23 +56,18 @@ impl GzipHeader {
             ));
             at += 2 + x.len() as u64;
         }
-        if let Some(n) = &self.name {
-            f.push(Field::new(
-                "file name",
-                at,
-                n.len() as u64 + 1,
-                crate::codec::reader::printable(n),
-            ));
-            at += n.len() as u64 + 1;
-        }
-        if let Some(c) = &self.comment {
-            f.push(Field::new(
-                "comment",
-                at,
-                c.len() as u64 + 1,
-                crate::codec::reader::printable(c),
-            ));
-            at += c.len() as u64 + 1;
+        // The name and the comment are zero-terminated.
+        for (what, text) in [("file name", &self.name), ("comment", &self.comment)] {
+            if let Some(t) = text {
+                let len = t.len() as u64 + 1;
+                f.push(Field::new(
+                    what,
+                    at,
+                    len,
+                    crate::codec::reader::printable(t),
+                ));
+                at += len;
+            }
         }
         if let Some(h) = self.header_crc16 {
             f.push(Field::new("header CRC16", at, 2, format!("{h:04x}")));

@@ -248,6 +248,22 @@ pub fn parse_entry(b: &[u8], index: u32, offset: u64) -> GptEntry {
     }
 }
 
+/// What is wrong with one side: its header's fields, and its entry array against the
+/// header's CRC32 (`crc` is the array's, `None` where it does not fit the disk).
+fn side_problems(h: &GptHeader, crc: Option<u32>) -> Vec<String> {
+    let mut problems = h.problems();
+    if let Some(c) = crc.filter(|c| *c != h.entries_crc32) {
+        problems.push(format!(
+            "partition entries CRC32 is {:08x} but the array hashes to {c:08x}",
+            h.entries_crc32
+        ));
+    }
+    if crc.is_none() {
+        problems.push("the partition entry array does not fit the disk".into());
+    }
+    problems
+}
+
 /// Reads the header at `lba` and its entry array (when its fields are sane and it fits).
 fn read_side<R: Read + Seek>(
     dev: &mut Device<R>,
@@ -304,16 +320,7 @@ pub fn read<R: Read + Seek>(dev: &mut Device<R>) -> Result<Gpt, ReadError> {
     let mut backup_lba = last_lba;
     match read_side(dev, 1) {
         Ok((h, entries, crc)) => {
-            let mut problems = h.problems();
-            if let Some(c) = crc.filter(|c| *c != h.entries_crc32) {
-                problems.push(format!(
-                    "partition entries CRC32 is {:08x} but the array hashes to {c:08x}",
-                    h.entries_crc32
-                ));
-            }
-            if crc.is_none() {
-                problems.push("the partition entry array does not fit the disk".into());
-            }
+            let problems = side_problems(&h, crc);
             if !problems.is_empty() {
                 g.primary_error = Some(problems.join("; "));
             }
@@ -328,16 +335,7 @@ pub fn read<R: Read + Seek>(dev: &mut Device<R>) -> Result<Gpt, ReadError> {
     }
     match read_side(dev, backup_lba) {
         Ok((h, entries, crc)) => {
-            let mut p = h.problems();
-            if let Some(c) = crc.filter(|c| *c != h.entries_crc32) {
-                p.push(format!(
-                    "partition entries CRC32 is {:08x} but the array hashes to {c:08x}",
-                    h.entries_crc32
-                ));
-            }
-            if crc.is_none() {
-                p.push("the partition entry array does not fit the disk".into());
-            }
+            let mut p = side_problems(&h, crc);
             if h.current_lba != backup_lba {
                 p.push(format!(
                     "it says it is at LBA {}, not {backup_lba}",

@@ -78,42 +78,17 @@ impl Mbr {
         for (i, e) in self.entries.iter().enumerate() {
             let base = (ENTRIES_OFFSET + i * ENTRY_LEN) as u64;
             let p = format!("partition {}", i + 1);
-            f.push(Field::new(
-                format!("{p} › status"),
-                base,
-                1,
-                format!("0x{:02x}", e.status),
-            ));
-            f.push(Field::new(
-                format!("{p} › first CHS"),
-                base + 1,
-                3,
-                hex3(e.first_chs),
-            ));
-            f.push(Field::new(
-                format!("{p} › type"),
-                base + 4,
-                1,
-                format!("0x{:02x}", e.part_type),
-            ));
-            f.push(Field::new(
-                format!("{p} › last CHS"),
-                base + 5,
-                3,
-                hex3(e.last_chs),
-            ));
-            f.push(Field::new(
-                format!("{p} › start LBA"),
-                base + 8,
-                4,
-                e.start_lba,
-            ));
-            f.push(Field::new(
-                format!("{p} › sectors"),
-                base + 12,
-                4,
-                e.sectors,
-            ));
+            let entry: [(&str, u64, u64, String); 6] = [
+                ("status", 0, 1, format!("0x{:02x}", e.status)),
+                ("first CHS", 1, 3, hex3(e.first_chs)),
+                ("type", 4, 1, format!("0x{:02x}", e.part_type)),
+                ("last CHS", 5, 3, hex3(e.last_chs)),
+                ("start LBA", 8, 4, e.start_lba.to_string()),
+                ("sectors", 12, 4, e.sectors.to_string()),
+            ];
+            for (name, at, len, value) in entry {
+                f.push(Field::new(format!("{p} › {name}"), base + at, len, value));
+            }
         }
         f.push(Field::new(
             "boot signature",

@@ -10,26 +10,22 @@ use std::io::{Read, Seek, SeekFrom};
 pub use write::TableKind;
 
 /// One partition found in the table, in bytes from the start of the disk.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Partition {
     /// 1-based entry number in the table.
     pub index: u32,
     /// MBR type byte (MBR tables).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mbr_type: Option<u8>,
     /// MBR active flag.
     pub bootable: bool,
     /// GPT partition type GUID, canonical string (GPT tables).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub type_guid: Option<String>,
     /// GPT unique partition GUID, canonical string (GPT tables).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub part_guid: Option<String>,
     /// GPT partition name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// GPT attribute bits.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<u64>,
     /// First byte.
     pub start: u64,
@@ -38,16 +34,15 @@ pub struct Partition {
 }
 
 /// The partition table of a disk image.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionTable {
     /// MBR or GPT.
     #[serde(serialize_with = "kind_str")]
     pub kind: TableKind,
     /// MBR disk signature (MBR tables; GPT's protective MBR keeps its own).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_signature: Option<u32>,
     /// GPT disk GUID, canonical string.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_guid: Option<String>,
     /// Used entries only, in table order.
     pub partitions: Vec<Partition>,

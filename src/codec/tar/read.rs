@@ -198,29 +198,18 @@ pub fn looks_like_header(b: &[u8]) -> bool {
         && number(&b[148..156], "checksum", 148).is_ok_and(|c| checksum_matches(b, c))
 }
 
+/// The header block's sum with the checksum field counted as spaces, each byte taken as
+/// unsigned (POSIX) or as signed (some old writers).
+pub(crate) fn header_sums(b: &[u8]) -> (u64, i64) {
+    let spaced = |i: usize, c: u8| if (148..156).contains(&i) { b' ' } else { c };
+    b.iter().enumerate().fold((0, 0), |(u, s), (i, &c)| {
+        let c = spaced(i, c);
+        (u + u64::from(c), s + i64::from(c as i8))
+    })
+}
+
 fn checksum_matches(b: &[u8], stored: u64) -> bool {
-    let unsigned: u64 = b
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u64::from(c)
-            }
-        })
-        .sum();
-    let signed: i64 = b
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                i64::from(c as i8)
-            }
-        })
-        .sum();
+    let (unsigned, signed) = header_sums(b);
     stored == unsigned || i64::try_from(stored).is_ok_and(|s| s == signed)
 }
 
@@ -326,17 +315,7 @@ pub fn read<R: Read>(
         }
         let stored = number(&b[148..156], "checksum", offset + 148)?;
         if !checksum_matches(&b, stored) {
-            let sum: u64 = b
-                .iter()
-                .enumerate()
-                .map(|(i, &c)| {
-                    if (148..156).contains(&i) {
-                        32
-                    } else {
-                        u64::from(c)
-                    }
-                })
-                .sum();
+            let (sum, _) = header_sums(&b);
             return Err(ReadError::invalid(
                 "tar header checksum",
                 offset + 148,
