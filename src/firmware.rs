@@ -40,19 +40,16 @@ impl std::fmt::Display for Problem {
 }
 
 /// What the firmware would load on one model.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct BootSet {
     pub model: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub bootcode: Option<String>,
     /// The start/fixup pair; none where the firmware is in the EEPROM (Pi 5).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub start: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fixup: Option<String>,
     pub kernel: String,
     pub arm_64bit: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub initramfs: Option<String>,
     pub device_tree: String,
     pub cmdline: String,
@@ -613,12 +610,7 @@ mod tests {
             .replace("bcm2711-rpi-4-b.dtb", "bcm2711-rpi-4b.dtb")
             .replace("usercfg.txt", "user.txt");
         let r = check(&mut media(&cfg), &models(&["pi3b", "pi4b"]));
-        let all = r
-            .problems
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let all = problems(&r);
         assert!(all.contains("config.txt:2: kernel=boot/vmlinuz-lts names the kernel boot/vmlinuz-lts, which is not in the partition"), "{all}");
         assert!(
             all.contains("boot/initramfs-lts, which is not in the partition"),
@@ -688,12 +680,7 @@ mod tests {
         m.0.remove("bootcode.bin");
         m.0.remove("fixup4.dat");
         let r = check(&mut m, &models(&["pi3b", "pi4b"]));
-        let all = r
-            .problems
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let all = problems(&r);
         assert!(
             all.contains("(Pi 3 B): the Pi 3 B's boot ROM loads bootcode.bin"),
             "{all}"

@@ -2,7 +2,7 @@
 //! type: the build writes it, and verify, boot and check read it back.
 
 use crate::digest::FileSum;
-use crate::profile::lock::LockRecord;
+use crate::profile::lock::{LockRecord, PinnedInput};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -23,7 +23,7 @@ pub struct Buildinfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<LockRecord>,
     pub identifiers: BuildinfoIds,
-    pub inputs: Vec<BuildinfoInput>,
+    pub inputs: Vec<PinnedInput>,
     /// For each profile field that names alternatives, the one that matched.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub matched: BTreeMap<String, String>,
@@ -53,26 +53,17 @@ pub struct BuildinfoOverlay {
 }
 
 /// The identifiers written into the image, in lowercase hex or canonical GUID form.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildinfoIds {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub fat_volume_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub mbr_disk_signature: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub gpt_disk_guid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub gpt_boot_partition_guid: Option<String>,
-}
-
-/// One input as it was read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuildinfoInput {
-    pub name: String,
-    pub version: Option<String>,
-    pub arch: Option<String>,
-    pub file: String,
-    pub sha256: String,
 }
 
 /// The initramfs's kernel modules: what the profile asked for and what that closed over.
@@ -160,7 +151,7 @@ mod tests {
                 gpt_disk_guid: Some("0fc63daf-8483-4772-8e79-3d69d8477de4".into()),
                 gpt_boot_partition_guid: Some("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7".into()),
             },
-            inputs: vec![BuildinfoInput {
+            inputs: vec![PinnedInput {
                 name: "raspi-firmware".into(),
                 version: Some("1.2".into()),
                 arch: None,

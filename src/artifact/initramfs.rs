@@ -103,8 +103,18 @@ pub fn tree(c: &InitramfsContent) -> Result<Tree, TreeError> {
 
 /// Serializes a tree as gzip-compressed cpio newc, inodes numbered from 1 in path order.
 pub fn cpio_gz(t: &Tree, epoch: SourceDateEpoch, level: u32) -> Result<Vec<u8>, ArchiveError> {
-    let mut w = CpioWriter::new(gzip::encoder(Vec::new(), level));
     let mtime = u32::try_from(epoch.seconds()).expect("the epoch range fits u32");
+    let gz = write_cpio(t, mtime, gzip::encoder(Vec::new(), level))?;
+    gz.finish().map_err(|source| ArchiveError::Io {
+        format: "gzip",
+        source,
+    })
+}
+
+/// Writes a tree as cpio newc into `out`: inodes numbered from 1 in path order, every mtime
+/// `mtime`, device numbers 0 but a device node's own.
+pub fn write_cpio<W: std::io::Write>(t: &Tree, mtime: u32, out: W) -> Result<W, ArchiveError> {
+    let mut w = CpioWriter::new(out);
     for (i, (path, node)) in t.iter().enumerate() {
         let (rdev_major, rdev_minor) = match node.kind {
             NodeKind::CharDevice { major, minor } => (major, minor),
@@ -130,9 +140,5 @@ pub fn cpio_gz(t: &Tree, epoch: SourceDateEpoch, level: u32) -> Result<Vec<u8>, 
             data,
         })?;
     }
-    let gz = w.finish()?;
-    gz.finish().map_err(|source| ArchiveError::Io {
-        format: "gzip",
-        source,
-    })
+    w.finish()
 }

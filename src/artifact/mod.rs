@@ -12,6 +12,17 @@ pub mod rpi_tarball;
 pub mod sbom;
 pub mod sums;
 
+/// How the lock, the buildinfo and the SBOM record an input whose content hashes to `sha256`.
+pub fn pinned(i: &crate::inputs::Input, sha256: String) -> crate::profile::lock::PinnedInput {
+    crate::profile::lock::PinnedInput {
+        name: i.name.clone(),
+        version: i.version.clone(),
+        arch: i.arch.clone(),
+        file: i.file.clone(),
+        sha256,
+    }
+}
+
 /// A profile value an artifact cannot be made from; the build names the profile file.
 #[derive(Debug, thiserror::Error)]
 #[error("{field}: {message}")]

@@ -7,6 +7,7 @@
 use crate::digest::{hex, FileSum};
 use crate::epoch::{iso8601, SourceDateEpoch};
 use crate::inputs::{Input, InputKind};
+use crate::profile::lock::PinnedInput;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -14,12 +15,7 @@ use std::collections::BTreeMap;
 /// One input package as the SBOM lists it.
 #[derive(Debug, Clone)]
 pub struct SbomInput {
-    pub name: String,
-    pub version: Option<String>,
-    pub arch: Option<String>,
-    /// File name in the inputs folder.
-    pub file: String,
-    pub sha256: String,
+    pub pinned: PinnedInput,
     /// The licence the package states (an `.apk`'s `license`); `None` for NOASSERTION.
     pub license: Option<String>,
     /// What kind of input it is, for the comment (".deb package", ...).
@@ -59,13 +55,13 @@ struct CreationInfo {
     creators: Vec<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Package {
     #[serde(rename = "SPDXID")]
     spdx_id: String,
     name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     version_info: Option<String>,
     package_file_name: String,
     download_location: &'static str,
@@ -74,11 +70,8 @@ struct Package {
     license_concluded: &'static str,
     license_declared: String,
     copyright_text: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     primary_package_purpose: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     built_date: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     comment: Option<String>,
 }
 
@@ -109,11 +102,7 @@ struct ExtractedLicense {
 pub fn inputs(used: &[(Input, String)], licenses: &BTreeMap<String, String>) -> Vec<SbomInput> {
     used.iter()
         .map(|(i, sha)| SbomInput {
-            name: i.name.clone(),
-            version: i.version.clone(),
-            arch: i.arch.clone(),
-            file: i.file.clone(),
-            sha256: sha.clone(),
+            pinned: super::pinned(i, sha.clone()),
             license: licenses.get(&i.file).cloned(),
             kind: match i.kind {
                 InputKind::Deb => "Debian package",
@@ -195,14 +184,15 @@ fn input_packages(
 ) -> (Vec<Package>, Vec<(String, String)>) {
     let mut packages = Vec::new();
     let mut input_ids = Vec::new();
-    for i in inputs {
+    for input in inputs {
+        let i = &input.pinned;
         let id = ids.unique(&format!("SPDXRef-Input-{}", idstring(&i.name)));
         input_ids.push((i.file.clone(), id.clone()));
-        let declared = match &i.license {
+        let declared = match &input.license {
             Some(raw) => license_expression(raw, extracted),
             None => "NOASSERTION".to_string(),
         };
-        let mut comment = i.kind.to_string();
+        let mut comment = input.kind.to_string();
         if let Some(a) = &i.arch {
             comment.push_str(&format!(", arch {a}"));
         }
@@ -281,7 +271,7 @@ fn namespace(
     h.update(board.as_bytes());
     h.update(format!("\0{}\0", epoch.seconds()));
     for i in inputs {
-        h.update(format!("in\0{}\0{}\0", i.file, i.sha256));
+        h.update(format!("in\0{}\0{}\0", i.pinned.file, i.pinned.sha256));
     }
     for o in outputs {
         h.update(format!("out\0{}\0{}\0", o.name, o.sha256));

@@ -8,7 +8,7 @@ use crate::digest::hex;
 use crate::inputs::{apk, Input, InputError, InputKind, InputSet};
 use crate::profile::board::{self, LoadedProfile};
 use crate::profile::lock::{
-    LockError, LockFile, LockRecord, LockedInput, DEFAULT_LOCK_FILE, LOCK_FORMAT,
+    LockError, LockFile, LockRecord, PinnedInput, DEFAULT_LOCK_FILE, LOCK_FORMAT,
 };
 use crate::profile::overlay::{self, Overlay};
 use crate::publish;
@@ -28,13 +28,7 @@ pub fn compute(
         if i.kind == InputKind::Apk {
             apk::verify(&i.path)?;
         }
-        locked.push(LockedInput {
-            name: i.name.clone(),
-            version: i.version.clone(),
-            arch: i.arch.clone(),
-            file: i.file.clone(),
-            sha256: i.sha256()?,
-        });
+        locked.push(crate::artifact::pinned(i, i.sha256()?));
     }
     locked.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(LockFile {
@@ -54,7 +48,7 @@ pub struct LockReport {
     pub path: String,
     pub sha256: String,
     pub board: String,
-    pub inputs: Vec<LockedInput>,
+    pub inputs: Vec<PinnedInput>,
 }
 
 /// What to lock, from the command line.

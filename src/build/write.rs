@@ -275,13 +275,7 @@ fn buildinfo_of(
         inputs: r
             .used_inputs
             .iter()
-            .map(|(i, sha)| buildinfo::BuildinfoInput {
-                name: i.name.clone(),
-                version: i.version.clone(),
-                arch: i.arch.clone(),
-                file: i.file.clone(),
-                sha256: sha.clone(),
-            })
+            .map(|(i, sha)| crate::artifact::pinned(i, sha.clone()))
             .collect(),
         matched: r.matched.clone(),
         kernel_modules: buildinfo::BuildinfoModules {

@@ -142,22 +142,14 @@ mod tests {
 
     #[test]
     fn suffixes() {
-        assert_eq!(
-            split("a/vfat.ko").unwrap(),
-            Some(("a/vfat.ko", Compression::None))
-        );
-        assert_eq!(
-            split("a/vfat.ko.xz").unwrap(),
-            Some(("a/vfat.ko", Compression::Xz))
-        );
-        assert_eq!(
-            split("a/vfat.ko.gz").unwrap(),
-            Some(("a/vfat.ko", Compression::Gzip))
-        );
-        assert_eq!(
-            split("a/vfat.ko.zst").unwrap(),
-            Some(("a/vfat.ko", Compression::Zstd))
-        );
+        for (name, compression) in [
+            ("a/vfat.ko", Compression::None),
+            ("a/vfat.ko.xz", Compression::Xz),
+            ("a/vfat.ko.gz", Compression::Gzip),
+            ("a/vfat.ko.zst", Compression::Zstd),
+        ] {
+            assert_eq!(split(name).unwrap(), Some(("a/vfat.ko", compression)));
+        }
         assert_eq!(split("modules.dep").unwrap(), None);
         assert_eq!(split("x.ko.d/readme").unwrap(), None);
         let e = split("a/vfat.ko.lz4").unwrap_err().to_string();

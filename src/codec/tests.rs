@@ -58,6 +58,12 @@ fn open(v: &[u8]) -> Result<fat::FatVolume<Cursor<&[u8]>>, ReadError> {
     fat::FatVolume::open(Cursor::new(v), 0, v.len() as u64)
 }
 
+/// Why reading the kernel out of this damaged volume fails.
+fn kernel_read_error(v: &[u8]) -> String {
+    let e = open(v).unwrap().read_file("boot/vmlinuz-rpi").unwrap_err();
+    e.to_string()
+}
+
 #[test]
 fn fat_reads_what_the_writer_wrote() {
     let v = volume();
@@ -117,28 +123,19 @@ fn fat_refuses_loops_cycles_and_lies() {
     // A chain that loops back to its start.
     let mut bad = v.clone();
     set_fat12(&mut bad, chain[2], chain[0]);
-    let e = open(&bad)
-        .unwrap()
-        .read_file("boot/vmlinuz-rpi")
-        .unwrap_err();
-    assert!(e.to_string().contains("appears twice"), "{e}");
+    let e = kernel_read_error(&bad);
+    assert!(e.contains("appears twice"), "{e}");
     // A chain that stops short of the size.
     let mut bad = v.clone();
     set_fat12(&mut bad, chain[1], 0xFFF);
-    let e = open(&bad)
-        .unwrap()
-        .read_file("boot/vmlinuz-rpi")
-        .unwrap_err();
-    assert!(e.to_string().contains("ends after 2"), "{e}");
+    let e = kernel_read_error(&bad);
+    assert!(e.contains("ends after 2"), "{e}");
     // A chain that goes on after the size's last cluster, back to the start (fsck.vfat's
     // "cluster chain length" damage); the file's bytes alone would read fine.
     let mut bad = v.clone();
     set_fat12(&mut bad, chain[chain.len() - 1], chain[0]);
-    let e = open(&bad)
-        .unwrap()
-        .read_file("boot/vmlinuz-rpi")
-        .unwrap_err();
-    assert!(e.to_string().contains("the chain goes on"), "{e}");
+    let e = kernel_read_error(&bad);
+    assert!(e.contains("the chain goes on"), "{e}");
     // A subdirectory whose first cluster is the directory holding it: a cycle.
     let mut bad = v.clone();
     let sub = vol.dir_listing(Some(&boot)).unwrap();
@@ -158,11 +155,8 @@ fn fat_refuses_loops_cycles_and_lies() {
     // A size far beyond the volume.
     let mut bad = v.clone();
     bad[child + 28..child + 32].copy_from_slice(&u32::MAX.to_le_bytes());
-    let e = open(&bad)
-        .unwrap()
-        .read_file("boot/vmlinuz-rpi")
-        .unwrap_err();
-    assert!(e.to_string().contains("needs"), "{e}");
+    let e = kernel_read_error(&bad);
+    assert!(e.contains("needs"), "{e}");
     // A boot sector claiming more sectors than the input holds.
     let e = fat::FatVolume::open(Cursor::new(&v[..]), 0, 128 * 1024)
         .err()

@@ -62,19 +62,20 @@ pub struct Cache {
 }
 
 /// One member as the manifest records it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
     path: String,
     /// `file`, `dir`, `symlink`, `hardlink` or `other`.
     kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     flag: Option<u8>,
     mode: u32,
     mtime: i64,
     size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     sha256: Option<String>,
 }
 

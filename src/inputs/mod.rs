@@ -137,44 +137,26 @@ impl InputSet {
                 path: path.display().to_string(),
                 source,
             })?;
+            let found = |name: String, version, arch, kind| Input {
+                name,
+                version,
+                arch,
+                file: file.clone(),
+                path: path.clone(),
+                kind,
+            };
             let input = if meta.is_dir() {
-                Input {
-                    name: file.clone(),
-                    version: None,
-                    arch: None,
-                    file,
-                    path,
-                    kind: InputKind::Dir,
-                }
+                found(file.clone(), None, None, InputKind::Dir)
             } else if file.ends_with(".deb") && meta.is_file() {
                 let c = deb::read_control(&path)?;
-                Input {
-                    name: c.package,
-                    version: Some(c.version),
-                    arch: Some(c.architecture),
-                    file,
-                    path,
-                    kind: InputKind::Deb,
-                }
+                let (version, arch) = (Some(c.version), Some(c.architecture));
+                found(c.package, version, arch, InputKind::Deb)
             } else if file.ends_with(".apk") && meta.is_file() {
                 let info = apk::read_info(&path)?;
-                Input {
-                    name: info.pkgname,
-                    version: Some(info.pkgver),
-                    arch: Some(info.arch),
-                    file,
-                    path,
-                    kind: InputKind::Apk,
-                }
+                let (version, arch) = (Some(info.pkgver), Some(info.arch));
+                found(info.pkgname, version, arch, InputKind::Apk)
             } else if let (Some(stem), true) = (tarball::stem(&file), meta.is_file()) {
-                Input {
-                    name: stem.to_string(),
-                    version: None,
-                    arch: None,
-                    file,
-                    path,
-                    kind: InputKind::Tarball,
-                }
+                found(stem.to_string(), None, None, InputKind::Tarball)
             } else {
                 return Err(InputError::Unknown {
                     path: path.display().to_string(),

@@ -24,13 +24,13 @@ pub struct LockFile {
     pub overlay_sha256: String,
     /// Sorted by name.
     #[serde(default, rename = "input")]
-    pub inputs: Vec<LockedInput>,
+    pub inputs: Vec<PinnedInput>,
 }
 
-/// One input as locked.
+/// An input pinned by its content, as the lock, the buildinfo and the SBOM record it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct LockedInput {
+pub struct PinnedInput {
     pub name: String,
     pub version: Option<String>,
     pub arch: Option<String>,
@@ -97,7 +97,7 @@ impl LockFile {
         kv(&mut t, "profile_sha256", &self.profile_sha256);
         kv(&mut t, "overlay", &self.overlay);
         kv(&mut t, "overlay_sha256", &self.overlay_sha256);
-        let mut inputs: Vec<&LockedInput> = self.inputs.iter().collect();
+        let mut inputs: Vec<&PinnedInput> = self.inputs.iter().collect();
         inputs.sort_by(|a, b| a.name.cmp(&b.name));
         for i in inputs {
             t.push_str("\n[[input]]\n");
@@ -217,14 +217,14 @@ mod tests {
             overlay: "default".into(),
             overlay_sha256: "2".repeat(64),
             inputs: vec![
-                LockedInput {
+                PinnedInput {
                     name: "z\"q\\".into(),
                     version: None,
                     arch: None,
                     file: "z dir".into(),
                     sha256: "3".repeat(64),
                 },
-                LockedInput {
+                PinnedInput {
                     name: "a".into(),
                     version: Some("1:2.0-1".into()),
                     arch: Some("arm64".into()),

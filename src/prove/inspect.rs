@@ -18,20 +18,18 @@ use std::path::Path;
 const MAX_NESTED_ARCHIVE: u64 = 1 << 30;
 
 /// Everything inspect found in one file.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
     pub file: String,
     pub size: u64,
     pub sha256: String,
     pub kind: ArtifactKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub partition_table: Option<PartitionTable>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<PartitionInspection>,
     /// A bare FAT volume (no partition table).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub filesystem: Option<FatInspection>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub archive: Option<ArchiveInspection>,
     /// Problems found while reading (damage, unreadable parts).
     pub problems: Vec<String>,
@@ -74,6 +72,7 @@ pub struct FatInspection {
 }
 
 /// One file or directory on a FAT volume.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct FileInspection {
     pub path: String,
@@ -85,38 +84,35 @@ pub struct FileInspection {
     pub modified: String,
     pub accessed: String,
     pub first_cluster: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub archive: Option<ArchiveInspection>,
 }
 
 /// An archive's compression and entries.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct ArchiveInspection {
     /// "cpio newc" or "tar".
     pub format: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub gzip: Option<GzipInspection>,
     pub entries: Vec<ArchiveEntry>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// gzip header and trailer.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct GzipInspection {
     pub mtime: u32,
     pub os: u8,
     pub extra_flags: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub decompressed_size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub crc32: Option<String>,
 }
 
 /// One archive entry.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct ArchiveEntry {
     pub path: String,
@@ -127,11 +123,8 @@ pub struct ArchiveEntry {
     pub gid: u64,
     pub mtime: i64,
     pub size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub link_target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
 }
 

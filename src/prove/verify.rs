@@ -26,16 +26,14 @@ use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
 /// One thing checked.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Check {
     /// What was checked: a file name, or `rpi3b.img › partition 1 › boot/vmlinuz-rpi`.
     pub what: String,
     pub ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub actual: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
