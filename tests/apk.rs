@@ -426,8 +426,7 @@ fn apk_members_are_read_like_a_deb() {
 fn tarball_inputs_are_read_and_date_the_build() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let inputs = t.join("inputs");
-    write_fixture(&inputs, false);
+    let inputs = fixture_inputs(t);
     // An "existing rpi tarball" as .tar.gz, and a plain .tar, both newer than the debs.
     let newer = FIXTURE_NEWEST_MTIME + 1_000;
     let mut b = tar::Builder::new(Vec::new());

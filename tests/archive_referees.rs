@@ -14,7 +14,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use pimg::codec::archive::ArchiveError;
-use pimg::codec::cpio::write::{CpioEntry, CpioWriter};
 use pimg::codec::gzip::write as gzip;
 use pimg::codec::tar::write::{write_tree, TarMeta, TarWriter};
 use pimg::inputs::deb::{self, DebError, Member, MemberKind};
@@ -125,30 +124,7 @@ fn mode_string(node: &Node) -> String {
 }
 
 fn cpio_archive(tree: &Tree) -> Vec<u8> {
-    let mut w = CpioWriter::new(Vec::new());
-    for (i, (path, node)) in tree.iter().enumerate() {
-        let target;
-        let data: &[u8] = match &node.kind {
-            NodeKind::Symlink(t) => {
-                target = t.clone();
-                target.as_bytes()
-            }
-            _ => node.data(),
-        };
-        w.append(&CpioEntry {
-            name: path.as_str(),
-            ino: i as u32 + 1,
-            mode: node.type_bits() | node.mode,
-            uid: node.uid,
-            gid: node.gid,
-            nlink: if node.kind == NodeKind::Dir { 2 } else { 1 },
-            mtime: EPOCH as u32,
-            data,
-            ..CpioEntry::default()
-        })
-        .unwrap();
-    }
-    w.finish().unwrap()
+    pimg::artifact::initramfs::write_cpio(tree, EPOCH as u32, Vec::new()).unwrap()
 }
 
 /// Listing lines keyed by name: (mode string, owner "uid/gid").
@@ -300,19 +276,13 @@ fn busybox_cpio_reads_the_gzipped_archive() {
 /// Bytes that compress well (runs, a repeating ramp) interleaved with bytes that do not
 /// (a xorshift stream), so that pieces compress to very different sizes and speeds.
 fn mixed_bytes(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            match (i / 40_000) % 3 {
-                0 => x as u8,
-                1 => (i % 253) as u8,
-                _ => 0,
-            }
-        })
-        .collect()
+    let noise = common::pattern("mixed", len);
+    let piece = |(i, n): (usize, u8)| match (i / 40_000) % 3 {
+        0 => n,
+        1 => (i % 253) as u8,
+        _ => 0,
+    };
+    noise.into_iter().enumerate().map(piece).collect()
 }
 
 #[test]

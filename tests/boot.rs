@@ -194,12 +194,10 @@ fn missing_qemu_says_how_to_install_it() {
         &[("PATH", "/nonexistent")],
     )
     .expect_failure(2);
-    let err = &o.stderr;
-    assert!(
-        err.contains("qemu-system-aarch64 not found")
-            && err.contains("apt-get install qemu-system-arm"),
-        "{err}"
-    );
+    o.expect_stderr(&[
+        "qemu-system-aarch64 not found",
+        "apt-get install qemu-system-arm",
+    ]);
 }
 
 /// A guest that stops printing with QEMU idle is reported as stalled (not as a bad image and

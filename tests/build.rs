@@ -392,41 +392,20 @@ fn bad_input_fails_clearly_and_writes_nothing() {
     );
     build().board(&p).expect_refused(&["CONFIG.TXT"]);
 
+    // The fixture in `name` with raspi-firmware replaced by a package of these entries.
+    let firmware_as = |name: &str, entries: &[Entry]| {
+        let dir = t.join(name);
+        write_fixture(&dir, false);
+        let bytes = deb("raspi-firmware", "1", "all", entries, 1_600_000_000);
+        fs::write(dir.join("raspi-firmware_1.20220830+ds-1_all.deb"), bytes).unwrap();
+    };
     // A package whose data.tar climbs out of the tree.
-    let evil_dir = t.join("evil");
-    write_fixture(&evil_dir, false);
-    let evil = deb(
-        "raspi-firmware",
-        "1",
-        "all",
-        &[Entry::RawName("../../etc/passwd", b"x".to_vec())],
-        1_600_000_000,
-    );
-    fs::write(
-        evil_dir.join("raspi-firmware_1.20220830+ds-1_all.deb"),
-        evil,
-    )
-    .unwrap();
+    firmware_as("evil", &[Entry::RawName("../../etc/passwd", b"x".to_vec())]);
     build().inputs("evil").expect_refused(&[".."]);
 
     // A member the profile selects that is a link: named in words.
-    let linked_dir = t.join("linked");
-    write_fixture(&linked_dir, false);
-    let linked = deb(
-        "raspi-firmware",
-        "1",
-        "all",
-        &[Entry::Symlink(
-            "usr/lib/raspi-firmware/bootcode.bin",
-            "/etc",
-        )],
-        1_600_000_000,
-    );
-    fs::write(
-        linked_dir.join("raspi-firmware_1.20220830+ds-1_all.deb"),
-        linked,
-    )
-    .unwrap();
+    let link = Entry::Symlink("usr/lib/raspi-firmware/bootcode.bin", "/etc");
+    firmware_as("linked", &[link]);
     build().inputs("linked").expect_refused(&[
         "usr/lib/raspi-firmware/bootcode.bin",
         "is a symlink to /etc, not a regular file",
@@ -521,11 +500,7 @@ fn profile_errors_come_before_any_input_is_read() {
     fs::write(t.join("a-file"), "x").unwrap();
     let o = build(&p).out("a-file").run();
     assert_eq!(o.code(), Some(1), "{}", o.report());
-    assert!(
-        o.stderr.contains("a-file") && o.stderr.contains("exists and is not a folder"),
-        "{}",
-        o.report()
-    );
+    o.expect_stderr(&["a-file", "exists and is not a folder"]);
     assert_eq!(fs::read_to_string(t.join("a-file")).unwrap(), "x");
 }
 
@@ -653,8 +628,7 @@ fn a_member_too_large_for_the_partition_is_refused_unread() {
     use std::io::{Read, Write};
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let inputs = t.join("inputs");
-    write_fixture(&inputs, false);
+    let inputs = fixture_inputs(t);
     let size = 512u64 << 20;
     let mut data = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
@@ -711,13 +685,10 @@ fn a_member_too_large_for_the_partition_is_refused_unread() {
     ];
     let (kib, r) = peak_kib(t, &args);
     assert_eq!(r.code(), Some(2), "{}", r.report());
-    assert!(
-        r.stderr.contains("usr/lib/raspi-firmware/start.elf")
-            && r.stderr
-                .contains("is 536870912 bytes but the whole boot partition holds"),
-        "{}",
-        r.report()
-    );
+    r.expect_stderr(&[
+        "usr/lib/raspi-firmware/start.elf",
+        "is 536870912 bytes but the whole boot partition holds",
+    ]);
     assert!(!t.join("out").exists(), "nothing is published");
     assert!(kib <= 256 << 10, "the refused build peaked at {kib} KiB");
     eprintln!("refused in a peak of {} MiB", kib >> 10);

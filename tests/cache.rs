@@ -154,11 +154,9 @@ fn the_cache_lives_where_it_is_told_or_nowhere() {
     let blocked = tmp.path().join("file");
     fs::write(&blocked, b"not a folder").unwrap();
     let o = cached(tmp.path(), "blocked", &blocked.join("cache")).expect_success();
-    assert!(
-        o.stderr.contains("pimg: warning: input cache")
-            && o.stderr.contains("reading every input from its file"),
-        "{}",
-        o.stderr
-    );
+    o.expect_stderr(&[
+        "pimg: warning: input cache",
+        "reading every input from its file",
+    ]);
     assert_same_outputs(&tmp.path().join("none"), &o.out);
 }

@@ -50,6 +50,23 @@ fn build(fx: &Fixture, out: &Path, epoch: &str) -> Build {
     b
 }
 
+/// Starts a build with its output thrown away (it is to be killed).
+fn spawn_quiet(b: &Build) -> std::process::Child {
+    let mut c = b.command();
+    c.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The build after a failed one succeeds, publishes `sums` (a reference's SHA256SUMS) and
+/// cleans up what the failed one left.
+fn recovers(fx: &Fixture, out: &Path, epoch: &str, sums: &str, what: &str) {
+    build(fx, out, epoch).expect_success();
+    assert_state(out, Some(sums), what);
+    assert_no_leftovers(out, what);
+}
+
 /// The fixture (see `fixture`) and complete reference builds of both epochs in `ref-a` and
 /// `ref-b`: their SHA256SUMS, which differ.
 fn with_references(tmp: &Path, blob: usize) -> (Fixture, String, String) {
@@ -202,12 +219,7 @@ fn killed_at_random_points_leaves_the_previous_build() {
             (EPOCH_A, &ref_a)
         };
         let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 11 / 10));
-        let mut child = build(&fx, &out, epoch)
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_quiet(&build(&fx, &out, epoch));
         std::thread::sleep(delay);
         kill9(&mut child);
         let status = child.wait().unwrap();
@@ -234,9 +246,7 @@ fn killed_at_random_points_leaves_the_previous_build() {
     assert!(killed > 0, "no run was killed before it finished");
 
     // The next build succeeds, publishes, and cleans up what the killed ones left.
-    build(&fx, &out, EPOCH_B).expect_success();
-    assert_state(&out, Some(&ref_b), "the build after the kills");
-    assert_no_leftovers(&out, "the build after the kills");
+    recovers(&fx, &out, EPOCH_B, &ref_b, "the build after the kills");
 }
 
 /// A build into an output folder that does not exist yet, killed before it publishes,
@@ -247,12 +257,7 @@ fn killed_before_its_first_publish_leaves_no_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let (fx, ref_a, _) = with_references(tmp.path(), 10 << 20);
     let out = tmp.path().join("fresh");
-    let mut child = build(&fx, &out, EPOCH_A)
-        .command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(&build(&fx, &out, EPOCH_A));
     // Killed once it is writing its outputs: its staging folder exists by then.
     let staging = || {
         fs::read_dir(tmp.path()).unwrap().flatten().any(|e| {
@@ -277,9 +282,7 @@ fn killed_before_its_first_publish_leaves_no_folder() {
         "a killed first build left {} behind",
         out.display()
     );
-    build(&fx, &out, EPOCH_A).expect_success();
-    assert_state(&out, Some(&ref_a), "the build after the kill");
-    assert_no_leftovers(&out, "the build after the kill");
+    recovers(&fx, &out, EPOCH_A, &ref_a, "the build after the kill");
 }
 
 /// The build under strace following every thread, with `strace_args` (not yet run).
@@ -571,9 +574,13 @@ fn disk_full_while_staging_keeps_the_previous_build() {
 
     // The next build, with room again, succeeds.
     resize(&m, 64 << 20);
-    build(&fx, &out, EPOCH_B).expect_success();
-    assert_state(&out, Some(&ref_b), "the build after the disk was full");
-    assert_no_leftovers(&out, "the build after the disk was full");
+    recovers(
+        &fx,
+        &out,
+        EPOCH_B,
+        &ref_b,
+        "the build after the disk was full",
+    );
 }
 
 #[test]

@@ -7,11 +7,9 @@ use libfuzzer_sys::fuzz_target;
 mod scratch;
 
 fuzz_target!(|data: &[u8]| {
-    let dir = scratch::folder("attributes");
-    let [attributes, hostname, _] = scratch::parts(data);
-    scratch::write(&dir, ".attributes", attributes);
-    scratch::write(&dir, "etc/hostname", hostname);
-    scratch::write(&dir, "etc/shadow", b"root:*::0:::::\n");
+    // The third part is a file for `.attributes` to name.
+    let names = [".attributes", "etc/hostname", "etc/shadow"];
+    let dir = scratch::folder_of_parts("attributes", data, names);
     scratch::write(&dir, "root/.keep", b"");
     if let Ok(o) = pimg::profile::overlay::load(dir.to_str().unwrap()) {
         let _ = o.digest();

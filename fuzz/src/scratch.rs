@@ -28,3 +28,12 @@ pub fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     std::fs::write(&p, data).unwrap();
     p
 }
+
+/// A fresh folder holding `data`'s three parts (see `parts`) under these names.
+pub fn folder_of_parts(target: &str, data: &[u8], names: [&str; 3]) -> PathBuf {
+    let dir = folder(target);
+    for (name, part) in names.into_iter().zip(parts(data)) {
+        write(&dir, name, part);
+    }
+    dir
+}

@@ -8,29 +8,20 @@ use std::io::Cursor;
 use std::path::Path;
 
 fn tree() -> Tree {
+    let files: [(&str, Node); 5] = [
+        ("boot", Node::dir(0o755)),
+        ("boot/vmlinuz-rpi", Node::file(vec![7u8; 3000], 0o644)),
+        ("config.txt", Node::file(b"arm_64bit=1\n".to_vec(), 0o644)),
+        (
+            "a-rather-long-file-name-for-lfn.txt",
+            Node::file(vec![1u8; 700], 0o600),
+        ),
+        ("link", Node::symlink("config.txt")),
+    ];
     let mut t = Tree::new();
-    let p = |s: &str| TreePath::new(s).unwrap();
-    t.insert(p("boot"), Node::dir(0o755), "seed").unwrap();
-    t.insert(
-        p("boot/vmlinuz-rpi"),
-        Node::file(vec![7u8; 3000], 0o644),
-        "seed",
-    )
-    .unwrap();
-    t.insert(
-        p("config.txt"),
-        Node::file(b"arm_64bit=1\n".to_vec(), 0o644),
-        "seed",
-    )
-    .unwrap();
-    t.insert(
-        p("a-rather-long-file-name-for-lfn.txt"),
-        Node::file(vec![1u8; 700], 0o600),
-        "seed",
-    )
-    .unwrap();
-    t.insert(p("link"), Node::symlink("config.txt"), "seed")
-        .unwrap();
+    for (path, node) in files {
+        t.insert(TreePath::new(path).unwrap(), node, "seed").unwrap();
+    }
     t
 }
 

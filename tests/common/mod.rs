@@ -420,6 +420,13 @@ fn write_packages(dir: &Path, mut packages: Vec<(String, Vec<u8>)>, reverse: boo
 }
 
 /// Writes the fixture packages into `dir` (created), in the given order.
+/// `t/inputs` with the fixture packages written in order.
+pub fn fixture_inputs(t: &Path) -> PathBuf {
+    let inputs = t.join("inputs");
+    write_fixture(&inputs, false);
+    inputs
+}
+
 pub fn write_fixture(dir: &Path, reverse: bool) {
     write_fixture_in(dir, reverse, Layout::Split)
 }

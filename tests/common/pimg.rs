@@ -411,6 +411,14 @@ impl Ran {
         self
     }
 
+    /// Fails the test unless stderr holds every one of `words`.
+    pub fn expect_stderr(&self, words: &[&str]) -> &Ran {
+        for w in words {
+            assert!(self.stderr.contains(w), "no {w:?} in {}", self.report());
+        }
+        self
+    }
+
     /// A build refused as input the user must fix: exit 2, every one of `words` in the
     /// message, and nothing published at the output folder.
     pub fn expect_refused(self, words: &[&str]) -> Ran {
