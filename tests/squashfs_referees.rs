@@ -89,14 +89,26 @@ fn fixture() -> Vec<Item> {
             Kind::File(noise(30_000, 1)),
             0o644,
         ),
-        item(&format!("{k}/modules.order"), Kind::File(pattern(5000, 3)), 0o644),
+        item(
+            &format!("{k}/modules.order"),
+            Kind::File(pattern(5000, 3)),
+            0o644,
+        ),
         item(&format!("{k}/kernel/m"), Kind::Dir, 0o755),
         item("etc", Kind::Dir, 0o755),
         item("etc/empty", Kind::File(Vec::new()), 0o644),
         item("lib", Kind::Dir, 0o755),
-        item("lib/modules", Kind::Symlink("../usr/lib/modules".into()), 0o777),
+        item(
+            "lib/modules",
+            Kind::Symlink("../usr/lib/modules".into()),
+            0o777,
+        ),
         item("lib/firmware", Kind::Dir, 0o755),
-        item("lib/firmware/one-block.bin", Kind::File(pattern(BLOCK, 5)), 0o644),
+        item(
+            "lib/firmware/one-block.bin",
+            Kind::File(pattern(BLOCK, 5)),
+            0o644,
+        ),
         item(
             "lib/firmware/several.bin",
             Kind::File(pattern(3 * BLOCK + 1234, 9)),
@@ -218,7 +230,11 @@ fn perms(kind: SquashfsEntryKind, mode: u16) -> String {
         SquashfsEntryKind::Socket => 's',
     };
     let mut s = String::from(t);
-    for (shift, special, lower, upper) in [(6, 0o4000, 's', 'S'), (3, 0o2000, 's', 'S'), (0, 0o1000, 't', 'T')] {
+    for (shift, special, lower, upper) in [
+        (6, 0o4000, 's', 'S'),
+        (3, 0o2000, 's', 'S'),
+        (0, 0o1000, 't', 'T'),
+    ] {
         let bits = (mode >> shift) & 7;
         s.push(if bits & 4 != 0 { 'r' } else { '-' });
         s.push(if bits & 2 != 0 { 'w' } else { '-' });
@@ -257,11 +273,18 @@ fn reader_agrees(img_path: &Path) -> BTreeMap<String, Vec<u8>> {
     let len = file.metadata().unwrap().len();
     let mut fs = Squashfs::open(file, len).unwrap();
     let listed = fs.entries().unwrap();
-    let mut ours: BTreeMap<String, Line> = listed.iter().map(|l| (l.path.clone(), line_of(l))).collect();
+    let mut ours: BTreeMap<String, Line> = listed
+        .iter()
+        .map(|l| (l.path.clone(), line_of(l)))
+        .collect();
     ours.insert(String::new(), line_of(&fs.root().unwrap()));
     assert_eq!(ours.len(), theirs.len(), "entry counts differ");
     for (path, line) in &theirs {
-        assert_eq!(ours.get(path), Some(line), "'{path}' differs from unsquashfs -lln");
+        assert_eq!(
+            ours.get(path),
+            Some(line),
+            "'{path}' differs from unsquashfs -lln"
+        );
     }
     let mut contents = BTreeMap::new();
     for l in listed.iter().filter(|l| l.kind == SquashfsEntryKind::File) {
@@ -275,8 +298,12 @@ fn listing_is_fixture(listing: &BTreeMap<String, Line>, items: &[Item]) {
     let mut want: BTreeMap<&str, &Item> = items.iter().map(|i| (i.path.as_str(), i)).collect();
     let root = listing.get("").expect("unsquashfs lists the root");
     assert_eq!((root.1.as_str(), root.2.as_str()), ("drwxr-xr-x", "0/0"));
-    for (path, (_, perm, owner, size, time, target)) in listing.iter().filter(|(p, _)| !p.is_empty()) {
-        let i = want.remove(path.as_str()).unwrap_or_else(|| panic!("unsquashfs lists '{path}', not in the tree"));
+    for (path, (_, perm, owner, size, time, target)) in
+        listing.iter().filter(|(p, _)| !p.is_empty())
+    {
+        let i = want
+            .remove(path.as_str())
+            .unwrap_or_else(|| panic!("unsquashfs lists '{path}', not in the tree"));
         assert_eq!(time, EPOCH_SHOWN, "{path}");
         assert_eq!(owner, &format!("{}/{}", i.uid, i.gid), "{path}");
         let (kind, len) = match &i.kind {
@@ -292,7 +319,11 @@ fn listing_is_fixture(listing: &BTreeMap<String, Line>, items: &[Item]) {
             assert_eq!(target.as_deref(), Some(t.as_str()), "{path}");
         }
     }
-    assert!(want.is_empty(), "unsquashfs does not list {:?}", want.keys().collect::<Vec<_>>());
+    assert!(
+        want.is_empty(),
+        "unsquashfs does not list {:?}",
+        want.keys().collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -304,7 +335,10 @@ fn unsquashfs_lists_extracts_and_describes_our_images() {
         ("xz", Compression::Xz { preset: 6 }, "xz"),
     ] {
         let (img, stats) = build(&items, compression, 2);
-        assert!(stats.fragment_blocks >= 2 && stats.stored_uncompressed >= 2, "{stats:?}");
+        assert!(
+            stats.fragment_blocks >= 2 && stats.stored_uncompressed >= 2,
+            "{stats:?}"
+        );
         let path = tmp.path().join(format!("{name}.sqfs"));
         fs::write(&path, &img).unwrap();
         let p = path.to_str().unwrap();
@@ -325,7 +359,10 @@ fn unsquashfs_lists_extracts_and_describes_our_images() {
         let stat = unsquashfs(&["-s", p]);
         assert!(stat.contains(&format!("Compression {shown}")), "{stat}");
         assert!(stat.contains(&format!("Block size {BLOCK}")), "{stat}");
-        assert!(stat.contains(&format!("Number of inodes {}", items.len() + 1)), "{stat}");
+        assert!(
+            stat.contains(&format!("Number of inodes {}", items.len() + 1)),
+            "{stat}"
+        );
         assert!(stat.contains("Number of ids 3"), "{stat}");
 
         let out = tmp.path().join(format!("{name}-root"));
@@ -338,12 +375,23 @@ fn unsquashfs_lists_extracts_and_describes_our_images() {
                 Kind::Dir => assert!(meta.is_dir(), "{}", i.path),
                 Kind::File(d) => {
                     assert!(meta.is_file(), "{}", i.path);
-                    assert!(fs::read(&at).unwrap() == *d, "{} differs after extraction", i.path);
+                    assert!(
+                        fs::read(&at).unwrap() == *d,
+                        "{} differs after extraction",
+                        i.path
+                    );
                 }
-                Kind::Symlink(t) => assert_eq!(fs::read_link(&at).unwrap().to_str(), Some(t.as_str())),
+                Kind::Symlink(t) => {
+                    assert_eq!(fs::read_link(&at).unwrap().to_str(), Some(t.as_str()))
+                }
             }
             if !matches!(i.kind, Kind::Symlink(_)) {
-                assert_eq!(meta.permissions().mode() & 0o7777, u32::from(i.mode), "{}", i.path);
+                assert_eq!(
+                    meta.permissions().mode() & 0o7777,
+                    u32::from(i.mode),
+                    "{}",
+                    i.path
+                );
                 assert_eq!(meta.mtime(), i64::from(EPOCH), "{}", i.path);
             }
         }
@@ -361,10 +409,16 @@ fn unsquashfs_lists_extracts_and_describes_our_images() {
 #[test]
 fn same_bytes_for_any_thread_count() {
     let items = fixture();
-    for compression in [Compression::Gzip { level: 9 }, Compression::Xz { preset: 6 }] {
+    for compression in [
+        Compression::Gzip { level: 9 },
+        Compression::Xz { preset: 6 },
+    ] {
         let (one, _) = build(&items, compression, 1);
         let (four, _) = build(&items, compression, 4);
-        assert!(one == four, "{compression:?}: 1 and 4 threads give different images");
+        assert!(
+            one == four,
+            "{compression:?}: 1 and 4 threads give different images"
+        );
     }
 }
 
@@ -374,7 +428,10 @@ fn golden_image_hashes() {
     let tmp = tempfile::tempdir().unwrap();
     let mut sums = String::new();
     let names = ["modloop-gzip.sqfs", "modloop-xz.sqfs"];
-    for (name, compression) in names.iter().zip([Compression::Gzip { level: 9 }, Compression::Xz { preset: 6 }]) {
+    for (name, compression) in names.iter().zip([
+        Compression::Gzip { level: 9 },
+        Compression::Xz { preset: 6 },
+    ]) {
         let (img, _) = build(&items, compression, 2);
         sums.push_str(&format!("{}  {name}\n", sha256_hex(&img)));
     }
@@ -413,8 +470,15 @@ fn write_tree(dir: &Path, items: &[Item]) -> BTreeMap<String, Vec<u8>> {
         files.insert(name, d);
     }
     // Modes last: a 0700 directory is still writable by its owner, root.
-    for i in sorted.iter().filter(|i| !matches!(i.kind, Kind::Symlink(_))) {
-        fs::set_permissions(dir.join(&i.path), fs::Permissions::from_mode(u32::from(i.mode))).unwrap();
+    for i in sorted
+        .iter()
+        .filter(|i| !matches!(i.kind, Kind::Symlink(_)))
+    {
+        fs::set_permissions(
+            dir.join(&i.path),
+            fs::Permissions::from_mode(u32::from(i.mode)),
+        )
+        .unwrap();
     }
     files
 }
@@ -439,7 +503,14 @@ fn reader_reads_mksquashfs_images() {
         referee("mksquashfs", "squashfs-tools")
             .arg(&src)
             .arg(&img)
-            .args(["-all-root", "-mkfs-time", &epoch, "-all-time", &epoch, "-noappend"])
+            .args([
+                "-all-root",
+                "-mkfs-time",
+                &epoch,
+                "-all-time",
+                &epoch,
+                "-noappend",
+            ])
             .args(["-no-progress", "-quiet", "-processors", "2"])
             .args(extra)
             .run();
@@ -458,5 +529,39 @@ fn reader_reads_mksquashfs_images() {
         assert_eq!(sq.superblock().mkfs_time, EPOCH, "{name}");
         let link = sq.lookup("etc/empty-link").unwrap();
         assert_eq!(link.nlink, 2, "{name}: the hard link's extended inode");
+    }
+}
+
+#[test]
+fn inspect_lists_every_entry_with_its_digest() {
+    let items = fixture();
+    let (img, _) = build(&items, Compression::Gzip { level: 9 }, 2);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("modloop-rpi");
+    fs::write(&path, &img).unwrap();
+    let ins = pimg::prove::inspect::inspect_path(&path).unwrap();
+    assert_eq!(ins.kind, pimg::codec::detect::ArtifactKind::Squashfs);
+    assert!(ins.problems.is_empty(), "{:?}", ins.problems);
+    let a = ins.archive.expect("entries listed");
+    assert!(
+        a.format.contains("gzip") && a.format.contains("131072"),
+        "{}",
+        a.format
+    );
+    assert_eq!(a.entries.len(), items.len());
+    for i in &items {
+        let e = a.entries.iter().find(|e| e.path == i.path).unwrap();
+        assert_eq!(
+            (e.uid, e.gid, e.mtime),
+            (u64::from(i.uid), u64::from(i.gid), i64::from(EPOCH))
+        );
+        if let Kind::File(d) = &i.kind {
+            assert_eq!(
+                e.sha256.as_deref(),
+                Some(sha256_hex(d).as_str()),
+                "{}",
+                i.path
+            );
+        }
     }
 }

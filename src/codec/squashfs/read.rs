@@ -9,13 +9,13 @@
 //! `MAX_LISTING` bytes of names; file content stops at the caller's limit.
 
 use super::{
-    compressor_name, Superblock, BLOCK_UNCOMPRESSED, COMPRESSOR_GZIP, COMPRESSOR_XZ,
-    DIR_ENTRY_LEN, DIR_HEADER_LEN, DIR_HEADER_MAX_ENTRIES, FLAG_COMPRESSOR_OPTIONS,
-    FRAGMENTS_PER_BLOCK, IDS_PER_BLOCK, INODE_BLOCK_DEV, INODE_CHAR_DEV, INODE_DIR,
-    INODE_EXT_BLOCK_DEV, INODE_EXT_CHAR_DEV, INODE_EXT_DIR, INODE_EXT_FIFO, INODE_EXT_FILE,
-    INODE_EXT_SOCKET, INODE_EXT_SYMLINK, INODE_FIFO, INODE_FILE, INODE_HEADER_LEN,
-    INODE_SOCKET, INODE_SYMLINK, MAGIC, MAX_BLOCK_SIZE, MAX_NAME_LEN, METADATA_SIZE,
-    METADATA_UNCOMPRESSED, MIN_BLOCK_SIZE, NO_FRAGMENT, NO_TABLE, SUPERBLOCK_LEN, VERSION,
+    compressor_name, Superblock, BLOCK_UNCOMPRESSED, COMPRESSOR_GZIP, COMPRESSOR_XZ, DIR_ENTRY_LEN,
+    DIR_HEADER_LEN, DIR_HEADER_MAX_ENTRIES, FLAG_COMPRESSOR_OPTIONS, FRAGMENTS_PER_BLOCK,
+    IDS_PER_BLOCK, INODE_BLOCK_DEV, INODE_CHAR_DEV, INODE_DIR, INODE_EXT_BLOCK_DEV,
+    INODE_EXT_CHAR_DEV, INODE_EXT_DIR, INODE_EXT_FIFO, INODE_EXT_FILE, INODE_EXT_SOCKET,
+    INODE_EXT_SYMLINK, INODE_FIFO, INODE_FILE, INODE_HEADER_LEN, INODE_SOCKET, INODE_SYMLINK,
+    MAGIC, MAX_BLOCK_SIZE, MAX_NAME_LEN, METADATA_SIZE, METADATA_UNCOMPRESSED, MIN_BLOCK_SIZE,
+    NO_FRAGMENT, NO_TABLE, SUPERBLOCK_LEN, VERSION,
 };
 use crate::codec::reader::{le16, le32, le64, printable, Device, ReadError};
 use serde::Serialize;
@@ -197,7 +197,10 @@ fn decompress(
             return Err(invalid(
                 what,
                 offset,
-                format!("compressor {} is not one pimg reads", compressor_name(other)),
+                format!(
+                    "compressor {} is not one pimg reads",
+                    compressor_name(other)
+                ),
             ))
         }
     };
@@ -205,7 +208,10 @@ fn decompress(
         invalid(
             what,
             offset,
-            format!("{} data does not decompress: {e}", compressor_name(compressor)),
+            format!(
+                "{} data does not decompress: {e}",
+                compressor_name(compressor)
+            ),
         )
     })?;
     if n > max {
@@ -269,7 +275,11 @@ impl<R: Read + Seek> Squashfs<R> {
         if img.sb.flags & FLAG_COMPRESSOR_OPTIONS != 0 {
             // Options only tune the encoder (and the xz dictionary, which the decoder's
             // memory limit bounds); check that the block is there and readable.
-            img.metadata_block(SUPERBLOCK_LEN as u64, img.sb.inode_table, "compressor options")?;
+            img.metadata_block(
+                SUPERBLOCK_LEN as u64,
+                img.sb.inode_table,
+                "compressor options",
+            )?;
         }
         let ids = img.lookup_table(
             img.sb.id_table,
@@ -300,10 +310,12 @@ impl<R: Read + Seek> Squashfs<R> {
                 .chunks_exact(16)
                 .map(|c| (le64(c, 0), le32(c, 8)))
                 .collect();
-            dir_end = dir_end.min(img.first_table_block(img.sb.fragment_table, "fragment table index")?);
+            dir_end =
+                dir_end.min(img.first_table_block(img.sb.fragment_table, "fragment table index")?);
         }
         if img.sb.export_table != NO_TABLE {
-            dir_end = dir_end.min(img.first_table_block(img.sb.export_table, "export table index")?);
+            dir_end =
+                dir_end.min(img.first_table_block(img.sb.export_table, "export table index")?);
         }
         if img.sb.xattr_table != NO_TABLE {
             dir_end = dir_end.min(img.sb.xattr_table);
@@ -345,7 +357,12 @@ impl<R: Read + Seek> Squashfs<R> {
     }
 
     /// Reads one metadata block at `pos` ending before `end`: (uncompressed bytes, next pos).
-    fn metadata_block(&mut self, pos: u64, end: u64, what: &str) -> Result<(Vec<u8>, u64), ReadError> {
+    fn metadata_block(
+        &mut self,
+        pos: u64,
+        end: u64,
+        what: &str,
+    ) -> Result<(Vec<u8>, u64), ReadError> {
         let mut h = [0u8; 2];
         if pos.checked_add(2).is_none_or(|e| e > end) {
             return Err(ReadError::Truncated {
@@ -435,7 +452,10 @@ impl<R: Read + Seek> Squashfs<R> {
     ) -> Result<Vec<u8>, ReadError> {
         let blocks = count.div_ceil(per_block as u64);
         let index_len = blocks * 8;
-        if index.checked_add(index_len).is_none_or(|e| e > self.sb.bytes_used) {
+        if index
+            .checked_add(index_len)
+            .is_none_or(|e| e > self.sb.bytes_used)
+        {
             return Err(ReadError::Truncated {
                 what: format!("squashfs {what} index"),
                 offset: index,
@@ -473,17 +493,24 @@ impl<R: Read + Seek> Squashfs<R> {
             invalid(
                 what,
                 at,
-                format!("id index {index} is past the id table's {} entries", self.ids.len()),
+                format!(
+                    "id index {index} is past the id table's {} entries",
+                    self.ids.len()
+                ),
             )
         })
     }
 
+    /// Where the inode at `reference` starts in the uncompressed inode table.
+    fn inode_pos(&self, reference: u64, what: &str) -> Result<usize, ReadError> {
+        self.inodes
+            .locate(reference >> 16, (reference & 0xFFFF) as u16, what)
+    }
+
     /// Parses the inode at `reference`.
     fn inode(&self, reference: u64, what: &str) -> Result<Inode, ReadError> {
-        let block = reference >> 16;
-        let offset = (reference & 0xFFFF) as u16;
         let t = &self.inodes;
-        let pos = t.locate(block, offset, what)?;
+        let pos = self.inode_pos(reference, what)?;
         let at = pos as u64;
         let h = t.get(pos, INODE_HEADER_LEN, what)?;
         let ty = le16(h, 0);
@@ -526,7 +553,14 @@ impl<R: Read + Seek> Squashfs<R> {
                     )
                 } else {
                     let b = t.get(p, 40, what)?;
-                    (le64(b, 0), le64(b, 8), le32(b, 28), le32(b, 32), le32(b, 24), 40)
+                    (
+                        le64(b, 0),
+                        le64(b, 8),
+                        le32(b, 28),
+                        le32(b, 32),
+                        le32(b, 24),
+                        40,
+                    )
                 };
                 let blocks = if fragment == NO_FRAGMENT {
                     size.div_ceil(bs)
@@ -564,7 +598,11 @@ impl<R: Read + Seek> Squashfs<R> {
                     });
                 }
                 let target = t.get(p + 8, len as usize, what)?.to_vec();
-                (SquashfsEntryKind::Symlink, le32(b, 0), Body::Symlink(target))
+                (
+                    SquashfsEntryKind::Symlink,
+                    le32(b, 0),
+                    Body::Symlink(target),
+                )
             }
             INODE_BLOCK_DEV | INODE_CHAR_DEV | INODE_EXT_BLOCK_DEV | INODE_EXT_CHAR_DEV => {
                 let b = t.get(p, 8, what)?;
@@ -654,9 +692,13 @@ impl<R: Read + Seek> Squashfs<R> {
         let mut p = 0usize;
         while p < len {
             let at = (start + p) as u64;
-            let h = listing
-                .get(p..p + DIR_HEADER_LEN)
-                .ok_or_else(|| t.truncated(&format!("{what}: directory header"), start + p, DIR_HEADER_LEN))?;
+            let h = listing.get(p..p + DIR_HEADER_LEN).ok_or_else(|| {
+                t.truncated(
+                    &format!("{what}: directory header"),
+                    start + p,
+                    DIR_HEADER_LEN,
+                )
+            })?;
             let count = u64::from(le32(h, 0)) + 1;
             if count > DIR_HEADER_MAX_ENTRIES as u64 {
                 return Err(invalid(
@@ -669,7 +711,11 @@ impl<R: Read + Seek> Squashfs<R> {
             p += DIR_HEADER_LEN;
             for _ in 0..count {
                 let e = listing.get(p..p + DIR_ENTRY_LEN).ok_or_else(|| {
-                    t.truncated(&format!("{what}: directory entry"), start + p, DIR_ENTRY_LEN)
+                    t.truncated(
+                        &format!("{what}: directory entry"),
+                        start + p,
+                        DIR_ENTRY_LEN,
+                    )
                 })?;
                 let entry_offset = le16(e, 0);
                 let ty = le16(e, 4);
@@ -691,7 +737,11 @@ impl<R: Read + Seek> Squashfs<R> {
                 }
                 p += DIR_ENTRY_LEN;
                 let name = listing.get(p..p + name_len).ok_or_else(|| {
-                    t.truncated(&format!("{what}: directory entry name"), start + p, name_len)
+                    t.truncated(
+                        &format!("{what}: directory entry name"),
+                        start + p,
+                        name_len,
+                    )
                 })?;
                 p += name_len;
                 if name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
@@ -714,7 +764,11 @@ impl<R: Read + Seek> Squashfs<R> {
                         ));
                     }
                 }
-                out.push((name.to_vec(), (inode_block << 16) | u64::from(entry_offset), ty));
+                out.push((
+                    name.to_vec(),
+                    (inode_block << 16) | u64::from(entry_offset),
+                    ty,
+                ));
             }
         }
         Ok(out)
@@ -725,8 +779,9 @@ impl<R: Read + Seek> Squashfs<R> {
     pub fn entries(&self) -> Result<Vec<SquashfsListing>, ReadError> {
         let root = self.inode(self.sb.root_inode, "root inode")?;
         let mut out = Vec::new();
-        let mut seen: BTreeSet<u64> = BTreeSet::new();
-        seen.insert(self.sb.root_inode);
+        // Directories by where their inode is (two references can name one place).
+        let mut seen: BTreeSet<usize> = BTreeSet::new();
+        seen.insert(self.inode_pos(self.sb.root_inode, "root inode")?);
         let mut bytes = 0u64;
         let mut stack: Vec<(String, Inode, usize)> = vec![(String::new(), root, 0)];
         while let Some((prefix, dir, depth)) = stack.pop() {
@@ -776,7 +831,7 @@ impl<R: Read + Seek> Squashfs<R> {
                 }
                 out.push(self.listing(path.clone(), reference, &inode));
                 if inode.kind == SquashfsEntryKind::Dir {
-                    if !seen.insert(reference) {
+                    if !seen.insert(self.inode_pos(reference, &path)?) {
                         return Err(invalid(
                             &format!("directory '{path}'"),
                             reference,
@@ -827,7 +882,11 @@ impl<R: Read + Seek> Squashfs<R> {
 
     /// A fragment block, decompressed (the last one is kept for the next small file).
     fn fragment(&mut self, index: u32, what: &str, at: u64) -> Result<&[u8], ReadError> {
-        if self.fragment_cache.as_ref().is_none_or(|(i, _)| *i != index) {
+        if self
+            .fragment_cache
+            .as_ref()
+            .is_none_or(|(i, _)| *i != index)
+        {
             let &(start, word) = self.fragments.get(index as usize).ok_or_else(|| {
                 invalid(
                     what,
@@ -841,7 +900,11 @@ impl<R: Read + Seek> Squashfs<R> {
             let data = self.data_block(start, word, u64::from(self.sb.block_size), true, what)?;
             self.fragment_cache = Some((index, data));
         }
-        Ok(self.fragment_cache.as_ref().map(|(_, d)| d.as_slice()).unwrap_or(&[]))
+        Ok(self
+            .fragment_cache
+            .as_ref()
+            .map(|(_, d)| d.as_slice())
+            .unwrap_or(&[]))
     }
 
     /// One data or fragment block at `pos` with stored size word `word`, holding `expect`
@@ -860,14 +923,22 @@ impl<R: Read + Seek> Squashfs<R> {
             return Err(invalid(
                 what,
                 pos,
-                format!("block size word 0x{word:08x}: {stored} bytes is more than the block size {bs}"),
+                format!(
+                    "block size word 0x{word:08x}: {stored} bytes is more than the block size {bs}"
+                ),
             ));
         }
-        if pos.checked_add(stored).is_none_or(|e| e > self.sb.inode_table) {
+        if pos
+            .checked_add(stored)
+            .is_none_or(|e| e > self.sb.inode_table)
+        {
             return Err(invalid(
                 what,
                 pos,
-                format!("a block of {stored} bytes here reaches past the data, which ends at byte {}", self.sb.inode_table),
+                format!(
+                    "a block of {stored} bytes here reaches past the data, which ends at byte {}",
+                    self.sb.inode_table
+                ),
             ));
         }
         if stored == 0 {
@@ -945,7 +1016,11 @@ impl<R: Read + Seek> Squashfs<R> {
                 })?;
             out.extend_from_slice(piece);
         } else if tail != 0 {
-            return Err(invalid(&what, entry.inode_ref, "has no fragment for its last bytes"));
+            return Err(invalid(
+                &what,
+                entry.inode_ref,
+                "has no fragment for its last bytes",
+            ));
         }
         Ok(out)
     }
@@ -998,7 +1073,11 @@ fn check_superblock(sb: &Superblock, len: u64) -> Result<(), ReadError> {
         return Err(invalid(
             "squashfs superblock block log",
             22,
-            format!("is {}, but the block size {bs} is 2^{}", sb.block_log, bs.trailing_zeros()),
+            format!(
+                "is {}, but the block size {bs} is 2^{}",
+                sb.block_log,
+                bs.trailing_zeros()
+            ),
         ));
     }
     if sb.bytes_used > len {
@@ -1010,7 +1089,11 @@ fn check_superblock(sb: &Superblock, len: u64) -> Result<(), ReadError> {
         });
     }
     if sb.id_count == 0 {
-        return Err(invalid("squashfs superblock id count", 26, "is 0; every image has an owner"));
+        return Err(invalid(
+            "squashfs superblock id count",
+            26,
+            "is 0; every image has an owner",
+        ));
     }
     let order = [
         ("inode table", sb.inode_table, 64),

@@ -2,9 +2,7 @@
 //! refusals of each, and round trips.
 
 use super::read::{Squashfs, SquashfsEntryKind};
-use super::write::{
-    write_squashfs, SquashfsEntry, SquashfsError, SquashfsKind, SquashfsOptions,
-};
+use super::write::{write_squashfs, SquashfsEntry, SquashfsError, SquashfsKind, SquashfsOptions};
 use super::*;
 use crate::codec::reader::ReadError;
 use std::io::Cursor;
@@ -204,7 +202,10 @@ fn refusals_name_the_entry() {
     };
     assert!(matches!(
         write_squashfs(Vec::new(), &[], 0o755, &bad_bs).unwrap_err(),
-        SquashfsError::BadOption { field: "block_size", .. }
+        SquashfsError::BadOption {
+            field: "block_size",
+            ..
+        }
     ));
 }
 
@@ -243,7 +244,10 @@ fn sample_data(bs: usize) -> [Vec<u8>; 4] {
 
 #[test]
 fn round_trip_lists_and_reads_everything() {
-    for compression in [Compression::Gzip { level: 9 }, Compression::Xz { preset: 6 }] {
+    for compression in [
+        Compression::Gzip { level: 9 },
+        Compression::Xz { preset: 6 },
+    ] {
         let o = SquashfsOptions {
             block_size: 4096,
             compression,
@@ -261,7 +265,12 @@ fn round_trip_lists_and_reads_everything() {
             want.iter().map(|e| e.path).collect::<Vec<_>>()
         );
         for (l, e) in listed.clone().iter().zip(&want) {
-            assert_eq!((l.mode, l.uid, l.gid, l.mtime), (e.mode, e.uid, e.gid, EPOCH), "{}", l.path);
+            assert_eq!(
+                (l.mode, l.uid, l.gid, l.mtime),
+                (e.mode, e.uid, e.gid, EPOCH),
+                "{}",
+                l.path
+            );
             match e.kind {
                 SquashfsKind::File(d) => {
                     assert_eq!(l.kind, SquashfsEntryKind::File);
@@ -277,7 +286,10 @@ fn round_trip_lists_and_reads_everything() {
             fs.read_file(several, 100),
             Err(ReadError::Limit { max: 100, .. })
         ));
-        assert!(matches!(fs.lookup("usr/nope"), Err(ReadError::NotFound { .. })));
+        assert!(matches!(
+            fs.lookup("usr/nope"),
+            Err(ReadError::NotFound { .. })
+        ));
     }
 }
 
@@ -285,7 +297,13 @@ fn round_trip_lists_and_reads_everything() {
 fn same_bytes_for_any_thread_count_and_order() {
     let data = sample_data(4096);
     let entries = sample(&data);
-    let one = image(&entries, &SquashfsOptions { block_size: 4096, ..opts() });
+    let one = image(
+        &entries,
+        &SquashfsOptions {
+            block_size: 4096,
+            ..opts()
+        },
+    );
     let mut rev = entries.clone();
     rev.reverse();
     let four = image(
@@ -305,7 +323,11 @@ fn many_entries_cross_metadata_blocks() {
     // 256 entries in one directory (several directory headers).
     let names: Vec<String> = (0..3000).map(|i| format!("d/file-{i:05}.ko.xz")).collect();
     let mut entries = vec![entry("d", SquashfsKind::Dir, 0o755)];
-    entries.extend(names.iter().map(|n| entry(n, SquashfsKind::File(n.as_bytes()), 0o644)));
+    entries.extend(
+        names
+            .iter()
+            .map(|n| entry(n, SquashfsKind::File(n.as_bytes()), 0o644)),
+    );
     let img = image(&entries, &opts());
     let mut fs = open(&img).unwrap();
     let listed = fs.entries().unwrap();
@@ -318,7 +340,13 @@ fn many_entries_cross_metadata_blocks() {
 #[test]
 fn damage_is_reported_not_panicked() {
     let data = sample_data(4096);
-    let img = image(&sample(&data), &SquashfsOptions { block_size: 4096, ..opts() });
+    let img = image(
+        &sample(&data),
+        &SquashfsOptions {
+            block_size: 4096,
+            ..opts()
+        },
+    );
     // Every single-byte change of the metadata, and every truncation: no panic.
     let meta = le64(&img, 64) as usize;
     for at in (0..96).chain(meta..img.len().min(meta + 600)) {

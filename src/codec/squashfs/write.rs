@@ -10,11 +10,11 @@
 //! table.
 
 use super::{
-    inode_ref, Compression, Superblock, BLOCK_UNCOMPRESSED, DIR_ENTRY_LEN,
-    DIR_HEADER_LEN, DIR_HEADER_MAX_ENTRIES, FLAG_NO_XATTRS, FRAGMENTS_PER_BLOCK, IDS_PER_BLOCK,
-    INODE_DIR, INODE_EXT_DIR, INODE_EXT_FILE, INODE_FILE, INODE_SYMLINK, MAGIC, MAX_BLOCK_SIZE,
-    MAX_IDS, MAX_NAME_LEN, METADATA_SIZE, METADATA_UNCOMPRESSED, MIN_BLOCK_SIZE, NO_FRAGMENT,
-    NO_TABLE, PADDING, SUPERBLOCK_LEN, VERSION,
+    inode_ref, Compression, Superblock, BLOCK_UNCOMPRESSED, DIR_ENTRY_LEN, DIR_HEADER_LEN,
+    DIR_HEADER_MAX_ENTRIES, FLAG_NO_XATTRS, FRAGMENTS_PER_BLOCK, IDS_PER_BLOCK, INODE_DIR,
+    INODE_EXT_DIR, INODE_EXT_FILE, INODE_FILE, INODE_SYMLINK, MAGIC, MAX_BLOCK_SIZE, MAX_IDS,
+    MAX_NAME_LEN, METADATA_SIZE, METADATA_UNCOMPRESSED, MIN_BLOCK_SIZE, NO_FRAGMENT, NO_TABLE,
+    PADDING, SUPERBLOCK_LEN, VERSION,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -100,7 +100,9 @@ pub enum SquashfsError {
     BadName { path: String, reason: &'static str },
     #[error("squashfs entry '{path}' is given twice; keep one of them")]
     Duplicate { path: String },
-    #[error("squashfs entry '{path}': its parent directory '{parent}' is not among the entries; add it")]
+    #[error(
+        "squashfs entry '{path}': its parent directory '{parent}' is not among the entries; add it"
+    )]
     MissingParent { path: String, parent: String },
     #[error("squashfs entry '{path}': its parent '{parent}' is not a directory")]
     ParentNotDirectory { path: String, parent: String },
@@ -181,7 +183,10 @@ fn check_entry(e: &SquashfsEntry) -> Result<(), SquashfsError> {
             return Err(bad_name(path, "the path has a '.' or '..' part"));
         }
         if part.len() > MAX_NAME_LEN {
-            return Err(bad_name(path, "a part of the path is longer than 256 bytes"));
+            return Err(bad_name(
+                path,
+                "a part of the path is longer than 256 bytes",
+            ));
         }
     }
     if e.mode & !0o7777 != 0 {
@@ -363,6 +368,9 @@ fn compress(data: &[u8], compression: Compression, block_size: u32) -> io::Resul
     Ok((out.len() < data.len()).then_some(out))
 }
 
+/// A compressed block, `None` when stored as is.
+type Packed = io::Result<Option<Vec<u8>>>;
+
 /// Compresses every block, `threads` at a time; results in block order.
 fn compress_all(
     blocks: &[&[u8]],
@@ -370,7 +378,7 @@ fn compress_all(
 ) -> Result<Vec<Option<Vec<u8>>>, SquashfsError> {
     let threads = opts.threads.clamp(1, blocks.len().max(1));
     let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<(usize, io::Result<Option<Vec<u8>>>)>> = Mutex::new(Vec::new());
+    let done: Mutex<Vec<(usize, Packed)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -432,7 +440,10 @@ impl Metadata {
             .map_err(|source| SquashfsError::Compress { source })?;
         let (header, body) = match &packed {
             Some(c) => (c.len() as u16, c.as_slice()),
-            None => (self.cur.len() as u16 | METADATA_UNCOMPRESSED, self.cur.as_slice()),
+            None => (
+                self.cur.len() as u16 | METADATA_UNCOMPRESSED,
+                self.cur.as_slice(),
+            ),
         };
         self.out.extend_from_slice(&header.to_le_bytes());
         self.out.extend_from_slice(body);
@@ -596,7 +607,11 @@ pub fn write_squashfs<W: Write>(
             max: MAX_IDS,
         });
     }
-    let id_index: BTreeMap<u32, u16> = ids.iter().enumerate().map(|(i, &id)| (id, i as u16)).collect();
+    let id_index: BTreeMap<u32, u16> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| (id, i as u16))
+        .collect();
     stats.ids = ids.len() as u32;
 
     // Inode and directory tables, in inode order: a directory's listing needs the references
