@@ -160,6 +160,11 @@ enum Body {
     Other,
 }
 
+/// Opens the squashfs image of `len` bytes at the start of `reader` (see [`Squashfs::open`]).
+pub fn open<R: Read + Seek>(reader: R, len: u64) -> Result<Squashfs<R>, ReadError> {
+    Squashfs::open(reader, len)
+}
+
 /// An open squashfs image.
 pub struct Squashfs<R> {
     dev: Device<R>,
