@@ -1,5 +1,6 @@
 //! Writes small valid inputs for every fuzz target into `<dir>/<target>/`, built with pimg's
 //! own writers, so the fuzzers start from real structure.
+use pimg::codec::squashfs as sqfs;
 use pimg::codec::{cpio::write as cpio, gzip::write as gzip, tar::write as tar};
 use pimg::codec::partition::write::{self as disk, DiskLayout, TableKind};
 use pimg::codec::fat::write::{self as fat, FatParams, FatType};
@@ -84,6 +85,43 @@ fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
             out.push(b'\n');
         }
     }
+    out
+}
+
+/// A squashfs image of `t` with 4 KiB blocks and a file of several blocks added.
+fn squashfs(t: &Tree, compression: sqfs::Compression) -> Vec<u8> {
+    use sqfs::write::{SquashfsEntry, SquashfsKind};
+    let big: Vec<u8> = (0..9000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut entries = vec![SquashfsEntry {
+        path: "big",
+        kind: SquashfsKind::File(&big),
+        mode: 0o644,
+        uid: 1000,
+        gid: 1000,
+    }];
+    for (path, node) in t.iter() {
+        let kind = match &node.kind {
+            pimg::tree::NodeKind::File(d) => SquashfsKind::File(d),
+            pimg::tree::NodeKind::Symlink(s) => SquashfsKind::Symlink(s),
+            pimg::tree::NodeKind::Dir => SquashfsKind::Dir,
+            _ => continue,
+        };
+        entries.push(SquashfsEntry {
+            path: path.as_str(),
+            kind,
+            mode: node.mode as u16,
+            uid: 0,
+            gid: 0,
+        });
+    }
+    let opts = sqfs::write::SquashfsOptions {
+        mtime: 1_700_000_000,
+        block_size: 4096,
+        compression,
+        threads: 1,
+    };
+    let mut out = Vec::new();
+    sqfs::write::write_squashfs(&mut out, &entries, 0o755, &opts).unwrap();
     out
 }
 
@@ -181,6 +219,14 @@ fn main() {
     );
     apk.extend_from_slice(&data_tgz);
     put("packages", "seed.apk", &apk);
+    // Small squashfs images of the seed tree (4 KiB blocks: a file of several blocks, one in a
+    // fragment, a symlink), gzip and xz.
+    for (name, compression) in [
+        ("gzip.sqfs", sqfs::Compression::Gzip { level: 9 }),
+        ("xz.sqfs", sqfs::Compression::Xz { preset: 1 }),
+    ] {
+        put("squashfs", name, &squashfs(&t, compression));
+    }
     // An overlay's .attributes and etc/hostname.
     put(
         "attributes",

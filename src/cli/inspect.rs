@@ -11,11 +11,13 @@ use std::path::PathBuf;
 Examples:
   pimg inspect out/rpi3b.img                   partition table, FAT parameters, every file
   pimg inspect out/rpi3b.initramfs.cpio.gz     every entry with mode, owner, mtime, SHA-256
+  pimg inspect boot/modloop-rpi                 the same for a squashfs image
   pimg inspect --json out/rpi3b.img | jq '.partitions[0].filesystem.files[].path'
 
 Exit status: 0 read cleanly, 1 read with damage (listed under problems), 2 unreadable.")]
 pub struct InspectArgs {
-    /// Disk image, FAT volume, or archive (gzip, cpio newc, tar); recognized by content.
+    /// Disk image, FAT volume, squashfs image, or archive (gzip, cpio newc, tar); recognized
+    /// by content.
     #[arg(value_name = "IMAGE|ARCHIVE")]
     file: PathBuf,
     /// Print JSON instead of text.

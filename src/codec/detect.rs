@@ -1,4 +1,5 @@
-//! What a file is, judged by its content alone: disk image, FAT volume, gzip, cpio or tar.
+//! What a file is, judged by its content alone: disk image, FAT volume, squashfs, gzip, cpio
+//! or tar.
 
 use crate::codec::reader::ReadError;
 use crate::codec::{cpio::read as cpio, fat::read as fat, gzip::read as gzip, tar::read as tar};
@@ -13,6 +14,8 @@ pub enum ArtifactKind {
     DiskImage,
     /// A bare FAT volume (boot sector at byte 0).
     FatVolume,
+    /// A squashfs image (magic "hsqs" at byte 0), such as a modloop.
+    Squashfs,
     /// gzip around a cpio newc archive.
     GzipCpio,
     /// gzip around a tar archive.
@@ -32,6 +35,7 @@ impl std::fmt::Display for ArtifactKind {
         f.write_str(match self {
             ArtifactKind::DiskImage => "disk image",
             ArtifactKind::FatVolume => "FAT volume",
+            ArtifactKind::Squashfs => "squashfs image",
             ArtifactKind::GzipCpio => "gzip-compressed cpio archive",
             ArtifactKind::GzipTar => "gzip-compressed tar archive",
             ArtifactKind::Gzip => "gzip stream",
@@ -42,8 +46,8 @@ impl std::fmt::Display for ArtifactKind {
     }
 }
 
-/// Judges an artifact by its first bytes: MBR/GPT signature, FAT boot sector, gzip magic
-/// (then cpio or tar inside), cpio or tar magic.
+/// Judges an artifact by its first bytes: MBR/GPT signature, FAT boot sector, squashfs
+/// magic, gzip magic (then cpio or tar inside), cpio or tar magic.
 pub fn detect<R: Read + Seek>(reader: &mut R) -> Result<ArtifactKind, ReadError> {
     let io_err = |source| ReadError::Io {
         what: "the start of the file".into(),
@@ -57,6 +61,9 @@ pub fn detect<R: Read + Seek>(reader: &mut R) -> Result<ArtifactKind, ReadError>
         .take(1024)
         .read_to_end(&mut head)
         .map_err(io_err)?;
+    if head.starts_with(&crate::codec::squashfs::MAGIC) {
+        return Ok(ArtifactKind::Squashfs);
+    }
     if head.starts_with(&gzip::MAGIC) {
         reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
         let mut inner = Vec::with_capacity(512);

@@ -15,6 +15,7 @@ pub mod gzip;
 pub mod kmod;
 pub mod partition;
 pub mod reader;
+pub mod squashfs;
 pub mod tar;
 
 #[cfg(test)]

@@ -480,6 +480,18 @@ fn detect_by_content() {
         detect(&mut Cursor::new(&tar_bytes)).unwrap(),
         ArtifactKind::Tar
     );
+    let mut sqfs = Vec::new();
+    crate::codec::squashfs::write::write_squashfs(
+        &mut sqfs,
+        &[],
+        0o755,
+        &crate::codec::squashfs::write::SquashfsOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        detect(&mut Cursor::new(&sqfs)).unwrap(),
+        ArtifactKind::Squashfs
+    );
     assert_eq!(
         detect(&mut Cursor::new(b"hello")).unwrap(),
         ArtifactKind::Unknown

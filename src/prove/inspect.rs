@@ -1,6 +1,7 @@
 //! `pimg inspect`: what an image or archive holds, read with the hostile-input readers:
 //! partition table, FAT parameters, every file with its timestamps, attributes and SHA-256,
-//! and the entries of the archives inside (initramfs, apkovl, rpi tarball).
+//! and the entries of the archives inside (initramfs, apkovl, rpi tarball) and of squashfs
+//! images (modloop).
 
 use crate::codec::detect::ArtifactKind;
 use crate::codec::fat::read::{FatEntry, FatVolume};
@@ -206,9 +207,19 @@ pub fn inspect_path(path: &Path) -> Result<Inspection, InspectError> {
             })?;
             ins.filesystem = Some(fat(&mut v, &mut ins.problems, "volume"));
         }
+        ArtifactKind::Squashfs => {
+            let a = squashfs(&f, size).map_err(|source| InspectError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            if let Some(e) = &a.error {
+                ins.problems.push(e.clone());
+            }
+            ins.archive = Some(a);
+        }
         ArtifactKind::Unknown => ins.problems.push(
-            "no known format: not a disk image (MBR or GPT), a FAT volume, a gzip, cpio or tar \
-             archive; only its size and SHA-256 are shown"
+            "no known format: not a disk image (MBR or GPT), a FAT volume, a squashfs image, a \
+             gzip, cpio or tar archive; only its size and SHA-256 are shown"
                 .into(),
         ),
         _ => {
@@ -359,6 +370,74 @@ pub fn archive<R: Read>(r: R, len: u64) -> ArchiveInspection {
     } else {
         payload(&mut r)
     }
+}
+
+/// A squashfs image's entries, each file with its SHA-256; damage in the directory tree or a
+/// file is the inspection's error, a superblock or table that cannot be read fails.
+fn squashfs(f: &File, len: u64) -> Result<ArchiveInspection, ReadError> {
+    use crate::codec::squashfs::{compressor_name, read::Squashfs, read::SquashfsEntryKind};
+    let mut fs = Squashfs::open(f, len)?;
+    let sb = fs.superblock().clone();
+    let mut a = ArchiveInspection {
+        format: format!(
+            "squashfs {}.{}, {}, {}-byte blocks, mkfs time {}",
+            sb.version_major,
+            sb.version_minor,
+            compressor_name(sb.compressor),
+            sb.block_size,
+            sb.mkfs_time
+        ),
+        gzip: None,
+        entries: Vec::new(),
+        error: None,
+    };
+    let listing = match fs.entries() {
+        Ok(l) => l,
+        Err(e) => {
+            a.error = Some(format!("squashfs directory tree unreadable: {e}"));
+            return Ok(a);
+        }
+    };
+    for l in listing {
+        let sha256 = if l.kind == SquashfsEntryKind::File {
+            match fs.read_file(&l, MAX_NESTED_ARCHIVE) {
+                Ok(data) => Some(hex(&Sha256::digest(&data))),
+                Err(e) => {
+                    a.error.get_or_insert_with(|| format!("squashfs: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        a.entries.push(ArchiveEntry {
+            kind: match l.kind {
+                SquashfsEntryKind::File => "file",
+                SquashfsEntryKind::Dir => "directory",
+                SquashfsEntryKind::Symlink => "symlink",
+                SquashfsEntryKind::CharDevice => "char device",
+                SquashfsEntryKind::BlockDevice => "block device",
+                SquashfsEntryKind::Fifo => "fifo",
+                SquashfsEntryKind::Socket => "socket",
+            },
+            mode: format!("0{:o}", l.mode),
+            uid: u64::from(l.uid),
+            gid: u64::from(l.gid),
+            mtime: i64::from(l.mtime),
+            size: l.size,
+            sha256,
+            link_target: l.target,
+            device: l.rdev.map(|r| {
+                format!(
+                    "{}:{}",
+                    (r >> 8) & 0xFFF,
+                    (r & 0xFF) | ((r >> 12) & 0xFFF00)
+                )
+            }),
+            path: l.path,
+        });
+    }
+    Ok(a)
 }
 
 fn payload<R: Read>(r: &mut R) -> ArchiveInspection {

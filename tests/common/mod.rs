@@ -8,6 +8,7 @@
 mod mount;
 mod pimg;
 mod referee;
+pub mod squashfs;
 
 #[allow(unused_imports)]
 pub use self::{mount::*, pimg::*, referee::*};
