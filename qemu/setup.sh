@@ -19,7 +19,7 @@ releases=(trixie bookworm)
 papt_root=/var/lib/pimg-apt
 # The referees the tests use; faketime and strace for the variation and fault tests; genimage
 # and time for bench/compare.sh. QEMU comes from backports (below): raspi4b needs QEMU 9 or later.
-packages_host=(dosfstools mtools fdisk cpio busybox gzip util-linux faketime strace genimage time)
+packages_host=(dosfstools mtools fdisk cpio busybox gzip util-linux faketime strace genimage time xz-utils zstd bmap-tools)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
