@@ -240,6 +240,66 @@ fn bmaptool_copies_the_image_and_refuses_a_flipped_byte() {
     );
 }
 
+/// What a flasher given the bmap leaves on a card that held other data: the mapped blocks
+/// from the image, the old bytes elsewhere. The FAT must still be clean and hold the same
+/// files, which holds only if every sector the file system relies on was written and mapped.
+#[test]
+fn a_card_with_old_data_gets_a_clean_file_system_from_the_mapped_blocks_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = fixture_build(tmp.path())
+        .epoch(EPOCH)
+        .args(["--compress", "gz"])
+        .built();
+    let img = fs::read(out.join("rpi3b.img")).unwrap();
+    let ranges = bmap_ranges(&fs::read_to_string(out.join("rpi3b.img.bmap")).unwrap());
+    let mut card = vec![0xa5u8; img.len()];
+    for (first, last) in ranges {
+        let (a, b) = (
+            (first * 4096) as usize,
+            (((last + 1) * 4096) as usize).min(img.len()),
+        );
+        card[a..b].copy_from_slice(&img[a..b]);
+    }
+    let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let (start, sectors) = (le32(&card, 446 + 8) * 512, le32(&card, 446 + 12) * 512);
+    assert_eq!(
+        (start, sectors),
+        (le32(&img, 446 + 8) * 512, le32(&img, 446 + 12) * 512),
+        "the partition table did not survive"
+    );
+    let part = |bytes: &[u8], name: &str| {
+        let p = tmp.path().join(name);
+        fs::write(&p, &bytes[start..start + sectors]).unwrap();
+        p
+    };
+    let (clean, dirty) = (part(&img, "clean.vfat"), part(&card, "card.vfat"));
+    referee("fsck.vfat", "dosfstools")
+        .arg("-a")
+        .arg(&dirty)
+        .run();
+    let listing = |p: &Path| {
+        referee("mdir", "mtools")
+            .args(["-/", "-a", "-i"])
+            .arg(p)
+            .arg("::")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .run()
+            .stdout
+    };
+    assert_eq!(listing(&dirty), listing(&clean));
+    for file in ["boot/vmlinuz-rpi", "boot/initramfs-rpi", "config.txt"] {
+        let get = |p: &Path| {
+            referee("mtype", "mtools")
+                .arg("-i")
+                .arg(p)
+                .arg(format!("::{file}"))
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .bytes()
+        };
+        assert!(get(&dirty) == get(&clean), "{file} differs on the card");
+    }
+}
+
 #[test]
 fn identical_under_other_time_zones_umasks_and_thread_counts() {
     let tmp = tempfile::tempdir().unwrap();
