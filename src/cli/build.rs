@@ -61,7 +61,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "CODEC", value_enum)]
     compress: Vec<CompressArg>,
     /// Threads for --compress (default: every core, at most 16). Any count gives the same
-    /// bytes; fewer use less memory (about 100 MiB per xz thread).
+    /// bytes; fewer threads hold fewer 8 MiB blocks and encoders in memory at once.
     #[arg(long, value_name = "N")]
     threads: Option<std::num::NonZeroUsize>,
 }
