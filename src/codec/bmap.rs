@@ -213,13 +213,18 @@ fn render(b: &Bmap) -> Vec<u8> {
     s.push_str(&format!("<bmap version=\"{VERSION}\">\n"));
     s.push_str(&format!("    <ImageSize> {} </ImageSize>\n", b.image_size));
     s.push_str(&format!("    <BlockSize> {BLOCK_SIZE} </BlockSize>\n"));
-    s.push_str(&format!("    <BlocksCount> {} </BlocksCount>\n", b.blocks()));
+    s.push_str(&format!(
+        "    <BlocksCount> {} </BlocksCount>\n",
+        b.blocks()
+    ));
     s.push_str(&format!(
         "    <MappedBlocksCount> {} </MappedBlocksCount>\n",
         b.mapped_blocks
     ));
     s.push_str("    <ChecksumType> sha256 </ChecksumType>\n");
-    s.push_str(&format!("    <BmapFileChecksum> {zeros} </BmapFileChecksum>\n"));
+    s.push_str(&format!(
+        "    <BmapFileChecksum> {zeros} </BmapFileChecksum>\n"
+    ));
     s.push_str("    <BlockMap>\n");
     for r in &b.ranges {
         let span = if r.first == r.last {
@@ -331,7 +336,9 @@ pub fn parse(bytes: &[u8], what: &str) -> Result<Bmap, BmapError> {
     if actual != file_sum {
         return Err(invalid(
             what,
-            format!("BmapFileChecksum is {file_sum} but the file hashes to {actual}: it was changed"),
+            format!(
+                "BmapFileChecksum is {file_sum} but the file hashes to {actual}: it was changed"
+            ),
         ));
     }
     let map = element(text, "BlockMap", what)?;
@@ -377,7 +384,10 @@ pub fn parse(bytes: &[u8], what: &str) -> Result<Bmap, BmapError> {
             if first <= prev.last {
                 return Err(invalid(
                     what,
-                    format!("range {first}-{last} is not after range {}-{}", prev.first, prev.last),
+                    format!(
+                        "range {first}-{last} is not after range {}-{}",
+                        prev.first, prev.last
+                    ),
                 ));
             }
         }
@@ -462,7 +472,10 @@ mod tests {
         changed[11] ^= 1;
         assert_eq!(mismatches(&b, &mut Cursor::new(&changed)).unwrap().len(), 1);
         // Same image and set, same bytes.
-        assert_eq!(write(&mut Cursor::new(&img), img.len() as u64, &set).unwrap(), bytes);
+        assert_eq!(
+            write(&mut Cursor::new(&img), img.len() as u64, &set).unwrap(),
+            bytes
+        );
     }
 
     #[test]

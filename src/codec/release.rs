@@ -29,7 +29,9 @@ pub enum DecompressError {
         source: io::Error,
     },
     /// It decompresses to more bytes than allowed.
-    #[error("{what}: decompresses to more than {limit} bytes, the size of the image it should hold")]
+    #[error(
+        "{what}: decompresses to more than {limit} bytes, the size of the image it should hold"
+    )]
     TooLong { what: String, limit: u64 },
 }
 

@@ -172,7 +172,8 @@ impl<W: Write> XzEncoder<W> {
         let backward = (index.len() / 4 - 1) as u32;
         let mut tail = backward.to_le_bytes().to_vec();
         tail.extend_from_slice(&[0, CHECK_CRC32]);
-        self.inner.write_all(&crc32fast::hash(&tail).to_le_bytes())?;
+        self.inner
+            .write_all(&crc32fast::hash(&tail).to_le_bytes())?;
         self.inner.write_all(&tail)?;
         self.inner.write_all(&FOOTER_MAGIC)?;
         Ok(self.inner)
