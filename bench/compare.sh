@@ -4,7 +4,7 @@
 # target. Needs the real inputs (qemu/setup.sh) and: genimage dosfstools mtools fdisk cpio
 # strace time openssl (diffoscope for the diff row, qemu-system-arm for the boot row).
 #
-#   bench/compare.sh [--runs N] [--pimg PATH] [--inputs DIR] [--full] [--keep] [--only initramfs|build]
+#   bench/compare.sh [--runs N] [--pimg PATH] [--inputs DIR] [--full] [--keep] [--only initramfs|build|release]
 #
 # pimg's phases (reading inputs, initramfs, image, hashing, tarball) are timed from the
 # system calls that bound them (strace -ttt: the last close of an input, the open of the
@@ -13,7 +13,9 @@
 # those rows; --only build just the whole build, cold and warm (input cache), against the
 # pipeline a release engineer would script (dpkg-deb -x, cpio|gzip, genimage, tar|gzip,
 # sha256sum). pimg's phase rows read every input from its file (--no-cache), as before the
-# input cache existed.
+# input cache existed. --only release times the compressed release images: pimg build
+# --compress xz (and zstd), less the same build without it (so it includes the bmap), against
+# xz -T2 -9 and zstd -19 -T2 on the same image, with the sizes (needs xz-utils and zstd).
 set -euo pipefail
 
 RUNS=5
@@ -45,7 +47,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$RUNS" in '' | *[!0-9]* | 0) echo "compare.sh: --runs needs a positive number" >&2; exit 2 ;; esac
-case "$ONLY" in '' | initramfs | build) ;; *) echo "compare.sh: --only takes initramfs or build" >&2; exit 2 ;; esac
+case "$ONLY" in '' | initramfs | build | release) ;; *) echo "compare.sh: --only takes initramfs, build or release" >&2; exit 2 ;; esac
+if [ "$ONLY" = release ]; then
+    for t in xz zstd; do command -v "$t" >/dev/null 2>&1 || { echo "compare.sh: missing $t: apt-get install xz-utils zstd" >&2; exit 2; }; done
+fi
 
 missing=()
 for t in genimage mkfs.vfat mcopy sfdisk cpio gzip tar sha256sum openssl strace /usr/bin/time awk dpkg-deb; do
@@ -232,6 +237,42 @@ HAS_VERIFY=0 HAS_DIFF=0 HAS_BOOT=0
 has verify && HAS_VERIFY=1
 has diff && HAS_DIFF=1
 has boot && command -v qemu-system-aarch64 >/dev/null 2>&1 && HAS_BOOT=1
+
+# pimg's build with a --compress codec (or none), warm input cache, two threads.
+pimg_release() { # pimg_release OUT [CODEC]
+    rm -rf "$WORK/$1"
+    "$PIMG" build --board rpi3b --inputs "$INPUTS" --out "$WORK/$1" --cache "$WORK/cache" \
+        --threads 2 ${2:+--compress "$2"} >/dev/null
+}
+release_rows() {
+    local plain r codec tool ext pimg_s tool_s pimg_b tool_b
+    plain=$(med rel_plain)
+    for codec in xz zstd; do
+        case $codec in xz) tool="xz -T2 -9" ext=xz ;; zstd) tool="zstd -19 -T2" ext=zst ;; esac
+        pimg_s=$(awk -v a="$(med "rel_$codec")" -v b="$plain" 'BEGIN{printf "%.4f", a-b}')
+        tool_s=$(med "tool_$codec")
+        pimg_b=$(stat -c %s "$WORK/r-$codec/rpi3b.img.$ext")
+        tool_b=$(stat -c %s "$WORK/tool.img.$ext")
+        r=$(ratio "$pimg_s" "$tool_s")
+        row "release $codec, $((IMG_SIZE / MB)) MiB image, 2 threads: pimg --compress $codec (build with it less build without: compress + bmap) vs $tool" "$(secs "$pimg_s")" "$(secs "$tool_s")" "$r" "" "info"
+        r=$(ratio "$pimg_b" "$tool_b")
+        row "release $codec size: pimg .img.$ext vs $tool" "$((pimg_b / 1024)) KiB" "$((tool_b / 1024)) KiB" "$r" "" "info"
+    done
+}
+if [ "$ONLY" = release ]; then
+    pimg_release r-warm
+    for i in $(seq "$RUNS"); do
+        log "run $i/$RUNS"
+        timed rel_plain pimg_release r-plain
+        timed rel_xz pimg_release r-xz xz
+        timed rel_zstd pimg_release r-zstd zstd
+        timed tool_xz sh -c "xz -T2 -9 -c '$WORK/ref/rpi3b.img' >'$WORK/tool.img.xz'"
+        timed tool_zstd sh -c "zstd -q -19 -T2 -c '$WORK/ref/rpi3b.img' >'$WORK/tool.img.zst'"
+    done
+    table_head
+    release_rows
+    exit 0
+fi
 
 for i in $(seq "$RUNS"); do
     log "run $i/$RUNS"

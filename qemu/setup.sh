@@ -18,9 +18,10 @@ arches=(arm64 armhf armel)
 releases=(trixie bookworm)
 papt_root=/var/lib/pimg-apt
 # The referees the tests use; faketime and strace for the variation and fault tests; genimage
-# and time for bench/compare.sh; squashfs-tools judges the modloop writer. QEMU comes from
-# backports (below): raspi4b needs QEMU 9 or later.
-packages_host=(dosfstools mtools fdisk cpio busybox gzip util-linux faketime strace genimage time squashfs-tools)
+# and time for bench/compare.sh; squashfs-tools judges the modloop writer; xz-utils, zstd and
+# bmap-tools judge the release images. QEMU comes from backports (below): raspi4b needs QEMU 9
+# or later.
+packages_host=(dosfstools mtools fdisk cpio busybox gzip util-linux faketime strace genimage time squashfs-tools xz-utils zstd bmap-tools)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

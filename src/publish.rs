@@ -707,6 +707,19 @@ impl OutputDir {
         Ok(value)
     }
 
+    /// Opens an output staged by this build for reading, to derive another output from it.
+    pub fn open_staged(&self, name: &str) -> Result<File, PublishError> {
+        let tmp = self.temp_path(name);
+        if !self.staged.iter().any(|n| n == name) {
+            return Err(out_msg(
+                &tmp,
+                ErrorKind::NotFound,
+                "is not an output this build staged".into(),
+            ));
+        }
+        File::open(&tmp).map_err(out_err(&tmp))
+    }
+
     /// Stages `name` with the given bytes.
     pub fn write_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<(), PublishError> {
         let tmp = self.temp_path(name);

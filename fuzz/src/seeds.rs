@@ -174,6 +174,17 @@ fn main() {
     );
     put("gzip", "cpio.gz", &gzip::gzip_bytes(&cpio_bytes, 9));
     put("cpio", "plain.cpio", &cpio_bytes);
+    put("release", "tar.xz", &pimg::codec::xz::xz_bytes(&tar_bytes, 1));
+    put("release", "tar.zst", &pimg::codec::zstd::zstd_bytes(&tar_bytes, 1));
+    let mut fat = std::io::Cursor::new(fat_volume(128 * 1024));
+    let mut set = pimg::codec::bmap::BlockSet::new(128 * 1024);
+    set.mark(0, 4096);
+    set.mark(3 * 4096, 8192);
+    put(
+        "release",
+        "fat.bmap",
+        &pimg::codec::bmap::write(&mut fat, 128 * 1024, &set).unwrap(),
+    );
     put("cpio", "cpio.gz", &gzip::gzip_bytes(&cpio_bytes, 6));
     put("tar", "plain.tar", &tar_bytes);
     put("tar", "tar.gz", &gzip::gzip_bytes(&tar_bytes, 6));

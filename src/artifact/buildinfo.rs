@@ -30,7 +30,22 @@ pub struct Buildinfo {
     #[serde(default)]
     pub kernel_modules: BuildinfoModules,
     pub boot_partition: Vec<BuildinfoFile>,
+    /// The compressed images and the bmap (`--compress`); absent when none was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<BuildinfoRelease>,
     pub outputs: Vec<FileSum>,
+}
+
+/// What `--compress` asked for, so a rebuild repeats it, and the fixed settings that made
+/// the bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoRelease {
+    /// The codecs, by their `--compress` names, in the order written.
+    pub compress: Vec<String>,
+    /// For each codec, its fixed settings (level, block size, library version).
+    pub settings: BTreeMap<String, String>,
+    /// The bmap file's block size in bytes.
+    pub bmap_block_size: u64,
 }
 
 /// The board profile the build used.
@@ -181,6 +196,11 @@ mod tests {
                 sha256: "6".repeat(64),
                 from: "board profile".into(),
             }],
+            release: Some(BuildinfoRelease {
+                compress: vec!["xz".into()],
+                settings: BTreeMap::from([("xz".to_string(), "preset 6".to_string())]),
+                bmap_block_size: 4096,
+            }),
             outputs: vec![FileSum::of("x.img", b"abc")],
         }
     }
@@ -197,9 +217,12 @@ mod tests {
         let mut m = b.clone();
         m.lock = None;
         m.board.table = None;
+        m.release = None;
         let json = m.to_json();
         assert!(
-            !json.contains("\"lock\"") && !json.contains("\"table\""),
+            !json.contains("\"lock\"")
+                && !json.contains("\"table\"")
+                && !json.contains("\"release\""),
             "{json}"
         );
         assert!(!json.contains("mbr_disk_signature"), "{json}");
@@ -224,6 +247,7 @@ mod tests {
             "matched",
             "kernel_modules",
             "boot_partition",
+            "release",
             "outputs",
         ];
         for w in order.windows(2) {

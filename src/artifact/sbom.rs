@@ -129,7 +129,11 @@ pub fn outputs(
                 ("ARCHIVE", Vec::new())
             } else if o.name.ends_with(".initramfs.cpio.gz") {
                 ("ARCHIVE", initramfs_inputs.to_vec())
-            } else if o.name.ends_with(".img") {
+            } else if o.name.ends_with(".img")
+                || [".img.gz", ".img.xz", ".img.zst"]
+                    .iter()
+                    .any(|ext| o.name.ends_with(ext))
+            {
                 ("INSTALL", all_inputs.to_vec())
             } else {
                 ("ARCHIVE", all_inputs.to_vec())

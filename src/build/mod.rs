@@ -15,6 +15,7 @@ pub use select::selected_inputs;
 use crate::artifact::apkovl;
 use crate::artifact::boot_tree::{self, BootTreePlan};
 use crate::artifact::disk_image::{self, DiskPlan};
+use crate::codec::release::Compression;
 use crate::epoch::SourceDateEpoch;
 use crate::inputs::cache::Cache;
 use crate::profile::board::{self, LoadedProfile, TableKind};
@@ -40,6 +41,8 @@ pub struct BuildRequest {
     pub epoch: Option<SourceDateEpoch>,
     /// `--table`: the partition table instead of the profile's (GPT for the Pi 4 family).
     pub table: Option<TableKind>,
+    /// `--compress`: compressed copies of the image to write beside it, with a bmap.
+    pub compress: Vec<Compression>,
 }
 
 /// How to build, beyond what to build.
@@ -49,6 +52,8 @@ pub struct BuildOptions {
     pub lock: Option<PathBuf>,
     /// The input cache folder (see `inputs::cache`); none reads every input from its file.
     pub cache: Option<PathBuf>,
+    /// Threads for compressing; all cores when absent. The bytes do not depend on it.
+    pub threads: Option<usize>,
 }
 
 /// What a build produced.
@@ -110,10 +115,23 @@ pub fn build_with(
         overlay,
         resolved,
         lock,
+        compress: release_codecs(&req.compress),
+        threads: opts
+            .threads
+            .unwrap_or_else(crate::codec::blocks::default_threads),
     };
     let mut report = write::write_all(&ctx, &plan, &req.out, &req.inputs, progress)?;
     report.warnings.splice(0..0, cache_warning);
     Ok(report)
+}
+
+/// The codecs asked for, each once, in the fixed order outputs are written (so the order on
+/// the command line cannot change the outputs' order).
+fn release_codecs(asked: &[Compression]) -> Vec<Compression> {
+    let mut v = asked.to_vec();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// The profile (with `--table` applied) and the overlay it names or the request names.

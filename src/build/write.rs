@@ -9,7 +9,9 @@ use super::{stable_origin, BuildReport, Plan};
 use crate::artifact::buildinfo::{self, Buildinfo};
 use crate::artifact::disk_image::{DiskPlan, Identities};
 use crate::artifact::{apkovl, boot_tree, initramfs, rpi_tarball, sbom, sums};
+use crate::codec::bmap::{self, BlockSet, WrittenBlocks};
 use crate::codec::fat::write::FatParams;
+use crate::codec::release::Compression;
 use crate::digest::{hex, FileSum};
 use crate::ids::{self, IdentitySeed};
 use crate::profile::board::{LoadedProfile, TableKind};
@@ -19,6 +21,7 @@ use crate::progress::Progress;
 use crate::publish::{OutputDir, PublishError, RecordIo};
 use crate::tree::{NodeKind, Tree};
 use sha2::{Digest, Sha256};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -29,6 +32,10 @@ pub(super) struct BuildContext {
     pub overlay: Overlay,
     pub resolved: Resolved,
     pub lock: Option<LockRecord>,
+    /// The compressed images to write, each once, in output order.
+    pub compress: Vec<Compression>,
+    /// Threads for compressing (the bytes do not depend on it).
+    pub threads: usize,
 }
 
 /// The boot tree and the two artifacts it carries.
@@ -63,7 +70,7 @@ pub(super) fn write_all(
     let mut warnings = Vec::new();
     let img_name = format!("{board}.img");
     progress.phase(format!("writing {img_name}"));
-    let clamped = write_image(
+    let (clamped, written) = write_image(
         &mut dir,
         &out.join(&img_name),
         ctx,
@@ -72,6 +79,9 @@ pub(super) fn write_all(
         &boot.tree,
         &params,
     )?;
+    if !ctx.compress.is_empty() {
+        write_release(&mut dir, out, ctx, &img_name, &written, progress)?;
+    }
     if let Some(clamped) = clamped {
         warnings.push(format!(
             "SOURCE_DATE_EPOCH {} is outside FAT's 1980..2107 range: FAT timestamps use {clamped}",
@@ -191,7 +201,95 @@ fn identity_seed(loaded: &LoadedProfile, boot: &Tree) -> IdentitySeed {
     IdentitySeed(h.finalize().into())
 }
 
-/// Stages the image; returns the epoch FAT stored when it had to clamp the build's.
+/// Stages the compressed images and the bmap, all made from the staged image.
+fn write_release(
+    dir: &mut OutputDir,
+    out: &Path,
+    ctx: &BuildContext,
+    img_name: &str,
+    written: &BlockSet,
+    progress: &Progress,
+) -> Result<(), Error> {
+    let output_err = |name: &str| {
+        let path = out.join(name).display().to_string();
+        move |source| Error::from(PublishError::Output { path, source })
+    };
+    let image_size = dir
+        .files()
+        .iter()
+        .find(|f| f.name == img_name)
+        .map(|f| f.size)
+        .unwrap_or(0);
+    for &codec in &ctx.compress {
+        let name = format!("{img_name}.{}", codec.extension());
+        let image = dir.open_staged(img_name)?;
+        let label = format!("compressing {name} on {} threads", ctx.threads);
+        progress.phase(label.clone());
+        let err = output_err(&name);
+        dir.write_with(&name, |file| {
+            let from = ProgressRead {
+                inner: BufReader::with_capacity(1 << 20, image),
+                done: 0,
+                total: image_size,
+                label: &label,
+                progress,
+            };
+            let mut to = BufWriter::with_capacity(1 << 20, file);
+            codec
+                .compress(from, &mut to, ctx.threads)
+                .and_then(|_| to.flush())
+                .map_err(err)
+        })?;
+    }
+    let name = format!("{img_name}.bmap");
+    progress.phase(format!("writing {name}"));
+    let mut image = BufReader::with_capacity(1 << 20, dir.open_staged(img_name)?);
+    let bytes = bmap::write(&mut image, image_size, written).map_err(output_err(&name))?;
+    dir.write_bytes(&name, &bytes)?;
+    Ok(())
+}
+
+/// A reader that shows how far a long pass has come.
+struct ProgressRead<'a, R> {
+    inner: R,
+    done: u64,
+    total: u64,
+    label: &'a str,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for ProgressRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let step = 16 << 20;
+        if (self.done + n as u64) / step != self.done / step {
+            self.progress.phase(format!(
+                "{}: {} of {} MiB",
+                self.label,
+                (self.done + n as u64) >> 20,
+                self.total >> 20
+            ));
+        }
+        self.done += n as u64;
+        Ok(n)
+    }
+}
+
+/// The buildinfo's record of `--compress`.
+fn release_of(ctx: &BuildContext) -> Option<buildinfo::BuildinfoRelease> {
+    (!ctx.compress.is_empty()).then(|| buildinfo::BuildinfoRelease {
+        compress: ctx.compress.iter().map(|c| c.name().to_string()).collect(),
+        settings: ctx
+            .compress
+            .iter()
+            .map(|c| (c.name().to_string(), c.settings()))
+            .collect(),
+        bmap_block_size: bmap::BLOCK_SIZE,
+    })
+}
+
+/// Stages the image; returns the epoch FAT stored when it had to clamp the build's, and the
+/// blocks the writers wrote (for the bmap).
 fn write_image(
     dir: &mut OutputDir,
     img_path: &Path,
@@ -200,7 +298,7 @@ fn write_image(
     ids: &Identities,
     boot: &Tree,
     params: &FatParams,
-) -> Result<Option<i64>, Error> {
+) -> Result<(Option<i64>, BlockSet), Error> {
     let img_name = img_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
@@ -215,15 +313,15 @@ fn write_image(
         file.set_len(disk.size).map_err(output_err)?;
         // An I/O failure (a full disk) is an output error, whichever writer met it.
         let io_failure = std::cell::RefCell::new(None);
-        let mut dev = RecordIo::new(&mut *file, &io_failure);
-        crate::artifact::disk_image::write(&mut dev, disk, &layout, boot, params).map_err(|e| {
-            match io_failure.borrow_mut().take() {
+        let mut dev = WrittenBlocks::new(RecordIo::new(&mut *file, &io_failure), disk.size);
+        let report = crate::artifact::disk_image::write(&mut dev, disk, &layout, boot, params)
+            .map_err(|e| match io_failure.borrow_mut().take() {
                 Some(source) => output_err(source),
                 None => Error::image(&ctx.loaded.origin, e),
-            }
-        })
+            })?;
+        Ok::<_, Error>((report, dev.into_parts().1))
     })?;
-    Ok(report.clamped_epoch)
+    Ok((report.0.clamped_epoch, report.1))
 }
 
 /// The SBOM lists every input and the artifacts written so far.
@@ -287,6 +385,7 @@ fn buildinfo_of(
             files: r.module_files.clone(),
         },
         boot_partition: boot_files(boot),
+        release: release_of(ctx),
         outputs: outputs.to_vec(),
     }
 }

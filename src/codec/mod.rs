@@ -7,6 +7,8 @@
 pub const SECTOR_SIZE: u64 = 512;
 
 pub mod archive;
+pub mod blocks;
+pub mod bmap;
 pub mod cpio;
 pub mod detect;
 pub mod fat;
@@ -15,8 +17,11 @@ pub mod gzip;
 pub mod kmod;
 pub mod partition;
 pub mod reader;
+pub mod release;
 pub mod squashfs;
 pub mod tar;
+pub mod xz;
+pub mod zstd;
 
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,10 @@
 
 use crate::artifact::buildinfo::Buildinfo;
 use crate::build::{self, BuildRequest};
+use crate::codec::bmap;
 use crate::codec::fat::read::{FatVolume, HashWriter};
 use crate::codec::reader as read;
+use crate::codec::release::Compression;
 use crate::codec::{gzip::read as gzip, tar::read as tar};
 use crate::digest::hex;
 use crate::epoch::SourceDateEpoch;
@@ -362,6 +364,7 @@ fn check_against_buildinfo(
                 detail: Some(e.to_string()),
             }),
         }
+        check_release(o, dir, info);
         // Archives that differ: compare with their intact copy inside the image.
         for failed in failed_outputs.iter().filter(|x| !x.name.ends_with(".img")) {
             let Some(boot) = info
@@ -397,6 +400,121 @@ fn check_against_buildinfo(
         }
     }
     Ok(())
+}
+
+/// The codecs a buildinfo's `release` record names, for a rebuild to repeat.
+fn release_codecs(info: &Buildinfo) -> Result<Vec<Compression>, VerifyError> {
+    let Some(release) = &info.release else {
+        return Ok(Vec::new());
+    };
+    release
+        .compress
+        .iter()
+        .map(|name| {
+            Compression::from_name(name).ok_or_else(|| {
+                VerifyError::Rebuild(format!(
+                    "the buildinfo asks for --compress {name}, which this pimg does not know; rebuild with the pimg version it names"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Checks that each compressed image decompresses to the image, and that the bmap is intact
+/// and its ranges hash as the image's bytes do.
+fn check_release(o: &mut VerifyOutcome, dir: &Path, info: &Buildinfo) {
+    let Some(img) = info.outputs.iter().find(|x| x.name.ends_with(".img")) else {
+        return;
+    };
+    let prefix = format!("{}.", img.name);
+    for out in &info.outputs {
+        let Some(ext) = out.name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if ext == "bmap" {
+            check_bmap(o, dir, &out.name, img);
+            continue;
+        }
+        let Some(codec) = Compression::ALL.into_iter().find(|c| c.extension() == ext) else {
+            continue;
+        };
+        let result = open::in_folder(dir, &out.name)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                let mut h = HashWriter(Sha256::new());
+                let n = codec
+                    .decompress_to(
+                        BufReader::with_capacity(1 << 20, f),
+                        &mut h,
+                        img.size,
+                        &out.name,
+                    )
+                    .map_err(|e| e.to_string())?;
+                Ok((hex(&h.0.finalize()), n))
+            });
+        let expected = format!(
+            "sha256 {} ({} bytes), as {}",
+            img.sha256, img.size, img.name
+        );
+        let (ok, actual, detail) = match result {
+            Ok((h, n)) => {
+                let ok = h == img.sha256 && n == img.size;
+                (ok, Some(format!("sha256 {h} ({n} bytes)")), None)
+            }
+            Err(e) => (false, None, Some(e)),
+        };
+        o.check(Check {
+            what: format!("{} › decompressed", out.name),
+            ok,
+            expected: (!ok).then_some(expected),
+            actual: if ok { None } else { actual },
+            detail,
+        });
+    }
+}
+
+/// Checks a bmap's own checksum and counts, and every range against the image in `dir`.
+fn check_bmap(o: &mut VerifyOutcome, dir: &Path, name: &str, img: &crate::digest::FileSum) {
+    use std::io::Read;
+    let result = (|| -> Result<Vec<String>, String> {
+        let mut bytes = Vec::new();
+        open::in_folder(dir, name)
+            .map_err(|e| e.to_string())?
+            .take(bmap::MAX_BMAP_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| e.to_string())?;
+        let map = bmap::parse(&bytes, name).map_err(|e| e.to_string())?;
+        if map.image_size != img.size {
+            return Err(format!(
+                "ImageSize {} but {} has {} bytes",
+                map.image_size, img.name, img.size
+            ));
+        }
+        let image = open::in_folder(dir, &img.name).map_err(|e| e.to_string())?;
+        let bad = bmap::mismatches(&map, &mut BufReader::with_capacity(1 << 20, image))
+            .map_err(|e| format!("reading {}: {e}", img.name))?;
+        Ok(bad
+            .iter()
+            .map(|(r, actual)| {
+                format!(
+                    "blocks {}-{} hash {actual}, the bmap says {}",
+                    r.first, r.last, r.sha256
+                )
+            })
+            .collect())
+    })();
+    let (ok, detail) = match result {
+        Ok(bad) if bad.is_empty() => (true, None),
+        Ok(bad) => (false, Some(bad.join("; "))),
+        Err(e) => (false, Some(e)),
+    };
+    o.check(Check {
+        what: format!("{name} › ranges of {}", img.name),
+        ok,
+        expected: (!ok).then(|| "every mapped range hashes as listed".to_string()),
+        actual: None,
+        detail,
+    });
 }
 
 fn read_boot_file(f: &File, path: &str) -> Result<Vec<u8>, read::ReadError> {
@@ -770,6 +888,7 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
                 Some(t) => Some(t.parse().map_err(VerifyError::Rebuild)?),
                 None => None,
             },
+            compress: release_codecs(&info)?,
         },
         &Progress::hidden(),
     )?;

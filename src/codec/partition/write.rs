@@ -401,6 +401,32 @@ mod tests {
         dev.into_inner()
     }
 
+    /// A bmap maps only what was written: every sector a table reader checks (the whole GPT
+    /// entry arrays, which the header CRCs cover, and both headers) must be written, zeros
+    /// included, or a card with old data on it would fail those CRCs.
+    #[test]
+    fn every_table_sector_is_written_so_a_bmap_maps_it() {
+        use crate::codec::bmap::{WrittenBlocks, BLOCK_SIZE};
+        for table in [TableKind::Mbr, TableKind::Gpt] {
+            let l = layout(table);
+            let mut dev = WrittenBlocks::new(Cursor::new(vec![0u8; l.size as usize]), l.size);
+            write_table(&mut dev, &l).unwrap();
+            let (_, set) = dev.into_parts();
+            assert!(set.contains(0), "{table:?}: sector 0");
+            if table == TableKind::Gpt {
+                // Primary header and 32 sectors of entries: bytes 512..17408.
+                for b in 0..17408u64.div_ceil(BLOCK_SIZE) {
+                    assert!(set.contains(b), "primary GPT block {b} not written");
+                }
+                // Backup entries and header: the last 33 sectors.
+                let first = (l.size - 33 * 512) / BLOCK_SIZE;
+                for b in first..l.size / BLOCK_SIZE {
+                    assert!(set.contains(b), "backup GPT block {b} not written");
+                }
+            }
+        }
+    }
+
     fn le32(b: &[u8], at: usize) -> u32 {
         u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
     }
