@@ -6,6 +6,7 @@
 /// lamfat, the Pi and QEMU agree on).
 pub const SECTOR_SIZE: u64 = 512;
 
+pub mod apkindex;
 pub mod archive;
 pub mod cpio;
 pub mod detect;
