@@ -7,6 +7,7 @@
 pub const SECTOR_SIZE: u64 = 512;
 
 pub mod apkindex;
+pub mod apksign;
 pub mod archive;
 pub mod cpio;
 pub mod detect;
