@@ -30,7 +30,20 @@ pub struct Buildinfo {
     #[serde(default)]
     pub kernel_modules: BuildinfoModules,
     pub boot_partition: Vec<BuildinfoFile>,
+    /// The boot repository's index, when the profile has `[boot.apks]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apk_index: Option<BuildinfoApkIndex>,
     pub outputs: Vec<FileSum>,
+}
+
+/// The boot repository's `APKINDEX.tar.gz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoApkIndex {
+    /// Its path in the boot partition.
+    pub path: String,
+    pub sha256: String,
+    /// The key name it is signed as (`<name>.rsa.pub`), or none when unsigned.
+    pub signing_key: Option<String>,
 }
 
 /// The board profile the build used.
@@ -73,6 +86,10 @@ pub struct BuildinfoInput {
     pub arch: Option<String>,
     pub file: String,
     pub sha256: String,
+    /// For an `.apk`: the key (`<name>.rsa.pub`) that verified its signature, or
+    /// `unverified` (`--allow-untrusted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apk_signature: Option<String>,
 }
 
 /// The initramfs's kernel modules: what the profile asked for and what that closed over.
@@ -166,6 +183,7 @@ mod tests {
                 arch: None,
                 file: "raspi-firmware_1.2_all.deb".into(),
                 sha256: "5".repeat(64),
+                apk_signature: None,
             }],
             matched: BTreeMap::from([(
                 "initramfs.busybox.path".to_string(),
@@ -190,6 +208,7 @@ mod tests {
                 sha256: "6".repeat(64),
                 from: "board profile".into(),
             }],
+            apk_index: None,
             outputs: vec![FileSum::of("x.img", b"abc")],
         }
     }

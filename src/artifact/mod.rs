@@ -2,6 +2,7 @@
 //! that depend on the profile have a `plan` step that rejects a bad profile before any input
 //! is read, and a write step that only encodes.
 
+pub mod apkindex;
 pub mod apkovl;
 pub mod boot_tree;
 pub mod buildinfo;

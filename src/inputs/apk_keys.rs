@@ -29,6 +29,8 @@ pub struct ApkKeys {
 pub struct ApkTrust {
     pub keys: Option<ApkKeys>,
     pub allow_untrusted: bool,
+    /// Verdicts an earlier build of the same bytes recorded (by file name), taken as given.
+    pub recorded: BTreeMap<String, Verdict>,
 }
 
 /// Who vouched for one apk.
@@ -60,7 +62,7 @@ pub enum TrustError {
         #[source]
         source: std::io::Error,
     },
-    #[error("apk key {}: {source}", path.display())]
+    #[error("key {}: {source}", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -74,7 +76,7 @@ pub enum TrustError {
     },
     #[error("apk keys folder {}: {name} is not a key (<name>.rsa.pub); keep only public keys there", dir.display())]
     NotAKey { dir: PathBuf, name: String },
-    #[error("apk key {}: {size} bytes is more than the {MAX_KEY_FILE} a public key needs", path.display())]
+    #[error("key {}: more than the {MAX_KEY_FILE} bytes a key file needs ({size} read)", path.display())]
     TooLarge { path: PathBuf, size: u64 },
     #[error("apk keys folder {} holds no keys", dir.display())]
     Empty { dir: PathBuf },
@@ -108,6 +110,27 @@ pub enum TrustError {
     NoKeys { apk: PathBuf, key: String },
 }
 
+/// A key file's text, at most [`MAX_KEY_FILE`] bytes.
+pub fn read_key_text(path: &Path) -> Result<String, TrustError> {
+    let read = |source| TrustError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut text = Vec::new();
+    fs::File::open(path)
+        .map_err(read)?
+        .take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut text)
+        .map_err(read)?;
+    if text.len() as u64 > MAX_KEY_FILE {
+        return Err(TrustError::TooLarge {
+            path: path.to_path_buf(),
+            size: text.len() as u64,
+        });
+    }
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
 impl ApkKeys {
     /// Reads every `*.pub` of `dir` as a PEM public key; anything else there is an error.
     // The keys loader lists the keys folder; the names are sorted before use.
@@ -136,23 +159,7 @@ impl ApkKeys {
         let mut keys = BTreeMap::new();
         for name in names {
             let path = dir.join(&name);
-            let read = |source| TrustError::Read {
-                path: path.clone(),
-                source,
-            };
-            let mut text = Vec::new();
-            fs::File::open(&path)
-                .map_err(read)?
-                .take(MAX_KEY_FILE + 1)
-                .read_to_end(&mut text)
-                .map_err(read)?;
-            if text.len() as u64 > MAX_KEY_FILE {
-                return Err(TrustError::TooLarge {
-                    path,
-                    size: text.len() as u64,
-                });
-            }
-            let text = String::from_utf8_lossy(&text);
+            let text = read_key_text(&path)?;
             let key = apksign::public_key_from_pem(&text).map_err(|source| TrustError::Key {
                 path: path.clone(),
                 source,
@@ -181,6 +188,12 @@ impl ApkTrust {
     /// verify it; an unknown key, no signature or no keys folder is refused unless untrusted
     /// packages are allowed. A signature a known key rejects is refused either way.
     pub fn check(&self, apk: &Path, info: &ApkInfo) -> Result<Verdict, TrustError> {
+        if let Some(v) = apk
+            .file_name()
+            .and_then(|n| self.recorded.get(n.to_string_lossy().as_ref()))
+        {
+            return Ok(v.clone());
+        }
         let untrusted = |e: TrustError| {
             if self.allow_untrusted {
                 Ok(Verdict::Unverified)
