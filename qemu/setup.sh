@@ -18,7 +18,8 @@ arches=(arm64 armhf armel)
 releases=(trixie bookworm)
 papt_root=/var/lib/pimg-apt
 # The referees the tests use; faketime and strace for the variation and fault tests; genimage
-# and time for bench/compare.sh; openssl and python3 referee the boot repository's index. QEMU comes from backports (below): raspi4b needs QEMU 9 or later.
+# and time for bench/compare.sh; openssl and python3 referee the boot repository's index.
+# QEMU comes from backports (below): raspi4b needs QEMU 9 or later.
 packages_host=(dosfstools mtools fdisk cpio busybox gzip util-linux faketime strace genimage time openssl python3)
 
 say() { printf 'setup: %s\n' "$*" >&2; }

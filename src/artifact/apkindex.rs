@@ -4,7 +4,7 @@
 
 use super::FieldError;
 use crate::codec::apkindex::{self, IndexError, IndexRecord};
-use crate::codec::apksign::{self, PrivateKey};
+use crate::codec::apksign::{self, KeyError, PrivateKey};
 use crate::epoch::SourceDateEpoch;
 use crate::profile::board::BoardProfile;
 use crate::tree::TreePath;
@@ -25,6 +25,15 @@ pub struct IndexSigner {
     pub key: PrivateKey,
     /// `<private key file name>.pub`, abuild's convention (`foo.rsa` signs as `foo.rsa.pub`).
     pub key_name: String,
+}
+
+/// Why the index could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ApkIndexError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("signing the index: {0}")]
+    Sign(#[from] KeyError),
 }
 
 /// The index's place and description from the profile.
@@ -49,11 +58,17 @@ pub fn write(
     epoch: SourceDateEpoch,
     level: u32,
     signer: Option<&IndexSigner>,
-) -> Result<Vec<u8>, IndexError> {
+) -> Result<Vec<u8>, ApkIndexError> {
     let mtime = epoch.seconds().max(0) as u64;
     let index = apkindex::write_index(records, &plan.description, mtime, level)?;
     match signer {
-        Some(s) => apksign::signed_index(&index, &s.key, &s.key_name, mtime, level),
+        Some(s) => Ok(apksign::signed_index(
+            &index,
+            &s.key,
+            &s.key_name,
+            mtime,
+            level,
+        )?),
         None => Ok(index),
     }
 }

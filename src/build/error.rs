@@ -56,7 +56,7 @@ pub enum Error {
     )]
     ApkSignKey { path: String, reason: String },
     #[error("boot repository index: {0}")]
-    ApkIndex(#[from] crate::codec::apkindex::IndexError),
+    ApkIndex(#[from] crate::artifact::apkindex::ApkIndexError),
     #[error(
         "input {input} changed while pimg was reading it (replaced, modified or removed); \
          nothing was published: run the build again once the inputs are settled"

@@ -86,8 +86,6 @@ pub enum IndexError {
     BadDescription(String),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
-    #[error("signing the index: {0}")]
-    Sign(#[from] crate::codec::apksign::KeyError),
 }
 
 /// `"Q1"` + base64 of a SHA-1, as apk writes a v2 package identity.

@@ -3,7 +3,8 @@
 //! check them with OpenSSL. PKCS#1 v1.5 signing has no randomness: one key and one message
 //! give one signature, so a signed index is as reproducible as its key.
 
-use crate::codec::apkindex::{signature_segment, IndexError, SignatureDigest};
+use crate::codec::apkindex::{signature_segment, SignatureDigest};
+use crate::codec::archive::ArchiveError;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
@@ -29,6 +30,8 @@ pub enum KeyError {
     Invalid { label: String, reason: String },
     #[error("signing failed: {0}")]
     Sign(String),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
 }
 
 /// The label of the first PEM block (`RSA PRIVATE KEY`, `PUBLIC KEY`, ...).
@@ -98,7 +101,7 @@ pub fn signed_index(
     key_name: &str,
     mtime: u64,
     level: u32,
-) -> Result<Vec<u8>, IndexError> {
+) -> Result<Vec<u8>, KeyError> {
     let signature = sign_sha1(key, index)?;
     let mut out = signature_segment(key_name, &signature, mtime, level)?;
     out.extend_from_slice(index);
