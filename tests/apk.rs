@@ -26,6 +26,8 @@ const GOLDEN_ARTIFACTS: &[&str] = &[
 fn alpine_from(dir: &Path, inputs: &str, out: &str) -> Build {
     let mut b = Build::new();
     b.cwd(dir).board(BOARD).inputs(inputs).out(out);
+    b.arg("--apk-keys")
+        .arg(write_apk_keys(&dir.join("apk-keys")));
     b
 }
 
@@ -49,6 +51,7 @@ fn alpine_layout_and_boot_repository() {
     let want = [
         ".alpine-release",
         "apks/.boot_repository",
+        "apks/aarch64/APKINDEX.tar.gz",
         "apks/aarch64/alpine-keys-2.4-r1.apk",
         "apks/aarch64/busybox-static-1.36.1-r15.apk",
         "apks/aarch64/linux-rpi-6.6.31-r0.apk",
@@ -138,6 +141,11 @@ fn alpine_layout_and_boot_repository() {
             "raspberrypi-bootloader"
         ]
     );
+    // Every apk was verified with the fixture key; the index is unsigned.
+    let key = format!("{APK_TEST_KEY}.pub");
+    assert_eq!(strings(&info["inputs"], "apk_signature"), [key.as_str(); 4]);
+    assert_eq!(info["apk_index"]["path"], "apks/aarch64/APKINDEX.tar.gz");
+    assert_eq!(info["apk_index"]["signing_key"], serde_json::Value::Null);
 }
 
 #[test]

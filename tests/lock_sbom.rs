@@ -19,6 +19,8 @@ const BOARD: &str = ALPINE_BOARD;
 fn lock(cwd: &Path) -> Build {
     let mut b = Build::lock();
     b.cwd(cwd).board(BOARD).inputs("inputs");
+    b.arg("--apk-keys")
+        .arg(write_apk_keys(&cwd.join("apk-keys")));
     b
 }
 
@@ -31,6 +33,8 @@ fn locked_build(cwd: &Path, out: &str) -> Build {
         .out(out)
         .arg("--locked")
         .epoch(EPOCH);
+    b.arg("--apk-keys")
+        .arg(write_apk_keys(&cwd.join("apk-keys")));
     b
 }
 
@@ -61,6 +65,13 @@ fn locked_build_succeeds_and_records_the_lock() {
     );
     let used = string_pairs(&info["inputs"], "name", "sha256");
     assert_eq!(locked, used);
+    // The lock and the buildinfo both say which key verified each apk.
+    let key = format!("{APK_TEST_KEY}.pub");
+    assert!(
+        text.contains(&format!("apk_signature = \"{key}\"\n")),
+        "{text}"
+    );
+    assert_eq!(strings(&info["inputs"], "apk_signature"), [key.as_str(); 4]);
     assert_eq!(
         lock["profile_sha256"],
         info["board"]["profile_sha256"].as_str().unwrap().into()
@@ -81,6 +92,8 @@ fn locked_build_succeeds_and_records_the_lock() {
         .inputs("inputs")
         .out("out3")
         .epoch(EPOCH)
+        // Taking the apks unverified changes only what the buildinfo records of them.
+        .arg("--allow-untrusted")
         .expect_success();
     for (name, hash) in sums(&t.join("out3")) {
         if !name.ends_with(".buildinfo.json") {
@@ -172,6 +185,8 @@ fn lock_is_byte_identical_across_machines() {
         .board(BOARD)
         .inputs(&inputs)
         .args(["--lock", "my lock"])
+        .arg("--apk-keys")
+        .arg(write_apk_keys(&deep.join("keys")))
         .umask("077")
         .env("TZ", "Asia/Kathmandu")
         .env("LC_ALL", "tr_TR.UTF-8")

@@ -1,5 +1,6 @@
 //! The package readers: the bytes as a `.deb` (ar, control, data.tar in any compression) and
-//! as an `.apk` (signature, control and data segments, datahash), every member read through.
+//! as an `.apk` (signature, control and data segments, datahash, the signature checked as
+//! an untrusted build checks it), every member read through, and as a (signed) APKINDEX.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::io::Read;
@@ -18,7 +19,14 @@ fuzz_target!(|data: &[u8]| {
     });
     let apk = scratch::write(&dir, "p-1-r0.apk", data);
     let _ = pimg::inputs::apk::read_info(&apk);
-    let _ = pimg::inputs::apk::verify_bytes(&apk, data);
+    if let Ok(info) = pimg::inputs::apk::verify_bytes(&apk, data) {
+        let trust = pimg::inputs::apk_keys::ApkTrust {
+            allow_untrusted: true,
+            ..Default::default()
+        };
+        let _ = trust.check(&apk, &info);
+    }
+    let _ = pimg::codec::apkindex::read_index(data);
     let _ = pimg::inputs::apk::scan_data::<pimg::inputs::apk::ApkError>(&apk, &mut |_, r| {
         let _ = std::io::copy(&mut r.take(1 << 24), &mut std::io::sink());
         Ok(())

@@ -238,6 +238,18 @@ fn main() {
     ] {
         put("squashfs", name, &squashfs(&t, compression));
     }
+    // The same package with a signature segment in front, and a signed index of it.
+    let segment =
+        pimg::codec::apkindex::signature_segment("seed.rsa.pub", &[0x5a; 256], 0, 6).unwrap();
+    put("packages", "seed-signed.apk", &[segment.as_slice(), &apk].concat());
+    let record = pimg::codec::apkindex::IndexRecord {
+        name: "seed".into(),
+        version: "1-r0".into(),
+        depends: vec!["musl".into()],
+        ..Default::default()
+    };
+    let index = pimg::codec::apkindex::write_index(&[record], "seed", 0, 6).unwrap();
+    put("packages", "APKINDEX.tar.gz", &[segment.as_slice(), &index].concat());
     // An overlay's .attributes and etc/hostname.
     put(
         "attributes",

@@ -33,6 +33,9 @@ pub struct Buildinfo {
     /// The compressed images and the bmap (`--compress`); absent when none was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<BuildinfoRelease>,
+    /// The boot repository's index, when the profile has `[boot.apks]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apk_index: Option<BuildinfoApkIndex>,
     pub outputs: Vec<FileSum>,
 }
 
@@ -46,6 +49,16 @@ pub struct BuildinfoRelease {
     pub settings: BTreeMap<String, String>,
     /// The bmap file's block size in bytes.
     pub bmap_block_size: u64,
+}
+
+/// The boot repository's `APKINDEX.tar.gz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoApkIndex {
+    /// Its path in the boot partition.
+    pub path: String,
+    pub sha256: String,
+    /// The key name it is signed as (`<name>.rsa.pub`), or none when unsigned.
+    pub signing_key: Option<String>,
 }
 
 /// The board profile the build used.
@@ -172,6 +185,7 @@ mod tests {
                 arch: None,
                 file: "raspi-firmware_1.2_all.deb".into(),
                 sha256: "5".repeat(64),
+                apk_signature: None,
             }],
             matched: BTreeMap::from([(
                 "initramfs.busybox.path".to_string(),
@@ -201,6 +215,7 @@ mod tests {
                 settings: BTreeMap::from([("xz".to_string(), "preset 6".to_string())]),
                 bmap_block_size: 4096,
             }),
+            apk_index: None,
             outputs: vec![FileSum::of("x.img", b"abc")],
         }
     }

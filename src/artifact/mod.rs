@@ -2,6 +2,7 @@
 //! that depend on the profile have a `plan` step that rejects a bad profile before any input
 //! is read, and a write step that only encodes.
 
+pub mod apkindex;
 pub mod apkovl;
 pub mod boot_tree;
 pub mod buildinfo;
@@ -20,6 +21,7 @@ pub fn pinned(i: &crate::inputs::Input, sha256: String) -> crate::profile::lock:
         arch: i.arch.clone(),
         file: i.file.clone(),
         sha256,
+        apk_signature: None,
     }
 }
 

@@ -51,6 +51,13 @@ pub enum Error {
     #[error(transparent)]
     Publish(#[from] PublishError),
     #[error(
+        "apk index signing key {path}: {reason}; pass abuild's private key \
+         (~/.abuild/<name>.rsa, PEM) to --apk-sign-key"
+    )]
+    ApkSignKey { path: String, reason: String },
+    #[error("boot repository index: {0}")]
+    ApkIndex(#[from] crate::artifact::apkindex::ApkIndexError),
+    #[error(
         "input {input} changed while pimg was reading it (replaced, modified or removed); \
          nothing was published: run the build again once the inputs are settled"
     )]

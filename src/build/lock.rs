@@ -5,6 +5,7 @@
 
 use super::error::Error;
 use crate::digest::hex;
+use crate::inputs::apk_keys::{ApkKeys, ApkTrust};
 use crate::inputs::{apk, Input, InputError, InputKind, InputSet};
 use crate::profile::board::{self, LoadedProfile};
 use crate::profile::lock::{
@@ -22,13 +23,18 @@ pub fn compute(
     loaded: &LoadedProfile,
     overlay: &Overlay,
     inputs: &[Input],
+    trust: &ApkTrust,
 ) -> Result<LockFile, InputError> {
     let mut locked = Vec::new();
     for i in inputs {
+        let mut apk_signature = None;
         if i.kind == InputKind::Apk {
-            apk::verify(&i.path)?;
+            let info = apk::verify(&i.path)?;
+            apk_signature = Some(trust.check(&i.path, &info)?.label().to_string());
         }
-        locked.push(crate::artifact::pinned(i, i.sha256()?));
+        let mut pinned = crate::artifact::pinned(i, i.sha256()?);
+        pinned.apk_signature = apk_signature;
+        locked.push(pinned);
     }
     locked.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(LockFile {
@@ -58,6 +64,9 @@ pub struct LockRequest {
     pub inputs: PathBuf,
     pub overlay: Option<String>,
     pub lock: PathBuf,
+    /// `--apk-keys` and `--allow-untrusted`, as for `pimg build`.
+    pub apk_keys: Option<PathBuf>,
+    pub allow_untrusted: bool,
 }
 
 /// `pimg lock`: selects the inputs the profile uses, hashes them and writes the lock file.
@@ -73,7 +82,17 @@ pub fn lock(req: &LockRequest) -> Result<LockReport, Error> {
         InputSet::discover(&req.inputs)?.for_arches(debian, alpine)?
     };
     let selected = super::selected_inputs(&loaded.profile, &set)?;
-    let lock = compute(&loaded, &overlay, &selected)?;
+    let trust = ApkTrust {
+        keys: req
+            .apk_keys
+            .as_deref()
+            .map(ApkKeys::load)
+            .transpose()
+            .map_err(InputError::from)?,
+        allow_untrusted: req.allow_untrusted,
+        ..ApkTrust::default()
+    };
+    let lock = compute(&loaded, &overlay, &selected, &trust)?;
     let text = lock.to_text();
     publish::write_file(&req.lock, text.as_bytes()).map_err(|source| LockError::Write {
         path: req.lock.display().to_string(),
@@ -93,6 +112,7 @@ pub fn check(
     loaded: &LoadedProfile,
     overlay: &Overlay,
     set: &InputSet,
+    trust: &ApkTrust,
 ) -> Result<LockRecord, Error> {
     let shown = path.display().to_string();
     let bytes = fs::read(path).map_err(|source| LockError::Read {
@@ -105,7 +125,7 @@ pub fn check(
     })?;
     let want = LockFile::parse(&text, &shown)?;
     let selected = super::selected_inputs(&loaded.profile, set)?;
-    let current = compute(loaded, overlay, &selected)?;
+    let current = compute(loaded, overlay, &selected, trust)?;
     let differences = want.differences(&current);
     if !differences.is_empty() {
         return Err(LockError::Differs {

@@ -12,11 +12,13 @@ mod write;
 
 pub use select::selected_inputs;
 
+use crate::artifact::apkindex::{self, ApkIndexPlan, IndexSigner};
 use crate::artifact::apkovl;
 use crate::artifact::boot_tree::{self, BootTreePlan};
 use crate::artifact::disk_image::{self, DiskPlan};
 use crate::codec::release::Compression;
 use crate::epoch::SourceDateEpoch;
+use crate::inputs::apk_keys::{ApkKeys, ApkTrust, Verdict};
 use crate::inputs::cache::Cache;
 use crate::profile::board::{self, LoadedProfile, TableKind};
 use crate::profile::lock::LockRecord;
@@ -25,7 +27,8 @@ use crate::progress::Progress;
 use crate::publish::OutputFile;
 use error::Error;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use write::BuildContext;
 
 /// What to build, from the command line.
@@ -54,6 +57,16 @@ pub struct BuildOptions {
     pub cache: Option<PathBuf>,
     /// Threads for compressing; all cores when absent. The bytes do not depend on it.
     pub threads: Option<usize>,
+    /// `--apk-keys`: the folder of public keys (`/etc/apk/keys` layout) `.apk` inputs must be
+    /// signed by.
+    pub apk_keys: Option<PathBuf>,
+    /// `--allow-untrusted`: take `.apk` inputs no given key verifies, recorded as unverified.
+    pub allow_untrusted: bool,
+    /// `--apk-sign-key`: the RSA private key (PEM) that signs the boot repository's index.
+    pub apk_sign_key: Option<PathBuf>,
+    /// What an earlier build recorded for each `.apk` (by file name): a rebuild of the same
+    /// bytes (`verify --rebuild`, which has checked every input's SHA-256) records the same.
+    pub apk_recorded: BTreeMap<String, Verdict>,
 }
 
 /// What a build produced.
@@ -75,6 +88,7 @@ pub(crate) struct Plan {
     boot_tree: BootTreePlan,
     disk: DiskPlan,
     apkovl_name: String,
+    apk_index: Option<ApkIndexPlan>,
 }
 
 /// Runs a whole build. On error nothing is left at the output paths.
@@ -92,11 +106,23 @@ pub fn build_with(
     progress.phase("reading the board profile and overlay");
     let (loaded, overlay) = load(req)?;
     let plan = plan(&loaded, &overlay)?;
+    // Keys are read before any input: a wrong key fails the build at once.
+    let trust = ApkTrust {
+        keys: opts
+            .apk_keys
+            .as_deref()
+            .map(ApkKeys::load)
+            .transpose()
+            .map_err(crate::inputs::InputError::from)?,
+        allow_untrusted: opts.allow_untrusted,
+        recorded: opts.apk_recorded.clone(),
+    };
+    let signer = opts.apk_sign_key.as_deref().map(load_signer).transpose()?;
     let set = select::input_set(&req.inputs, &loaded)?;
     let lock = match &opts.lock {
         Some(path) => {
             progress.phase(format!("checking the inputs against {}", path.display()));
-            Some(lock::check(path, &loaded, &overlay, &set)?)
+            Some(lock::check(path, &loaded, &overlay, &set, &trust)?)
         }
         None => None,
     };
@@ -109,7 +135,7 @@ pub fn build_with(
         ),
         None => (None, None),
     };
-    let resolved = resolve::resolve(&loaded, &set, req.epoch, cache.as_ref(), progress)?;
+    let resolved = resolve::resolve(&loaded, &set, req.epoch, cache.as_ref(), &trust, progress)?;
     let ctx = BuildContext {
         loaded,
         overlay,
@@ -119,6 +145,7 @@ pub fn build_with(
         threads: opts
             .threads
             .unwrap_or_else(crate::codec::blocks::default_threads),
+        signer,
     };
     let mut report = write::write_all(&ctx, &plan, &req.out, &req.inputs, progress)?;
     report.warnings.splice(0..0, cache_warning);
@@ -154,10 +181,36 @@ fn plan(loaded: &LoadedProfile, overlay: &Overlay) -> Result<Plan, Error> {
     let boot_tree = boot_tree::plan(&loaded.profile, &apkovl_name)
         .map_err(|e| Error::field(&loaded.origin, e))?;
     let disk = disk_image::plan(&loaded.profile).map_err(|e| Error::image(&loaded.origin, e))?;
+    let apk_index = apkindex::plan(&loaded.profile).map_err(|e| Error::field(&loaded.origin, e))?;
     Ok(Plan {
         boot_tree,
         disk,
         apkovl_name,
+        apk_index,
+    })
+}
+
+/// The index signing key from its PEM file; its public name is the file name + `.pub`.
+fn load_signer(path: &Path) -> Result<IndexSigner, Error> {
+    let key_error = |reason: String| Error::ApkSignKey {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = crate::inputs::apk_keys::read_key_text(path).map_err(|e| {
+        key_error(match e {
+            crate::inputs::apk_keys::TrustError::Read { source, .. } => source.to_string(),
+            other => other.to_string(),
+        })
+    })?;
+    let key =
+        crate::codec::apksign::private_key_from_pem(&text).map_err(|e| key_error(e.to_string()))?;
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| key_error("it names no file".into()))?;
+    Ok(IndexSigner {
+        key,
+        key_name: format!("{file}.pub"),
     })
 }
 

@@ -8,9 +8,11 @@ use crate::artifact::boot_tree::BootFile;
 use crate::artifact::buildinfo::BuildinfoModuleFile;
 use crate::artifact::initramfs::InitramfsContent;
 use crate::artifact::modules::{self, ModInfo};
+use crate::codec::apkindex::IndexRecord;
 use crate::codec::kmod::{self, Compression};
 use crate::digest::sha256_hex;
 use crate::epoch::{EpochError, EpochSource, SourceDateEpoch};
+use crate::inputs::apk_keys::{ApkTrust, Verdict};
 use crate::inputs::cache::Cache;
 use crate::inputs::deb::{Member, MemberKind};
 use crate::inputs::{self, apk, Input, InputError, InputKind, InputSet};
@@ -42,6 +44,10 @@ pub(super) struct Resolved {
     pub module_files: Vec<BuildinfoModuleFile>,
     /// For each profile field that names alternatives, the one that matched.
     pub matched: BTreeMap<String, String>,
+    /// Who vouched for each `.apk` input (by file name).
+    pub apk_verdicts: BTreeMap<String, Verdict>,
+    /// The index records of the boot repository's packages.
+    pub repository_records: Vec<IndexRecord>,
 }
 
 /// Which parts of one input the profile needs.
@@ -80,6 +86,8 @@ struct Found {
     dir_members: BTreeMap<String, BTreeMap<String, String>>,
     licenses: BTreeMap<String, String>,
     repository_files: Vec<BootFile>,
+    apk_verdicts: BTreeMap<String, Verdict>,
+    repository_records: Vec<IndexRecord>,
     /// The boot partition's size: no member pimg reads can be larger and still fit.
     room: u64,
 }
@@ -100,6 +108,7 @@ pub(super) fn resolve(
     set: &InputSet,
     given_epoch: Option<SourceDateEpoch>,
     cache: Option<&Cache>,
+    trust: &ApkTrust,
     progress: &Progress,
 ) -> Result<Resolved, Error> {
     let p: &BoardProfile = &loaded.profile;
@@ -112,7 +121,7 @@ pub(super) fn resolve(
     };
     for (input, need) in wanted.needs.values() {
         progress.phase(format!("reading {}", input.file));
-        read_input(p, input, need, &mut found, cache, origin)?;
+        read_input(p, input, need, &mut found, cache, trust, origin)?;
     }
     let mut boot_files = boot_files(p, &found.rule_hits, origin)?;
     let alternatives = &p.initramfs.busybox.path;
@@ -163,6 +172,8 @@ pub(super) fn resolve(
         epoch_source,
         licenses: found.licenses,
         initramfs_inputs,
+        apk_verdicts: found.apk_verdicts,
+        repository_records: found.repository_records,
     })
 }
 
@@ -208,6 +219,7 @@ fn read_input(
     need: &Needs,
     found: &mut Found,
     cache: Option<&Cache>,
+    trust: &ApkTrust,
     origin: &str,
 ) -> Result<(), Error> {
     // A directory's digest and its per-file digests come from one reading.
@@ -221,7 +233,7 @@ fn read_input(
     };
     found.used_inputs.push((input.clone(), sha.clone()));
     let builddate = if input.kind == InputKind::Apk {
-        read_apk(p, input, need, found, origin)?
+        read_apk(p, input, need, found, trust, origin)?
     } else {
         None
     };
@@ -244,6 +256,7 @@ fn read_apk(
     input: &Input,
     need: &Needs,
     found: &mut Found,
+    trust: &ApkTrust,
     origin: &str,
 ) -> Result<Option<i64>, Error> {
     let info = if need.whole {
@@ -269,10 +282,13 @@ fn read_apk(
             data: Arc::new(bytes),
             origin: format!("{}: {}", input.label(), input.file),
         });
+        found.repository_records.push(info.record.clone());
         info
     } else {
         apk::read_info(&input.path).map_err(InputError::from)?
     };
+    let verdict = trust.check(&input.path, &info).map_err(InputError::from)?;
+    found.apk_verdicts.insert(input.file.clone(), verdict);
     if let Some(l) = info.license {
         found.licenses.insert(input.file.clone(), l);
     }

@@ -6,6 +6,8 @@ use super::error::Error;
 use super::recheck::recheck_inputs;
 use super::resolve::Resolved;
 use super::{stable_origin, BuildReport, Plan};
+use crate::artifact::apkindex::{self, IndexSigner};
+use crate::artifact::boot_tree::BootFile;
 use crate::artifact::buildinfo::{self, Buildinfo};
 use crate::artifact::disk_image::{DiskPlan, Identities};
 use crate::artifact::{apkovl, boot_tree, initramfs, rpi_tarball, sbom, sums};
@@ -36,6 +38,8 @@ pub(super) struct BuildContext {
     pub compress: Vec<Compression>,
     /// Threads for compressing (the bytes do not depend on it).
     pub threads: usize,
+    /// Signs the boot repository's index (`--apk-sign-key`).
+    pub signer: Option<IndexSigner>,
 }
 
 /// The boot tree and the two artifacts it carries.
@@ -150,9 +154,25 @@ fn boot_content(
         })?;
     let (apkovl, initramfs) = (Arc::new(apkovl), Arc::new(initramfs));
     let apkovl_origin = format!("overlay {}", ctx.overlay.name);
+    let mut files = r.boot_files.clone();
+    if let Some(index) = &plan.apk_index {
+        progress.phase("building the boot repository's index");
+        let bytes = apkindex::write(
+            index,
+            &r.repository_records,
+            r.epoch,
+            level,
+            ctx.signer.as_ref(),
+        )?;
+        files.push(BootFile {
+            path: index.path.clone(),
+            data: Arc::new(bytes),
+            origin: "boot repository index".into(),
+        });
+    }
     let tree = boot_tree::assemble(
         &plan.boot_tree,
-        &r.boot_files,
+        &files,
         initramfs.clone(),
         apkovl.clone(),
         &apkovl_origin,
@@ -288,6 +308,20 @@ fn release_of(ctx: &BuildContext) -> Option<buildinfo::BuildinfoRelease> {
     })
 }
 
+/// The index's place, digest and signing key, read back from the boot tree.
+fn apk_index_of(ctx: &BuildContext, boot: &Tree) -> Option<buildinfo::BuildinfoApkIndex> {
+    let plan = apkindex::plan(&ctx.loaded.profile).ok()??;
+    let node = boot.get(&plan.path)?;
+    let NodeKind::File(data) = &node.kind else {
+        return None;
+    };
+    Some(buildinfo::BuildinfoApkIndex {
+        path: plan.path.as_str().to_string(),
+        sha256: hex(&Sha256::digest(data.as_slice())),
+        signing_key: ctx.signer.as_ref().map(|s| s.key_name.clone()),
+    })
+}
+
 /// Stages the image; returns the epoch FAT stored when it had to clamp the build's, and the
 /// blocks the writers wrote (for the bmap).
 fn write_image(
@@ -373,7 +407,11 @@ fn buildinfo_of(
         inputs: r
             .used_inputs
             .iter()
-            .map(|(i, sha)| crate::artifact::pinned(i, sha.clone()))
+            .map(|(i, sha)| {
+                let mut pinned = crate::artifact::pinned(i, sha.clone());
+                pinned.apk_signature = r.apk_verdicts.get(&i.file).map(|v| v.label().to_string());
+                pinned
+            })
             .collect(),
         matched: r.matched.clone(),
         kernel_modules: buildinfo::BuildinfoModules {
@@ -386,6 +424,7 @@ fn buildinfo_of(
         },
         boot_partition: boot_files(boot),
         release: release_of(ctx),
+        apk_index: apk_index_of(ctx, boot),
         outputs: outputs.to_vec(),
     }
 }

@@ -6,6 +6,8 @@
 /// lamfat, the Pi and QEMU agree on).
 pub const SECTOR_SIZE: u64 = 512;
 
+pub mod apkindex;
+pub mod apksign;
 pub mod archive;
 pub mod blocks;
 pub mod bmap;

@@ -5,13 +5,16 @@
 //! no end-of-archive blocks. `.PKGINFO`'s `datahash` is the SHA-256 of the data member's bytes
 //! as stored, so the data is checked against it before any member is handed out. Member
 //! boundaries are found by decompressing: flate2's buffered gzip decoder stops exactly at the
-//! end of one member. Signatures are recorded but not verified (that needs the signer's key).
+//! end of one member. The signature and the control member's SHA-1 and SHA-256 are handed
+//! out; `apk_keys` checks them against the signer's key.
 
 use super::deb::Member;
 use super::tarball::{self, TarFault, WalkError};
+use crate::codec::apkindex::{self, IndexRecord, SignatureDigest, MAX_SIGNATURE};
 use crate::codec::reader::ReadError;
 use crate::digest::hex;
 use flate2::bufread::{GzDecoder, MultiGzDecoder};
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
@@ -38,8 +41,27 @@ pub struct ApkInfo {
     pub license: Option<String>,
     /// The signing key's name from a `.SIGN.*` member, when signed.
     pub signature_key: Option<String>,
+    /// The first `.SIGN.RSA.*` or `.SIGN.RSA256.*` signature, when signed so.
+    pub signature: Option<ApkSignature>,
+    /// SHA-1 and SHA-256 of the control segment's gzip member as stored: what the signature
+    /// covers, and (SHA-1) the package's identity in an index.
+    pub control_sha1: [u8; 20],
+    pub control_sha256: [u8; 32],
+    /// Byte offset of the control segment (0 when unsigned).
+    pub control_offset: u64,
     /// Byte offset of the data segment (the third, or second when unsigned, gzip member).
     pub data_offset: u64,
+    /// The package's `APKINDEX` record (`checksum` and `size` filled in by the reader).
+    pub record: IndexRecord,
+}
+
+/// An RSA signature member of an apk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApkSignature {
+    pub digest: SignatureDigest,
+    /// The key's file name in an `/etc/apk/keys` folder (`<name>.rsa.pub`).
+    pub key_name: String,
+    pub bytes: Vec<u8>,
 }
 
 /// Why a package could not be read.
@@ -91,14 +113,25 @@ pub enum ApkError {
 /// Reads `.PKGINFO` (signature and control segments only; the data is not checked).
 pub fn read_info(path: &Path) -> Result<ApkInfo, ApkError> {
     let file = File::open(path).map_err(|source| io_error(path, source))?;
-    read_control(path, &mut BufReader::new(file))
+    let size = file
+        .metadata()
+        .map_err(|source| io_error(path, source))?
+        .len();
+    let mut info = read_control(path, &mut BufReader::new(file))?;
+    info.record.size = size;
+    Ok(info)
 }
 
 /// Reads `.PKGINFO` and checks the data segment against its `datahash`.
 pub fn verify(path: &Path) -> Result<ApkInfo, ApkError> {
     let file = File::open(path).map_err(|source| io_error(path, source))?;
+    let size = file
+        .metadata()
+        .map_err(|source| io_error(path, source))?
+        .len();
     let mut reader = BufReader::new(file);
-    let info = read_control(path, &mut reader)?;
+    let mut info = read_control(path, &mut reader)?;
+    info.record.size = size;
     check_datahash(path, &mut reader, &info)?;
     Ok(info)
 }
@@ -106,7 +139,8 @@ pub fn verify(path: &Path) -> Result<ApkInfo, ApkError> {
 /// Like [`verify`] for a package already in memory (the bytes checked are the bytes used).
 pub fn verify_bytes(path: &Path, bytes: &[u8]) -> Result<ApkInfo, ApkError> {
     let mut reader = BufReader::new(Cursor::new(bytes));
-    let info = read_control(path, &mut reader)?;
+    let mut info = read_control(path, &mut reader)?;
+    info.record.size = bytes.len() as u64;
     check_datahash(path, &mut reader, &info)?;
     Ok(info)
 }
@@ -191,6 +225,7 @@ fn check_datahash<R: Read + Seek>(
 struct Segment {
     pkginfo: Option<Vec<u8>>,
     signature_key: Option<String>,
+    signature: Option<ApkSignature>,
     members: usize,
 }
 
@@ -217,8 +252,9 @@ fn read_control<R: Read + Seek>(
         });
     }
     let first = read_segment(path, reader, "the first gzip member")?;
-    let (signature_key, control) = if first.pkginfo.is_some() {
-        (None, first)
+    let mut control_offset = 0;
+    let (signature_key, signature, control) = if first.pkginfo.is_some() {
+        (None, None, first)
     } else if first.signature_key.is_some() {
         if reader
             .fill_buf()
@@ -230,8 +266,11 @@ fn read_control<R: Read + Seek>(
                 what: "the package (nothing follows the signature)",
             });
         }
+        control_offset = reader
+            .stream_position()
+            .map_err(|source| io_error(path, source))?;
         let control = read_segment(path, reader, "the control segment")?;
-        (first.signature_key, control)
+        (first.signature_key, first.signature, control)
     } else {
         return Err(ApkError::NotAnApk {
             apk: path.to_path_buf(),
@@ -249,8 +288,45 @@ fn read_control<R: Read + Seek>(
         .map_err(|source| io_error(path, source))?;
     let mut info = parse_pkginfo(path, &pkginfo)?;
     info.signature_key = signature_key;
+    info.signature = signature;
+    info.control_offset = control_offset;
     info.data_offset = data_offset;
+    // Hash the control member's bytes as stored: the signature and the index's identity
+    // cover the compressed bytes, not the tar.
+    reader
+        .seek(SeekFrom::Start(control_offset))
+        .map_err(|source| io_error(path, source))?;
+    let mut both = TwoDigests::default();
+    io::copy(
+        &mut Read::take(&mut *reader, data_offset - control_offset),
+        &mut both,
+    )
+    .map_err(|source| io_error(path, source))?;
+    info.control_sha1 = both.sha1.finalize().into();
+    info.control_sha256 = both.sha256.finalize().into();
+    info.record.checksum = info.control_sha1;
+    reader
+        .seek(SeekFrom::Start(data_offset))
+        .map_err(|source| io_error(path, source))?;
     Ok(info)
+}
+
+/// SHA-1 and SHA-256 of one stream.
+#[derive(Default)]
+struct TwoDigests {
+    sha1: Sha1,
+    sha256: Sha256,
+}
+
+impl io::Write for TwoDigests {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sha1.update(buf);
+        self.sha256.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Decompresses exactly one gzip member from `reader` and collects what its tar holds.
@@ -271,6 +347,34 @@ fn read_segment<R: Read>(
         if let Some(key) = name.strip_prefix(".SIGN.") {
             if seg.signature_key.is_none() {
                 seg.signature_key = Some(key.to_string());
+            }
+            if let Some((digest, key_name)) = apkindex::signature_member(name) {
+                if seg.signature.is_none() {
+                    if entry.size > MAX_SIGNATURE {
+                        failure = Some(ApkError::Corrupt {
+                            apk: path.to_path_buf(),
+                            what: "the signature segment",
+                            reason: format!(
+                                "its {name} is {} bytes, more than the {MAX_SIGNATURE} pimg accepts",
+                                entry.size
+                            ),
+                        });
+                        return Err(ReadError::invalid(name, 0, "too large"));
+                    }
+                    let mut bytes = Vec::new();
+                    data.take(MAX_SIGNATURE)
+                        .read_to_end(&mut bytes)
+                        .map_err(|source| ReadError::Io {
+                            what: name.to_string(),
+                            offset: entry.data_offset,
+                            source,
+                        })?;
+                    seg.signature = Some(ApkSignature {
+                        digest,
+                        key_name: key_name.to_string(),
+                        bytes,
+                    });
+                }
             }
         } else if name == ".PKGINFO" {
             if seg.pkginfo.is_some() {
@@ -355,7 +459,8 @@ impl<R: Read> Read for Capped<R> {
 }
 
 /// Parses `.PKGINFO`: `key = value` lines, `#` comments; repeated keys (depend, provides, ...)
-/// are allowed except for the ones pimg uses.
+/// are allowed except for the ones pimg uses. The index fields are read as apk-tools reads
+/// them: the dependency keys add words, the others keep their last value.
 fn parse_pkginfo(path: &Path, text: &[u8]) -> Result<ApkInfo, ApkError> {
     let bad = |reason: String| ApkError::BadPkginfo {
         apk: path.to_path_buf(),
@@ -371,6 +476,12 @@ fn parse_pkginfo(path: &Path, text: &[u8]) -> Result<ApkInfo, ApkError> {
         "license",
     ];
     let mut fields: [Option<String>; 6] = Default::default();
+    let mut record = IndexRecord::default();
+    let number = |key: &str, value: &str| {
+        value
+            .parse::<u64>()
+            .map_err(|_| bad(format!("'{key}' {value:?} is not a number")))
+    };
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -385,6 +496,20 @@ fn parse_pkginfo(path: &Path, text: &[u8]) -> Result<ApkInfo, ApkError> {
                 return Err(bad(format!("'{key}' appears twice")));
             }
             fields[i] = Some(value.to_string());
+        }
+        let words = || value.split_whitespace().map(str::to_string);
+        match key {
+            "pkgdesc" => record.description = value.to_string(),
+            "url" => record.url = value.to_string(),
+            "size" => record.installed_size = number(key, value)?,
+            "origin" => record.origin = Some(value.to_string()),
+            "maintainer" => record.maintainer = Some(value.to_string()),
+            "commit" => record.commit = Some(value.to_string()),
+            "provider_priority" => record.provider_priority = number(key, value)?,
+            "depend" => record.depends.extend(words()),
+            "provides" => record.provides.extend(words()),
+            "install_if" => record.install_if.extend(words()),
+            _ => {}
         }
     }
     let [pkgname, pkgver, arch, builddate, datahash, license] = fields;
@@ -424,6 +549,11 @@ fn parse_pkginfo(path: &Path, text: &[u8]) -> Result<ApkInfo, ApkError> {
                 .ok_or_else(|| bad(format!("'builddate' {b:?} is not seconds since 1970")))
         })
         .transpose()?;
+    record.name = pkgname.clone();
+    record.version = pkgver.clone();
+    record.arch = Some(arch.clone());
+    record.license = license.clone().unwrap_or_default();
+    record.build_time = builddate.unwrap_or(0) as u64;
     Ok(ApkInfo {
         pkgname,
         pkgver,
@@ -432,7 +562,12 @@ fn parse_pkginfo(path: &Path, text: &[u8]) -> Result<ApkInfo, ApkError> {
         datahash,
         license: license.filter(|l| !l.is_empty()),
         signature_key: None,
+        signature: None,
+        control_sha1: [0; 20],
+        control_sha256: [0; 32],
+        control_offset: 0,
         data_offset: 0,
+        record,
     })
 }
 
@@ -456,6 +591,9 @@ mod tests {
         assert_eq!(i.builddate, Some(1_700_000_000));
         assert_eq!(i.license.as_deref(), Some("GPL-2.0-only"));
         assert_eq!(i.datahash, "ab".repeat(32));
+        assert_eq!(i.record.depends, ["so:libc.musl-aarch64.so.1", "musl"]);
+        assert_eq!(i.record.build_time, 1_700_000_000);
+        assert_eq!(i.record.license, "GPL-2.0-only");
 
         let err = parse_pkginfo(p, b"pkgname = a\npkgname = b\n").unwrap_err();
         assert!(err.to_string().contains("appears twice"), "{err}");

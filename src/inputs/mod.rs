@@ -1,8 +1,9 @@
 //! Inputs: Debian packages, Alpine packages, tarballs and plain directories in one inputs
-//! folder, each named, hashed and read member by member. This module and `overlay` are the
-//! only ones that list directories; every listing is sorted before use.
+//! folder, each named, hashed and read member by member. This module, `apk_keys` and
+//! `overlay` are the only ones that list directories; every listing is sorted before use.
 
 pub mod apk;
+pub mod apk_keys;
 pub mod cache;
 pub mod deb;
 pub mod tarball;
@@ -59,6 +60,8 @@ pub enum InputError {
     Deb(#[from] DebError),
     #[error(transparent)]
     Apk(#[from] ApkError),
+    #[error(transparent)]
+    Trust(#[from] apk_keys::TrustError),
     #[error(transparent)]
     Tarball(#[from] TarballError),
     #[error(transparent)]

@@ -37,6 +37,9 @@ pub struct PinnedInput {
     /// The file name in the inputs folder when locked (informational: content is what counts).
     pub file: String,
     pub sha256: String,
+    /// For an `.apk`: the key that verified its signature, or `unverified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apk_signature: Option<String>,
 }
 
 /// What the buildinfo records about the lock a build was checked against.
@@ -110,6 +113,9 @@ impl LockFile {
             }
             kv(&mut t, "file", &i.file);
             kv(&mut t, "sha256", &i.sha256);
+            if let Some(s) = &i.apk_signature {
+                kv(&mut t, "apk_signature", s);
+            }
         }
         t
     }
@@ -165,6 +171,11 @@ impl LockFile {
             };
             d.extend(field("version", &want.version, &have.version));
             d.extend(field("arch", &want.arch, &have.arch));
+            d.extend(field(
+                "apk signature",
+                &want.apk_signature,
+                &have.apk_signature,
+            ));
             if want.sha256 != have.sha256 {
                 d.push(format!(
                     "input {}: sha256 {} in the lock, but {} has sha256 {} (the file was replaced)",
@@ -223,6 +234,7 @@ mod tests {
                     arch: None,
                     file: "z dir".into(),
                     sha256: "3".repeat(64),
+                    apk_signature: None,
                 },
                 PinnedInput {
                     name: "a".into(),
@@ -230,6 +242,7 @@ mod tests {
                     arch: Some("arm64".into()),
                     file: "a_1%3a2.0-1_arm64.deb".into(),
                     sha256: "4".repeat(64),
+                    apk_signature: Some("k.rsa.pub".into()),
                 },
             ],
         }

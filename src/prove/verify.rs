@@ -877,7 +877,27 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
     } else {
         Some(SourceDateEpoch::new(info.source_date_epoch).map_err(crate::Error::from)?)
     };
-    let report = build::build(
+    // Every input was found by its recorded SHA-256, so each .apk is the very file whose
+    // signature the build checked: its recorded verdict stands.
+    let apk_recorded = info
+        .inputs
+        .iter()
+        .filter_map(|i| {
+            let v = i.apk_signature.as_deref()?;
+            let verdict = if v == crate::inputs::apk_keys::UNVERIFIED {
+                crate::inputs::apk_keys::Verdict::Unverified
+            } else {
+                crate::inputs::apk_keys::Verdict::Key(v.to_string())
+            };
+            Some((i.file.clone(), verdict))
+        })
+        .collect();
+    let opts = build::BuildOptions {
+        allow_untrusted: true,
+        apk_recorded,
+        ..build::BuildOptions::default()
+    };
+    let report = build::build_with(
         &BuildRequest {
             board,
             inputs: in_dir,
@@ -890,6 +910,7 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
             },
             compress: release_codecs(&info)?,
         },
+        &opts,
         &Progress::hidden(),
     )?;
     if report.source_date_epoch != info.source_date_epoch {

@@ -728,9 +728,75 @@ pub const ALPINE_KVER: &str = "6.6.31-0-rpi";
 /// Newest `.PKGINFO` builddate among the Alpine fixture packages (linux-rpi's).
 pub const ALPINE_NEWEST_BUILDDATE: u64 = 1_710_000_000;
 
+/// The name of the fixture packages' signing key (abuild's `<name>.rsa`; apk looks up
+/// `<name>.rsa.pub`).
+pub const APK_TEST_KEY: &str = "pimg-tests-65a1b2c3.rsa";
+
+/// The fixture packages' signing key, made once with `openssl genrsa -traditional 2048` for
+/// the tests only.
+pub const APK_TEST_PRIVATE_KEY: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIIEowIBAAKCAQEAmaD2qETvGScSRN2IzZa90wM45yz8GVUEG3NUhnpbTxY4QGb9
+SxZqGLKadYT2MWnEV/PjNEe/KnOoQMlbwtqI9VTVzPlkaUOjLLA+yj5lDW7rq7op
+AM6wsxkMzvDxc6J1UNZ4SaZVj0dvs2B24944yI8OYBd0rQVlxXq7TS9uWreNQ4bz
+D6PBb+J1Uwj6z+NSWZJJmzjzoUbOpQ1kd2i6cUkRW8apgvZoPIL6f0yaWAA5Bw9f
+3vq+s1GyXNtm5cGPLmVLxokzVv386jpPBHzCq3tuywuQbDtJf4114k2XyClxqjqU
+stocOr2bCl/KQWEg7jJ0t0mzBLr92kZQ0o66TQIDAQABAoIBADDLv4yS2J7Umijl
+dJ5YUtLDIz/KOgiRyEwvxZkxI+9qz1MlYy6GYAyYLhdFtCzdu090V6YzY7TIJ5js
+XAj4AKhr2bzROeN1aE65bDgwuUgbAx/4cS2geN9qBXd1cDuaTkju1iYOfv6TYhdH
+fHvECaUqSxaaXKTYIgsngHZzqkmFpYqhs/v4Kof9x0rS3ejh6bhJI8NIYOQuLjA3
+j5lUOuBRxinBcXTXPHCHoN+sT30kw6/HfwQqJq6zAg8BVk3vLn3aW2SJPnXw3uhm
+etXDV2mEoQGmh34oHFIlDN4ekOfRoiRYsegg1AWrWtmv2p4u6iIhzmn0z3drVpoq
+MSB+gMECgYEAySF/riXYoEpUr5cUTIY4whipFq0MG2TNWVp3bbsvkBAG7VsfvgJI
+ZrKajuupc18h34fi8h7tiBUROTVsa4tFELQ8bjy5Vg389HNECQqgl0qxTY6kraiW
+zj95kTLnshXrfPN5NiTvsBpDD6DO1pla8+OXBa/V0ifkYatneLEVPG8CgYEAw4oI
+EsPdJwxDy4gUc077NTg3wmvDUt4JEogayXeAvR2cLq7l8h2YvSnVUOw4HmUKao9e
+Og13iJApcQ/Hdr0AYAOYH90vp8X2WQbuwZhIoBoyfHX2nQymUf+3bDjNBILJ71PX
+uXPogILfSQnNs4hsZRvGt35DW00P5R4il3VNywMCgYA2iRi/tY9ZVw5DVimw3iwB
+pQIkHePMgbaUZc1AOaMZ4t6d+TlQIfpTrlXuLsQRflgG7ieBExXA8kVrR6sQNgES
+GGzSTzDJvp06Aw8NjI4it6P/rY/FbpMFdXyW/ECKrxrdFH9nSPicvWI1mJq84XQh
+8TH/3r+RbjOkr/8sYIerjQKBgFyglWR2PdvSdocCplVdE6jJQbiqnbMylO+fY7kO
+EAEF9scyeKDxnjn1iCQ2Ufsr9/w0f/lWCcq6J7d0NxOrQnM5IKXvfDSolSLlItK4
+Vabp4gKNSs5ogJ0VWok8evnpDsl9WRJzsq610BnkN/oU5OwcdUzU1gl4/s+VL+O5
+YKmLAoGBALN/b/m71dgk+vyAJdUO8rnjRWuIv59rVu1N/CFA42HbI8mwuHfnkYLy
+pYyiOY2wwsUIEhVEMLYKlv+qLmaRKIYahSbKTLdn9pHhyqXiuHGK7YOyHJj9LKDn
+Axg397buYZgwe1VIgd5KE+AO+wUsUOf0NoeZKnwI0Cn+Wmzyk1MX
+-----END RSA PRIVATE KEY-----
+";
+
+/// Its public half (`openssl rsa -pubout`), as `/etc/apk/keys/<name>.rsa.pub` holds it.
+pub const APK_TEST_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAmaD2qETvGScSRN2IzZa9
+0wM45yz8GVUEG3NUhnpbTxY4QGb9SxZqGLKadYT2MWnEV/PjNEe/KnOoQMlbwtqI
+9VTVzPlkaUOjLLA+yj5lDW7rq7opAM6wsxkMzvDxc6J1UNZ4SaZVj0dvs2B24944
+yI8OYBd0rQVlxXq7TS9uWreNQ4bzD6PBb+J1Uwj6z+NSWZJJmzjzoUbOpQ1kd2i6
+cUkRW8apgvZoPIL6f0yaWAA5Bw9f3vq+s1GyXNtm5cGPLmVLxokzVv386jpPBHzC
+q3tuywuQbDtJf4114k2XyClxqjqUstocOr2bCl/KQWEg7jJ0t0mzBLr92kZQ0o66
+TQIDAQAB
+-----END PUBLIC KEY-----
+";
+
+/// Writes an `/etc/apk/keys`-style folder holding the fixture key at `dir`; returns `dir`.
+pub fn write_apk_keys(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(format!("{APK_TEST_KEY}.pub")), APK_TEST_PUBLIC_KEY).unwrap();
+    dir.to_path_buf()
+}
+
+/// The signature segment abuild-sign puts in front of `control`: gzip(tar with
+/// `.SIGN.RSA.<key>.pub` holding the RSA SHA-1 signature of the control member's bytes).
+pub fn apk_signature_segment(control: &[u8], mtime: u64) -> Vec<u8> {
+    let key = ::pimg::codec::apksign::private_key_from_pem(APK_TEST_PRIVATE_KEY).unwrap();
+    let sig = ::pimg::codec::apksign::sign_sha1(&key, control).unwrap();
+    gzip9(&tar_cut(
+        &[(&format!(".SIGN.RSA.{APK_TEST_KEY}.pub"), &sig[..])],
+        mtime,
+    ))
+}
+
 /// The three segments of an apk v2, each one gzip member, kept apart so tests can splice them.
 pub struct ApkParts {
-    /// gzip(tar with `.SIGN.RSA.<key>.rsa.pub`, end blocks cut); empty when unsigned.
+    /// gzip(tar with `.SIGN.RSA.<key>.rsa.pub` signed by [`APK_TEST_PRIVATE_KEY`], end
+    /// blocks cut); empty when unsigned.
     pub signature: Vec<u8>,
     /// gzip(tar with `.PKGINFO`, end blocks cut).
     pub control: Vec<u8>,
@@ -887,13 +953,7 @@ pub fn apk_parts(
     let info = pkginfo(pkgname, pkgver, arch, license, builddate, &datahash);
     let control = gzip9(&tar_cut(&[(".PKGINFO", info.as_bytes())], builddate));
     let signature = if signed {
-        gzip9(&tar_cut(
-            &[(
-                ".SIGN.RSA.pimg-tests-65a1b2c3.rsa.pub",
-                &pattern(pkgname, 512)[..],
-            )],
-            builddate,
-        ))
+        apk_signature_segment(&control, builddate)
     } else {
         Vec::new()
     };
@@ -1070,6 +1130,8 @@ pub fn alpine_build(dir: &Path) -> Build {
     write_alpine_fixture(&dir.join("inputs"), false);
     let mut b = build_in(dir);
     b.board(ALPINE_BOARD);
+    b.arg("--apk-keys")
+        .arg(write_apk_keys(&dir.join("apk-keys")));
     b
 }
 

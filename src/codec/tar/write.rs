@@ -101,6 +101,12 @@ impl<W: Write> TarWriter<W> {
         self.append(path, EntryType::Char, meta, None, (major, minor), &[])
     }
 
+    /// Returns the writer without an end-of-archive marker, for a tar stream that another gzip
+    /// member continues (apk's signature and control segments).
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
     /// Writes the end-of-archive marker (two zero blocks) and returns the writer, not flushed.
     pub fn finish(mut self) -> Result<W, ArchiveError> {
         self.write_all(&[0; 2 * BLOCK])?;
