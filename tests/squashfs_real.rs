@@ -143,19 +143,7 @@ fn real_module_tree_modloop() {
     let theirs = tmp.path().join("theirs.sqfs");
     let epoch = EPOCH.to_string();
     let start = Instant::now();
-    referee("mksquashfs", "squashfs-tools")
-        .arg(&src)
-        .arg(&theirs)
-        .args([
-            "-all-root",
-            "-mkfs-time",
-            &epoch,
-            "-all-time",
-            &epoch,
-            "-noappend",
-        ])
-        .args(["-no-progress", "-quiet", "-processors", "2"])
-        .run();
+    mksquashfs(&src, &theirs, &epoch, &[]);
     eprintln!(
         "mksquashfs gzip, 2 processors: {} bytes, {:.2} s",
         fs::metadata(&theirs).unwrap().len(),

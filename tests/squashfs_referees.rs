@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{referee, sha256_hex, squashfs::*};
+use common::{sha256_hex, squashfs::*};
 use pimg::codec::squashfs::read::{Squashfs, SquashfsEntryKind};
 use pimg::codec::squashfs::write::{
     write_squashfs, SquashfsEntry, SquashfsKind, SquashfsOptions, SquashfsStats,
@@ -386,20 +386,7 @@ fn reader_reads_mksquashfs_images() {
         ("no-fragments", &["-no-fragments", "-noI"][..]),
     ] {
         let img = tmp.path().join(format!("{name}.sqfs"));
-        referee("mksquashfs", "squashfs-tools")
-            .arg(&src)
-            .arg(&img)
-            .args([
-                "-all-root",
-                "-mkfs-time",
-                &epoch,
-                "-all-time",
-                &epoch,
-                "-noappend",
-            ])
-            .args(["-no-progress", "-quiet", "-processors", "2"])
-            .args(extra)
-            .run();
+        mksquashfs(&src, &img, &epoch, extra);
         let contents = reader_agrees(&img);
         assert_eq!(
             contents.keys().collect::<Vec<_>>(),

@@ -226,19 +226,7 @@ mod tests {
 
     /// Repeats mixed with a xorshift stream, so blocks neither vanish nor stay raw.
     fn mixed(len: usize) -> Vec<u8> {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        (0..len)
-            .map(|i| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                if (i / 4096) % 3 == 0 {
-                    x as u8
-                } else {
-                    (i % 251) as u8
-                }
-            })
-            .collect()
+        crate::codec::tests::mixed(len, 0x9e37_79b9_7f4a_7c15, 4096)
     }
 
     #[test]

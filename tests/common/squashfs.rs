@@ -16,6 +16,18 @@ pub fn unsquashfs(args: &[&str]) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// `mksquashfs SRC IMG` as the referees run it: root owners, every time `epoch`, two
+/// processors, then `extra`; fails the test unless it exits 0.
+pub fn mksquashfs(src: &Path, img: &Path, epoch: &str, extra: &[&str]) {
+    referee("mksquashfs", "squashfs-tools")
+        .arg(src)
+        .arg(img)
+        .args(["-all-root", "-mkfs-time", epoch, "-all-time", epoch])
+        .args(["-noappend", "-no-progress", "-quiet", "-processors", "2"])
+        .args(extra)
+        .run();
+}
+
 /// One line of `unsquashfs -lln`: (path below the root, permissions, owner, size, time,
 /// symlink target), the root as "".
 pub type Line = (String, String, String, u64, String, Option<String>);

@@ -389,19 +389,7 @@ mod tests {
 
     /// Bytes that compress (repeats) mixed with bytes that do not (a xorshift stream).
     fn mixed(len: usize) -> Vec<u8> {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        (0..len)
-            .map(|i| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                if (i / 5000) % 3 == 0 {
-                    x as u8
-                } else {
-                    (i % 251) as u8
-                }
-            })
-            .collect()
+        crate::codec::tests::mixed(len, 0x2545_f491_4f6c_dd1d, 5000)
     }
 
     #[test]
