@@ -302,23 +302,7 @@ fn bad_signatures_unknown_keys_and_unsigned_apks_are_refused() {
     ]);
 
     // Not signed at all.
-    let unsigned = apk_parts(
-        "busybox-static",
-        "1.36.1-r15",
-        "aarch64",
-        "GPL-2.0-only",
-        ALPINE_NEWEST_BUILDDATE - 3_600,
-        &[
-            Entry::Dir("bin"),
-            Entry::Owned(
-                "bin/busybox.static".into(),
-                pattern("unsigned", 9000),
-                0o755,
-            ),
-        ],
-        false,
-    )
-    .bytes();
+    let unsigned = alpine_busybox_of(pattern("unsigned", 9000), false).bytes();
     with_busybox(t, &unsigned);
     build_with(t, &["--apk-keys", keys]).expect_refused(&[apk, "not signed", "--allow-untrusted"]);
 

@@ -967,6 +967,11 @@ pub fn apk_parts(
 /// The Alpine fixture's busybox-static (same name, version and build date), its binary
 /// made from `seed`.
 pub fn alpine_busybox(seed: &str) -> ApkParts {
+    alpine_busybox_of(pattern(seed, 900_000), true)
+}
+
+/// The Alpine fixture's busybox-static holding `binary`, signed with the test key or not.
+pub fn alpine_busybox_of(binary: Vec<u8>, signed: bool) -> ApkParts {
     apk_parts(
         "busybox-static",
         "1.36.1-r15",
@@ -975,9 +980,9 @@ pub fn alpine_busybox(seed: &str) -> ApkParts {
         ALPINE_NEWEST_BUILDDATE - 3_600,
         &[
             Entry::Dir("bin"),
-            Entry::Owned("bin/busybox.static".into(), pattern(seed, 900_000), 0o755),
+            Entry::Owned("bin/busybox.static".into(), binary, 0o755),
         ],
-        true,
+        signed,
     )
 }
 
