@@ -26,4 +26,6 @@ pub mod xz;
 pub mod zstd;
 
 #[cfg(test)]
+mod testdata;
+#[cfg(test)]
 mod tests;

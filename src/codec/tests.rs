@@ -15,24 +15,6 @@ use std::io::Cursor;
 
 const EPOCH: i64 = 1_700_000_000;
 
-/// Runs of `run` bytes, by turns a xorshift stream from `seed` (which does not compress) and
-/// two of a repeating ramp (which does): test data for the compressors.
-pub(crate) fn mixed(len: usize, seed: u64, run: usize) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if (i / run).is_multiple_of(3) {
-                x as u8
-            } else {
-                (i % 251) as u8
-            }
-        })
-        .collect()
-}
-
 fn tree() -> Tree {
     let mut t = Tree::new();
     let p = |s: &str| TreePath::new(s).unwrap();

@@ -226,7 +226,7 @@ mod tests {
 
     /// Repeats mixed with a xorshift stream, so blocks neither vanish nor stay raw.
     fn mixed(len: usize) -> Vec<u8> {
-        crate::codec::tests::mixed(len, 0x9e37_79b9_7f4a_7c15, 4096)
+        crate::codec::testdata::mixed(len, 0x9e37_79b9_7f4a_7c15, 4096)
     }
 
     #[test]

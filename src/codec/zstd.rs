@@ -131,7 +131,7 @@ mod tests {
     }
 
     fn mixed(len: usize) -> Vec<u8> {
-        crate::codec::tests::mixed(len, 0x2545_f491_4f6c_dd1d, 5000)
+        crate::codec::testdata::mixed(len, 0x2545_f491_4f6c_dd1d, 5000)
     }
 
     /// The frames of a stream, by their magic and content size (single-segment or not).

@@ -389,7 +389,7 @@ mod tests {
 
     /// Bytes that compress (repeats) mixed with bytes that do not (a xorshift stream).
     fn mixed(len: usize) -> Vec<u8> {
-        crate::codec::tests::mixed(len, 0x2545_f491_4f6c_dd1d, 5000)
+        crate::codec::testdata::mixed(len, 0x2545_f491_4f6c_dd1d, 5000)
     }
 
     #[test]
