@@ -60,6 +60,7 @@ fn alpine_layout_and_boot_repository() {
         "bcm2711-rpi-4-b.dtb",
         "bcm2837-rpi-3-b.dtb",
         "boot/initramfs-rpi",
+        "boot/modloop-rpi",
         "boot/vmlinuz-rpi",
         "bootcode.bin",
         "cmdline.txt",

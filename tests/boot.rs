@@ -71,21 +71,47 @@ fn real_image_boots_and_the_guest_sees_what_was_hashed() {
             "init started",
             "boot media mounted",
             "apkovl applied",
+            "modloop mounted",
             "self-check",
+            "module loaded from the modloop",
             "userspace ready",
             "machine stopped"
         ]
     );
+    // The booted system found every module of the modloop and saw every firmware file.
+    let info = read_json(&out.join("rpi3b.buildinfo.json"));
+    let line = |name: &str| {
+        r["milestones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .and_then(|m| m["line"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        line("modloop mounted").ends_with(&format!("modules={}", info["modloop"]["modules"])),
+        "{r:#}"
+    );
+    assert!(
+        line("module loaded from the modloop").contains(&format!(
+            "brcmfmac firmware={}",
+            info["modloop"]["firmware"].as_array().unwrap().len()
+        )),
+        "{r:#}"
+    );
+    assert_eq!(r["selfcheck"]["modloop"], "boot/modloop-rpi");
     for m in r["milestones"].as_array().unwrap() {
         assert!(m["at_ms"].is_u64(), "milestone not reached: {m}");
     }
     let check = &r["selfcheck"];
     assert_eq!(check["mismatches"].as_array().unwrap().len(), 0, "{check}");
     assert_eq!(check["against_buildinfo"], true);
-    let info = read_json(&out.join("rpi3b.buildinfo.json"));
+    // Every boot file but the modloop, which the guest mounts instead of hashing.
     assert_eq!(
         check["boot_files"].as_u64().unwrap() as usize,
-        info["boot_partition"].as_array().unwrap().len()
+        info["boot_partition"].as_array().unwrap().len() - 1
     );
     assert!(check["overlay_files"].as_u64().unwrap() >= 10, "{check}");
     let console = fs::read_to_string(&log).unwrap();
@@ -158,6 +184,37 @@ fn corrupted_kernel_is_caught() {
         "{failure}"
     );
     eprintln!("corruption reported as: {failure}");
+}
+
+/// One byte of the modloop changed in the image: the boot fails naming the modloop.
+#[test]
+fn a_changed_modloop_is_caught() {
+    let out = built();
+    let (dir, img) = copy_of_image("rpi3b.img");
+    fs::copy(
+        out.join("rpi3b.buildinfo.json"),
+        dir.path().join("rpi3b.buildinfo.json"),
+    )
+    .unwrap();
+    let part = dir.path().join("modloop");
+    referee("mcopy", "mtools")
+        .args(["-n", "-i", &format!("{}@@4M", img.display())])
+        .arg("::/boot/modloop-rpi")
+        .arg(&part)
+        .run();
+    let modloop = fs::read(&part).unwrap();
+    let needle = &modloop[1 << 20..(1 << 20) + 64];
+    let mut bytes = fs::read(&img).unwrap();
+    let at = bytes
+        .windows(64)
+        .position(|w| w == needle)
+        .expect("modloop bytes in the image");
+    bytes[at + 5] ^= 0x10;
+    fs::write(&img, &bytes).unwrap();
+    let (o, r) = boot(&img, &[]);
+    assert!(!o.success(), "a changed modloop passed: {r:#}");
+    let failure = r["failure"].as_str().unwrap();
+    assert!(failure.contains("modloop boot/modloop-rpi"), "{failure}");
 }
 
 #[test]

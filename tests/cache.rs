@@ -65,8 +65,9 @@ fn builds_with_without_and_from_the_cache_are_identical() {
     let cold = cached(tmp.path(), "cold", &cache).built();
     assert_same_outputs(&reference, &cold);
     let stored = files(&cache);
-    // One manifest per input read (firmware, busybox, kernel), and derived module data.
-    assert_eq!(under(&stored, "v1/inputs").len(), 3, "{stored:?}");
+    // One manifest per input read (boot firmware, busybox, kernel, Wi-Fi firmware), and
+    // derived module data.
+    assert_eq!(under(&stored, "v1/inputs").len(), 4, "{stored:?}");
     assert!(under(&stored, "v1/blobs").len() > 10, "{stored:?}");
     assert!(
         !under(&stored, "v1/derived/modinfo-1-xz").is_empty(),
@@ -139,7 +140,7 @@ fn the_cache_lives_where_it_is_told_or_nowhere() {
     default.built();
     assert_eq!(
         under(&files(&home), ".cache/pimg/v1/inputs").len(),
-        3,
+        4,
         "the default is ~/.cache/pimg"
     );
     let xdg = tmp.path().join("xdg");
@@ -149,7 +150,7 @@ fn the_cache_lives_where_it_is_told_or_nowhere() {
         .env("HOME", &home)
         .env("XDG_CACHE_HOME", &xdg);
     by_xdg.built();
-    assert_eq!(under(&files(&xdg), "pimg/v1/inputs").len(), 3);
+    assert_eq!(under(&files(&xdg), "pimg/v1/inputs").len(), 4);
     // A cache that cannot be used costs only time: the build says so and reads the inputs.
     let blocked = tmp.path().join("file");
     fs::write(&blocked, b"not a folder").unwrap();

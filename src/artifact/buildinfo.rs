@@ -36,7 +36,28 @@ pub struct Buildinfo {
     /// The boot repository's index, when the profile has `[boot.apks]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apk_index: Option<BuildinfoApkIndex>,
+    /// The modloop, when the profile has `[modloop]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modloop: Option<BuildinfoModloop>,
     pub outputs: Vec<FileSum>,
+}
+
+/// The modloop squashfs: where it is, how it was made and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoModloop {
+    /// Its path in the boot partition.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    /// The squashfs settings that made the bytes (`gzip level 9, block 131072`).
+    pub settings: String,
+    /// Module files, as the kernel input stores them, under `modules/<kernel version>/`.
+    pub modules: u64,
+    /// The module the self-check loads from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_module: Option<String>,
+    /// Each firmware file or link under `modules/firmware/`, with where it came from.
+    pub firmware: Vec<BuildinfoFile>,
 }
 
 /// What `--compress` asked for, so a rebuild repeats it, and the fixed settings that made
@@ -216,6 +237,7 @@ mod tests {
                 bmap_block_size: 4096,
             }),
             apk_index: None,
+            modloop: None,
             outputs: vec![FileSum::of("x.img", b"abc")],
         }
     }

@@ -50,12 +50,28 @@ tar -C /newroot -zxf "$ovl" || fail "cannot unpack $ovl"
 host=$(cat /newroot/etc/hostname 2>/dev/null)
 say "apkovl applied ${ovl##*/} hostname=$host"
 
+# The modloop (every module and the firmware) serves the booted system's /lib/modules and
+# /lib/firmware, as Alpine's does; it stays mounted from the boot media.
+if [ -n "$MODLOOP" ]; then
+	mkdir -p /newroot/.modloop /newroot/lib
+	mount -t squashfs -o ro,loop "/media/boot/$MODLOOP" /newroot/.modloop ||
+		fail "cannot mount the modloop $MODLOOP"
+	for d in modules firmware; do
+		target=/.modloop/modules
+		[ $d = firmware ] && target=/.modloop/modules/firmware
+		[ -e /newroot/lib/$d ] || /bin/busybox ln -s $target /newroot/lib/$d
+	done
+	n=$(find /newroot/.modloop/modules/$KERNEL_VERSION -name '*.ko*' | wc -l)
+	say "modloop mounted $MODLOOP modules=$n"
+fi
+
 # Self-check (only when `pimg boot` asks for it): report the SHA-256 of every file on the
 # boot media and of every file the overlay put into the new root, then stop the machine
 # once the overlay's own init has run.
 if [ -n "$selfcheck" ]; then
-	(cd /media/boot && find . -type f | sort) | sed 's|^\./|/media/boot/|' > /tmp/files
-	(cd /newroot && find . -type f | sort) | sed 's|^\./|/newroot/|' >> /tmp/files
+	# The modloop is proven by its mount and the module loaded from it, not hashed here.
+	(cd /media/boot && find . -type f ! -path "./$MODLOOP" | sort) | sed 's|^\./|/media/boot/|' > /tmp/files
+	(cd /newroot && find . -path ./.modloop -prune -o -type f -print | sort) | sed 's|^\./|/newroot/|' >> /tmp/files
 	# Two workers (the emulated board has four cores): the largest file alone, the rest in order.
 	big= bigsize=-1
 	while IFS= read -r f; do
@@ -77,8 +93,24 @@ if [ -n "$selfcheck" ]; then
 	wait
 	n=$(wc -l < /tmp/files)
 	say "selfcheck done files=$n"
-	inittab=/newroot/etc/inittab
-	echo '::once:/bin/sh -c '"'"'echo "pimg: userspace ready hostname=$(hostname)"; exec /sbin/reboot -f'"'" >> "$inittab"
+	# Run by the booted system's init: a module from the modloop, then stop.
+	{
+		echo "CHECK_MODULE=$CHECK_MODULE"
+		cat <<'EOF'
+if [ -n "$CHECK_MODULE" ]; then
+	name=$(echo "$CHECK_MODULE" | sed s/-/_/g)
+	if modprobe "$CHECK_MODULE" && grep -q "^$name " /proc/modules; then
+		n=$(find /lib/firmware/ -type f -o -type l | wc -l)
+		echo "pimg: modloop module loaded $CHECK_MODULE firmware=$n"
+	else
+		echo "pimg: FAILED: cannot load module $CHECK_MODULE from the modloop"
+	fi
+fi
+echo "pimg: userspace ready hostname=$(hostname)"
+exec /sbin/reboot -f
+EOF
+	} > /newroot/etc/pimg-selfcheck
+	echo '::once:/bin/sh /etc/pimg-selfcheck' >> /newroot/etc/inittab
 fi
 
 for d in bin sbin usr/bin usr/sbin proc sys dev tmp media/boot; do mkdir -p "/newroot/$d"; done

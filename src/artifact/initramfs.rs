@@ -28,6 +28,10 @@ pub struct InitramfsContent {
     pub modules_dep: String,
     /// The FAT label the init looks for.
     pub boot_label: String,
+    /// The modloop's path on the boot partition, which the init mounts.
+    pub modloop: Option<String>,
+    /// The module the self-check loads from the modloop.
+    pub check_module: Option<String>,
 }
 
 /// Builds the initramfs file tree.
@@ -69,10 +73,17 @@ pub fn tree(c: &InitramfsContent) -> Result<Tree, TreeError> {
         let path = TreePath::new(&format!("bin/{a}")).expect("applet names are checked at load");
         t.insert(path, Node::symlink("busybox"), origin)?;
     }
-    let conf = format!(
+    let mut conf = format!(
         "KERNEL_VERSION={}\nBOOT_LABEL={}\n",
         c.kernel_version, c.boot_label
     );
+    // Only with a modloop, so media without one keep their bytes.
+    if let Some(m) = &c.modloop {
+        conf.push_str(&format!("MODLOOP={m}\n"));
+    }
+    if let Some(m) = &c.check_module {
+        conf.push_str(&format!("CHECK_MODULE={m}\n"));
+    }
     t.insert(
         p("etc/pimg/initramfs.conf"),
         Node::file(conf.into_bytes(), 0o644),

@@ -8,6 +8,7 @@ pub mod boot_tree;
 pub mod buildinfo;
 pub mod disk_image;
 pub mod initramfs;
+pub mod modloop;
 pub mod modules;
 pub mod rpi_tarball;
 pub mod sbom;

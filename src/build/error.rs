@@ -33,6 +33,11 @@ pub enum Error {
     Tree { what: String, source: TreeError },
     #[error("{what}: {source}")]
     Archive { what: String, source: ArchiveError },
+    #[error("modloop {path}: {source}")]
+    Modloop {
+        path: String,
+        source: crate::codec::squashfs::write::SquashfsError,
+    },
     #[error("boot partition: {0}")]
     Fat(#[from] FatError),
     #[error("partition table: {0}")]

@@ -16,6 +16,7 @@ use crate::artifact::apkindex::{self, ApkIndexPlan, IndexSigner};
 use crate::artifact::apkovl;
 use crate::artifact::boot_tree::{self, BootTreePlan};
 use crate::artifact::disk_image::{self, DiskPlan};
+use crate::artifact::modloop::{self, ModloopPlan};
 use crate::codec::release::Compression;
 use crate::epoch::SourceDateEpoch;
 use crate::inputs::apk_keys::{ApkKeys, ApkTrust, Verdict};
@@ -89,6 +90,7 @@ pub(crate) struct Plan {
     disk: DiskPlan,
     apkovl_name: String,
     apk_index: Option<ApkIndexPlan>,
+    modloop: Option<ModloopPlan>,
 }
 
 /// Runs a whole build. On error nothing is left at the output paths.
@@ -182,11 +184,13 @@ fn plan(loaded: &LoadedProfile, overlay: &Overlay) -> Result<Plan, Error> {
         .map_err(|e| Error::field(&loaded.origin, e))?;
     let disk = disk_image::plan(&loaded.profile).map_err(|e| Error::image(&loaded.origin, e))?;
     let apk_index = apkindex::plan(&loaded.profile).map_err(|e| Error::field(&loaded.origin, e))?;
+    let modloop = modloop::plan(&loaded.profile).map_err(|e| Error::field(&loaded.origin, e))?;
     Ok(Plan {
         boot_tree,
         disk,
         apkovl_name,
         apk_index,
+        modloop,
     })
 }
 

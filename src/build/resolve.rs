@@ -7,6 +7,7 @@ use super::select::repository_apks;
 use crate::artifact::boot_tree::BootFile;
 use crate::artifact::buildinfo::BuildinfoModuleFile;
 use crate::artifact::initramfs::InitramfsContent;
+use crate::artifact::modloop::{self, FirmwareFile, FirmwareNode, ModloopContent};
 use crate::artifact::modules::{self, ModInfo};
 use crate::codec::apkindex::IndexRecord;
 use crate::codec::kmod::{self, Compression};
@@ -48,6 +49,10 @@ pub(super) struct Resolved {
     pub apk_verdicts: BTreeMap<String, Verdict>,
     /// The index records of the boot repository's packages.
     pub repository_records: Vec<IndexRecord>,
+    /// The modules asked of the initramfs: the profile's, and what mounting the modloop needs.
+    pub requested_modules: Vec<String>,
+    /// The modloop's content, when the profile has one.
+    pub modloop: Option<ModloopContent>,
 }
 
 /// Which parts of one input the profile needs.
@@ -57,6 +62,8 @@ struct Needs {
     /// The places busybox may be, first match wins.
     busybox: Vec<TreePath>,
     modules: bool,
+    /// Firmware rules (`[modloop] firmware`) by index.
+    firmware: Vec<(usize, globset::GlobMatcher)>,
     /// The whole file goes into the boot repository (`[boot.apks]`).
     whole: bool,
 }
@@ -78,6 +85,14 @@ struct Found {
     available: BTreeMap<String, (String, ModInfo)>,
     /// Module name → the member it is stored as, and how.
     members: BTreeMap<String, (String, Compression)>,
+    /// Module name → the member's bytes as stored, kept so the kernel is read once.
+    module_data: BTreeMap<String, Arc<Vec<u8>>>,
+    /// Other files at the top of the module tree (`modules.builtin`, `modules.order`, …).
+    module_metadata: BTreeMap<String, Arc<Vec<u8>>>,
+    /// Firmware for the modloop: path below `firmware/` → (node, where it came from).
+    firmware: BTreeMap<String, (FirmwareNode, String)>,
+    /// Which firmware rules matched anything.
+    firmware_hits: BTreeSet<usize>,
     builtin_text: Option<String>,
     /// (module root, kernel version) of every module seen.
     module_trees: BTreeSet<(String, String)>,
@@ -124,30 +139,15 @@ pub(super) fn resolve(
         read_input(p, input, need, &mut found, cache, trust, origin)?;
     }
     let mut boot_files = boot_files(p, &found.rule_hits, origin)?;
-    let alternatives = &p.initramfs.busybox.path;
-    let Some((at, busybox)) = std::mem::take(&mut found.busybox).into_iter().next() else {
-        return Err(Error::profile(
-            origin,
-            "initramfs.busybox.path",
-            format!(
-                "{alternatives} is not in input '{}'",
-                wanted.busybox.label()
-            ),
-        ));
-    };
-    let mut matched = BTreeMap::new();
-    if alternatives.0.len() > 1 {
-        matched.insert(
-            "initramfs.busybox.path".to_string(),
-            alternatives.0[at].clone(),
-        );
-    }
-    let km = kernel_modules(p, &wanted.kernel, &mut found, cache, origin, progress)?;
-    let (epoch, epoch_source) = match (given_epoch, found.newest.take()) {
-        (Some(e), _) => (e, EpochSource::Given.to_string()),
-        (None, Some((t, source))) => (SourceDateEpoch::new(t)?, source),
-        (None, None) => return Err(EpochError::Underivable.into()),
-    };
+    let (busybox, matched) = busybox_of(p, &wanted.busybox, &mut found, origin)?;
+    let requested_modules = requested_modules(p);
+    progress.phase(format!(
+        "collecting kernel modules from {}",
+        wanted.kernel.file
+    ));
+    let km = kernel_modules(&requested_modules, &wanted.kernel, &mut found, origin)?;
+    let modloop = modloop_content(p, &km, &wanted.kernel, &mut found, origin)?;
+    let (epoch, epoch_source) = epoch_of(given_epoch, found.newest.take())?;
     boot_files.append(&mut found.repository_files);
     let mut initramfs_inputs = vec![wanted.busybox.file.clone(), wanted.kernel.file.clone()];
     initramfs_inputs.dedup();
@@ -163,6 +163,11 @@ pub(super) fn resolve(
             load_order: km.load_order,
             modules_dep: km.modules_dep,
             boot_label: p.boot.label.clone(),
+            modloop: p
+                .modloop
+                .as_ref()
+                .map(|m| m.path.trim_matches('/').to_string()),
+            check_module: p.modloop.as_ref().and_then(|m| m.check_module.clone()),
         },
         builtin_modules: km.builtin,
         module_tree: km.tree,
@@ -174,6 +179,59 @@ pub(super) fn resolve(
         initramfs_inputs,
         apk_verdicts: found.apk_verdicts,
         repository_records: found.repository_records,
+        requested_modules,
+        modloop,
+    })
+}
+
+/// The busybox found at the first place the profile names that holds one, and which place
+/// that was when it names several.
+fn busybox_of(
+    p: &BoardProfile,
+    input: &Input,
+    found: &mut Found,
+    origin: &str,
+) -> Result<(Arc<Vec<u8>>, BTreeMap<String, String>), Error> {
+    let alternatives = &p.initramfs.busybox.path;
+    let Some((at, busybox)) = std::mem::take(&mut found.busybox).into_iter().next() else {
+        return Err(Error::profile(
+            origin,
+            "initramfs.busybox.path",
+            format!("{alternatives} is not in input '{}'", input.label()),
+        ));
+    };
+    let mut matched = BTreeMap::new();
+    if alternatives.0.len() > 1 {
+        matched.insert(
+            "initramfs.busybox.path".to_string(),
+            alternatives.0[at].clone(),
+        );
+    }
+    Ok((busybox, matched))
+}
+
+/// The profile's initramfs modules, and what mounting its modloop needs.
+fn requested_modules(p: &BoardProfile) -> Vec<String> {
+    let mut requested = p.initramfs.modules.clone();
+    if p.modloop.is_some() {
+        for m in modloop::MOUNT_MODULES {
+            if !requested.iter().any(|r| r.replace('-', "_") == m) {
+                requested.push(m.to_string());
+            }
+        }
+    }
+    requested
+}
+
+/// The epoch given, else the newest the inputs offered, with where it came from.
+fn epoch_of(
+    given: Option<SourceDateEpoch>,
+    newest: Option<(i64, String)>,
+) -> Result<(SourceDateEpoch, String), Error> {
+    Ok(match (given, newest) {
+        (Some(e), _) => (e, EpochSource::Given.to_string()),
+        (None, Some((t, source))) => (SourceDateEpoch::new(t)?, source),
+        (None, None) => return Err(EpochError::Underivable.into()),
     })
 }
 
@@ -201,6 +259,11 @@ fn wanted(p: &BoardProfile, set: &InputSet, origin: &str) -> Result<Wanted, Erro
     need(&mut needs, busybox).busybox = places;
     let kernel = set.select(&p.initramfs.kernel_input, "initramfs.kernel_input")?;
     need(&mut needs, kernel).modules = true;
+    for (i, rule) in p.modloop.iter().flat_map(|m| &m.firmware).enumerate() {
+        let input = set.select(&rule.input, &format!("modloop.firmware[{i}].input"))?;
+        let m = inputs::matcher(&rule.glob, &format!("modloop.firmware[{i}].glob"))?;
+        need(&mut needs, input).firmware.push((i, m));
+    }
     for input in repository_apks(p, set)? {
         need(&mut needs, input).whole = true;
     }
@@ -237,7 +300,10 @@ fn read_input(
     } else {
         None
     };
-    let scanned = !need.rules.is_empty() || !need.busybox.is_empty() || need.modules;
+    let scanned = !need.rules.is_empty()
+        || !need.busybox.is_empty()
+        || need.modules
+        || !need.firmware.is_empty();
     let mut input_newest = i64::MIN;
     if scanned {
         let label = input.label();
@@ -323,7 +389,21 @@ fn take_member(
         None
     };
     let is_builtin = need.modules && is_modules_builtin(path);
-    if rules.is_empty() && !is_busybox && module.is_none() && !is_builtin {
+    let metadata = need
+        .modules
+        .then(|| module_metadata(path))
+        .flatten()
+        .filter(|_| module.is_none() && m.kind == MemberKind::File);
+    let firmware: Vec<usize> = need
+        .firmware
+        .iter()
+        .filter(|(_, g)| g.is_match(path))
+        .map(|(i, _)| *i)
+        .collect();
+    if !firmware.is_empty() && m.kind != MemberKind::Dir {
+        take_firmware(m, r, label, &firmware, found)?;
+    }
+    if rules.is_empty() && !is_busybox && module.is_none() && !is_builtin && metadata.is_none() {
         return Ok(());
     }
     match &m.kind {
@@ -339,28 +419,16 @@ fn take_member(
             })
         }
     }
-    let data = read_member(r, m.size, found.room, label, path)?;
+    let data = Arc::new(read_member(r, m.size, found.room, label, path)?);
     if let Some(module) = &module {
-        let member_err = |message: String| InputError::Member {
-            input: label.to_string(),
-            path: path.to_string(),
-            message,
-        };
-        found
-            .module_trees
-            .insert((module.root.clone(), module.kernel_version.clone()));
-        let info = module_info(&data, module.compression, cache).map_err(member_err)?;
-        found
-            .members
-            .insert(info.name.clone(), (path.to_string(), module.compression));
-        found
-            .available
-            .insert(info.name.clone(), (module.installed.clone(), info));
+        take_module(module, path, &data, label, found, cache)?;
     }
     if is_builtin {
         found.builtin_text = Some(String::from_utf8_lossy(&data).into_owned());
     }
-    let data = Arc::new(data);
+    if let Some(name) = metadata {
+        found.module_metadata.insert(name.to_string(), data.clone());
+    }
     if let Some(at) = busybox_at {
         found.busybox.insert(at, data.clone());
     }
@@ -371,6 +439,98 @@ fn take_member(
             origin: format!("{label}: {path}"),
         });
     }
+    Ok(())
+}
+
+/// Keeps a module's bytes and metadata (its name, dependencies and where it is stored).
+fn take_module(
+    module: &ModulePath,
+    path: &str,
+    data: &Arc<Vec<u8>>,
+    label: &str,
+    found: &mut Found,
+    cache: Option<&Cache>,
+) -> Result<(), InputError> {
+    let member_err = |message: String| InputError::Member {
+        input: label.to_string(),
+        path: path.to_string(),
+        message,
+    };
+    found
+        .module_trees
+        .insert((module.root.clone(), module.kernel_version.clone()));
+    let info = module_info(data, module.compression, cache).map_err(member_err)?;
+    let name = info.name.clone();
+    found
+        .members
+        .insert(name.clone(), (path.to_string(), module.compression));
+    found
+        .available
+        .insert(name.clone(), (module.installed.clone(), info));
+    found.module_data.insert(name, data.clone());
+    Ok(())
+}
+
+/// Files of the package's module tree kept in the modloop beside the modules; depmod's own
+/// outputs are not among them (`modules.dep` is generated).
+const MODULE_METADATA: [&str; 3] = [
+    "modules.builtin",
+    "modules.builtin.modinfo",
+    "modules.order",
+];
+
+/// `modules.builtin` and friends at the top of a module tree, by name.
+fn module_metadata(path: &str) -> Option<&'static str> {
+    let (_, _, rel) = in_module_tree(path)?;
+    MODULE_METADATA.iter().find(|n| **n == rel).copied()
+}
+
+/// Where firmware trees live, before and after the /usr merge.
+const FIRMWARE_ROOTS: [&str; 2] = ["lib/firmware/", "usr/lib/firmware/"];
+
+/// Keeps one firmware member (a file or a link) for the modloop, by its path below the
+/// firmware root.
+fn take_firmware(
+    m: &Member,
+    r: &mut dyn Read,
+    label: &str,
+    rules: &[usize],
+    found: &mut Found,
+) -> Result<(), InputError> {
+    let path = m.path.as_str();
+    let member_err = |message: String| InputError::Member {
+        input: label.to_string(),
+        path: path.to_string(),
+        message,
+    };
+    let field = format!("modloop.firmware[{}].glob", rules[0]);
+    let Some(rel) = FIRMWARE_ROOTS
+        .iter()
+        .find_map(|root| path.strip_prefix(root))
+    else {
+        return Err(member_err(format!(
+            "matches {field} but is not under lib/firmware/ or usr/lib/firmware/; narrow the glob"
+        )));
+    };
+    let node = match &m.kind {
+        MemberKind::File => {
+            FirmwareNode::File(Arc::new(read_member(r, m.size, found.room, label, path)?))
+        }
+        MemberKind::Symlink(target) => FirmwareNode::Symlink(target.clone()),
+        other => {
+            return Err(member_err(format!(
+                "matches {field} but is {other}; the modloop takes files and symlinks"
+            )))
+        }
+    };
+    let origin = format!("{label}: {path}");
+    if let Some((_, first)) = found.firmware.get(rel) {
+        return Err(member_err(format!(
+            "goes to firmware/{rel}, as {first} does; narrow the modloop.firmware globs"
+        )));
+    }
+    found.firmware.insert(rel.to_string(), (node, origin));
+    found.firmware_hits.extend(rules);
     Ok(())
 }
 
@@ -490,74 +650,41 @@ fn module_tree(kernel: &Input, found: &mut Found, origin: &str) -> Result<(Strin
     }
 }
 
-/// The closure of the requested names, then their bytes (a second pass over the kernel).
+/// The closure of the requested names, with their bytes decompressed for the initramfs.
 fn kernel_modules(
-    p: &BoardProfile,
+    requested: &[String],
     kernel: &Input,
     found: &mut Found,
-    cache: Option<&Cache>,
     origin: &str,
-    progress: &Progress,
 ) -> Result<KernelModules, Error> {
     let (root, kver) = module_tree(kernel, found, origin)?;
-    let room = found.room;
-    let available = &found.available;
     let builtin = modules::parse_builtin(found.builtin_text.as_deref().unwrap_or(""));
-    let closure =
-        modules::closure(&p.initramfs.modules, available, &builtin).map_err(|source| {
-            Error::Modules {
-                input: kernel.label(),
-                source,
-            }
-        })?;
-    let modules_dep = modules::modules_dep(&closure, available);
-    // Member path → (module name, compression) of each module the initramfs takes.
-    let wanted: BTreeMap<&str, (&str, Compression)> = closure
-        .load_order
-        .iter()
-        .map(|n| {
-            let (member, c) = &found.members[n];
-            (member.as_str(), (n.as_str(), *c))
-        })
-        .collect();
+    let closure = modules::closure(requested, &found.available, &builtin).map_err(|source| {
+        Error::Modules {
+            input: kernel.label(),
+            source,
+        }
+    })?;
+    let modules_dep = modules::modules_dep(&closure, &found.available);
+    let label = kernel.label();
     let mut installed: BTreeMap<String, Arc<Vec<u8>>> = BTreeMap::new();
     let mut files = Vec::new();
-    if !wanted.is_empty() {
-        progress.phase(format!(
-            "collecting {} kernel modules from {}",
-            wanted.len(),
-            kernel.file
-        ));
-        let label = kernel.label();
-        let sha = found
-            .used_inputs
-            .iter()
-            .find(|(i, _)| i.file == kernel.file)
-            .map(|(_, sha)| sha.clone())
-            .unwrap_or_default();
-        scan(cache, kernel, &sha, &mut |m, r| {
-            let Some((name, c)) = wanted
-                .get(m.path.as_str())
-                .filter(|_| m.kind == MemberKind::File)
-            else {
-                return Ok(());
-            };
-            let data = read_member(r, m.size, room, &label, m.path.as_str())?;
-            let elf = kmod::decompress(&data, *c).map_err(|e| InputError::Member {
-                input: label.clone(),
-                path: m.path.to_string(),
-                message: e.to_string(),
-            })?;
-            let rel = available[*name].0.clone();
-            files.push(BuildinfoModuleFile {
-                member: m.path.to_string(),
-                member_sha256: sha256_hex(&data),
-                installed: rel.clone(),
-                sha256: sha256_hex(&elf),
-            });
-            installed.insert(rel, Arc::new(elf));
-            Ok(())
+    for name in &closure.load_order {
+        let (member, c) = &found.members[name];
+        let data = &found.module_data[name];
+        let elf = kmod::decompress(data, *c).map_err(|e| InputError::Member {
+            input: label.clone(),
+            path: member.clone(),
+            message: e.to_string(),
         })?;
+        let rel = found.available[name].0.clone();
+        files.push(BuildinfoModuleFile {
+            member: member.clone(),
+            member_sha256: sha256_hex(data),
+            installed: rel.clone(),
+            sha256: sha256_hex(&elf),
+        });
+        installed.insert(rel, Arc::new(elf));
     }
     files.sort_by(|a, b| a.installed.cmp(&b.installed));
     Ok(KernelModules {
@@ -565,7 +692,7 @@ fn kernel_modules(
         load_order: closure
             .load_order
             .iter()
-            .map(|n| available[n].0.clone())
+            .map(|n| found.available[n].0.clone())
             .collect(),
         kernel_version: kver.clone(),
         tree: format!("{root}/{kver}"),
@@ -573,6 +700,88 @@ fn kernel_modules(
         modules_dep,
         builtin: closure.builtin,
     })
+}
+
+/// The modloop's content: every module as stored with a `modules.dep` over all of them,
+/// the tree's metadata files and the firmware. Checks that every firmware rule matched and
+/// that the check module is in the modloop but not in the initramfs.
+fn modloop_content(
+    p: &BoardProfile,
+    km: &KernelModules,
+    kernel: &Input,
+    found: &mut Found,
+    origin: &str,
+) -> Result<Option<ModloopContent>, Error> {
+    let Some(spec) = &p.modloop else {
+        return Ok(None);
+    };
+    for (i, rule) in spec.firmware.iter().enumerate() {
+        if !found.firmware_hits.contains(&i) {
+            return Err(Error::profile(
+                origin,
+                format!("modloop.firmware[{i}].glob"),
+                format!(
+                    "'{}' matches no file or link in input '{}'; list the package with dpkg-deb -c",
+                    rule.glob, rule.input
+                ),
+            ));
+        }
+    }
+    let prefix = format!("{}/", km.tree);
+    // Name → (path below the tree as stored, metadata): modules.dep names the stored files.
+    let stored: BTreeMap<String, (String, ModInfo)> = found
+        .available
+        .iter()
+        .map(|(name, (_, info))| {
+            let member = &found.members[name].0;
+            let rel = member.strip_prefix(&prefix).unwrap_or(member).to_string();
+            (name.clone(), (rel, info.clone()))
+        })
+        .collect();
+    let all: Vec<String> = stored.keys().cloned().collect();
+    let builtin = modules::parse_builtin(found.builtin_text.as_deref().unwrap_or(""));
+    let closure = modules::closure(&all, &stored, &builtin).map_err(|source| Error::Modules {
+        input: kernel.label(),
+        source,
+    })?;
+    if let Some(check) = &spec.check_module {
+        let name = check.replace('-', "_");
+        let in_initramfs = km
+            .load_order
+            .iter()
+            .any(|rel| modules::module_name_from_path(rel).replace('-', "_") == name);
+        if !stored.keys().any(|k| k.replace('-', "_") == name) || in_initramfs {
+            return Err(Error::profile(
+                origin,
+                "modloop.check_module",
+                format!(
+                    "'{check}' must be a module of input '{}' that the initramfs does not take{}",
+                    kernel.label(),
+                    if in_initramfs {
+                        " (it does)"
+                    } else {
+                        " (it has no such module)"
+                    }
+                ),
+            ));
+        }
+    }
+    let modules = stored
+        .iter()
+        .map(|(name, (rel, _))| (rel.clone(), found.module_data[name].clone()))
+        .collect();
+    Ok(Some(ModloopContent {
+        kernel_version: km.kernel_version.clone(),
+        modules_dep: modules::modules_dep(&closure, &stored),
+        modules,
+        metadata: std::mem::take(&mut found.module_metadata)
+            .into_iter()
+            .collect(),
+        firmware: std::mem::take(&mut found.firmware)
+            .into_iter()
+            .map(|(path, (node, origin))| FirmwareFile { path, node, origin })
+            .collect(),
+    }))
 }
 
 /// A module file in a kernel package's module tree.

@@ -11,8 +11,8 @@ pub fn input_set(dir: &Path, loaded: &LoadedProfile) -> Result<InputSet, InputEr
     InputSet::discover(dir)?.for_arches(debian, alpine)
 }
 
-/// Every input the profile selects (boot files, busybox, kernel, boot repository), each
-/// once, sorted by name: what a build reads and what `pimg lock` records.
+/// Every input the profile selects (boot files, busybox, kernel, modloop firmware, boot
+/// repository), each once, sorted by name: what a build reads and what `pimg lock` records.
 pub fn selected_inputs(p: &BoardProfile, set: &InputSet) -> Result<Vec<Input>, InputError> {
     let mut chosen: BTreeMap<String, Input> = BTreeMap::new();
     let mut add = |i: &Input| {
@@ -23,6 +23,9 @@ pub fn selected_inputs(p: &BoardProfile, set: &InputSet) -> Result<Vec<Input>, I
     }
     add(set.select(&p.initramfs.busybox.input, "initramfs.busybox.input")?);
     add(set.select(&p.initramfs.kernel_input, "initramfs.kernel_input")?);
+    for (i, rule) in p.modloop.iter().flat_map(|m| &m.firmware).enumerate() {
+        add(set.select(&rule.input, &format!("modloop.firmware[{i}].input"))?);
+    }
     for i in repository_apks(p, set)? {
         add(i);
     }

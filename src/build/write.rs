@@ -10,7 +10,7 @@ use crate::artifact::apkindex::{self, IndexSigner};
 use crate::artifact::boot_tree::BootFile;
 use crate::artifact::buildinfo::{self, Buildinfo};
 use crate::artifact::disk_image::{DiskPlan, Identities};
-use crate::artifact::{apkovl, boot_tree, initramfs, rpi_tarball, sbom, sums};
+use crate::artifact::{apkovl, boot_tree, initramfs, modloop, rpi_tarball, sbom, sums};
 use crate::codec::bmap::{self, BlockSet, WrittenBlocks};
 use crate::codec::fat::write::FatParams;
 use crate::codec::release::Compression;
@@ -47,6 +47,53 @@ struct BootContent {
     tree: Tree,
     apkovl: Arc<Vec<u8>>,
     initramfs: Arc<Vec<u8>>,
+}
+
+/// The boot partition's files the build makes beside the inputs' own: the repository's
+/// index and the modloop.
+fn made_files(
+    ctx: &BuildContext,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<Vec<BootFile>, Error> {
+    let r = &ctx.resolved;
+    let level = ctx.loaded.profile.initramfs.compression_level;
+    let mut files = Vec::new();
+    if let Some(index) = &plan.apk_index {
+        progress.phase("building the boot repository's index");
+        let bytes = apkindex::write(
+            index,
+            &r.repository_records,
+            r.epoch,
+            level,
+            ctx.signer.as_ref(),
+        )?;
+        files.push(BootFile {
+            path: index.path.clone(),
+            data: Arc::new(bytes),
+            origin: "boot repository index".into(),
+        });
+    }
+    if let (Some(mp), Some(content)) = (&plan.modloop, &r.modloop) {
+        progress.phase(format!(
+            "building the modloop {} ({} modules, {} firmware files) on {} threads",
+            mp.path,
+            content.modules.len(),
+            content.firmware.len(),
+            ctx.threads
+        ));
+        let (bytes, _) =
+            modloop::write(content, mp, r.epoch, ctx.threads).map_err(|source| Error::Modloop {
+                path: mp.path.to_string(),
+                source,
+            })?;
+        files.push(BootFile {
+            path: mp.path.clone(),
+            data: Arc::new(bytes),
+            origin: "modloop".into(),
+        });
+    }
+    Ok(files)
 }
 
 pub(super) fn write_all(
@@ -155,21 +202,7 @@ fn boot_content(
     let (apkovl, initramfs) = (Arc::new(apkovl), Arc::new(initramfs));
     let apkovl_origin = format!("overlay {}", ctx.overlay.name);
     let mut files = r.boot_files.clone();
-    if let Some(index) = &plan.apk_index {
-        progress.phase("building the boot repository's index");
-        let bytes = apkindex::write(
-            index,
-            &r.repository_records,
-            r.epoch,
-            level,
-            ctx.signer.as_ref(),
-        )?;
-        files.push(BootFile {
-            path: index.path.clone(),
-            data: Arc::new(bytes),
-            origin: "boot repository index".into(),
-        });
-    }
+    files.extend(made_files(ctx, plan, progress)?);
     let tree = boot_tree::assemble(
         &plan.boot_tree,
         &files,
@@ -322,6 +355,48 @@ fn apk_index_of(ctx: &BuildContext, boot: &Tree) -> Option<buildinfo::BuildinfoA
     })
 }
 
+/// The modloop's place, digest and content summary, read back from the boot tree.
+fn modloop_of(ctx: &BuildContext, boot: &Tree) -> Option<buildinfo::BuildinfoModloop> {
+    let plan = modloop::plan(&ctx.loaded.profile).ok()??;
+    let content = ctx.resolved.modloop.as_ref()?;
+    let node = boot.get(&plan.path)?;
+    let NodeKind::File(data) = &node.kind else {
+        return None;
+    };
+    let crate::codec::squashfs::Compression::Gzip { level } = plan.compression else {
+        return None;
+    };
+    Some(buildinfo::BuildinfoModloop {
+        path: plan.path.as_str().to_string(),
+        sha256: hex(&Sha256::digest(data.as_slice())),
+        size: data.len() as u64,
+        settings: format!(
+            "squashfs 4.0, gzip level {level}, block {}",
+            crate::codec::squashfs::DEFAULT_BLOCK_SIZE
+        ),
+        modules: content.modules.len() as u64,
+        check_module: plan.check_module.clone(),
+        firmware: content
+            .firmware
+            .iter()
+            .map(|f| {
+                let (bytes, from) = match &f.node {
+                    modloop::FirmwareNode::File(d) => (d.as_slice(), f.origin.clone()),
+                    modloop::FirmwareNode::Symlink(t) => {
+                        (t.as_bytes(), format!("{} (a link to {t})", f.origin))
+                    }
+                };
+                buildinfo::BuildinfoFile {
+                    path: f.path.clone(),
+                    size: bytes.len() as u64,
+                    sha256: hex(&Sha256::digest(bytes)),
+                    from,
+                }
+            })
+            .collect(),
+    })
+}
+
 /// Stages the image; returns the epoch FAT stored when it had to clamp the build's, and the
 /// blocks the writers wrote (for the bmap).
 fn write_image(
@@ -417,7 +492,7 @@ fn buildinfo_of(
         kernel_modules: buildinfo::BuildinfoModules {
             kernel_version: r.initramfs.kernel_version.clone(),
             tree: r.module_tree.clone(),
-            requested: loaded.profile.initramfs.modules.clone(),
+            requested: r.requested_modules.clone(),
             load_order: r.initramfs.load_order.clone(),
             builtin: r.builtin_modules.clone(),
             files: r.module_files.clone(),
@@ -425,6 +500,7 @@ fn buildinfo_of(
         boot_partition: boot_files(boot),
         release: release_of(ctx),
         apk_index: apk_index_of(ctx, boot),
+        modloop: modloop_of(ctx, boot),
         outputs: outputs.to_vec(),
     }
 }

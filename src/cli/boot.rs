@@ -132,6 +132,16 @@ pub(super) fn run(args: BootArgs) -> Result<Outcome, Failure> {
                     "  self-check: {} boot files and {} overlay files as read by the guest match {against}",
                     c.boot_files, c.overlay_files
                 );
+                if let Some(m) = &c.modloop {
+                    let bytes = if c.against_buildinfo {
+                        "; its bytes match the buildinfo"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "  modloop: {m} mounted by the guest, its modules counted and one loaded{bytes}"
+                    );
+                }
             } else {
                 println!(
                     "  self-check: {} mismatches against {against}:",

@@ -15,6 +15,10 @@ pub struct BoardProfile {
     pub image: ImageSpec,
     pub boot: BootSpec,
     pub initramfs: InitramfsSpec,
+    /// The modloop (`[modloop]`): every module of the kernel input and the firmware, as a
+    /// squashfs the init mounts; none without the section.
+    #[serde(default)]
+    pub modloop: Option<ModloopSpec>,
     #[serde(default)]
     pub overlay: OverlaySpec,
     /// How QEMU boots this board, one entry per emulated machine (`[[qemu]]`); empty when
@@ -214,6 +218,34 @@ pub struct InitramfsSpec {
 
 fn default_level() -> u32 {
     9
+}
+
+/// The modloop: a squashfs on the boot partition holding the kernel input's whole module
+/// tree and the firmware files, mounted read-only by the init as Alpine's is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModloopSpec {
+    /// Where it goes in the boot tree (Alpine's name is `boot/modloop-rpi`).
+    pub path: String,
+    /// Firmware files from inputs, installed under `modules/firmware/` by their path below
+    /// `lib/firmware/` or `usr/lib/firmware/`.
+    #[serde(default)]
+    pub firmware: Vec<FirmwareRule>,
+    /// A module not in the initramfs that `pimg boot`'s self-check loads from the modloop.
+    pub check_module: Option<String>,
+    /// gzip level 1..=9 of the squashfs blocks.
+    #[serde(default = "default_level")]
+    pub compression_level: u32,
+}
+
+/// Firmware members of one input that go into the modloop.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareRule {
+    /// Input name; may be a glob matching exactly one input.
+    pub input: String,
+    /// Glob over member paths, each under `lib/firmware/` or `usr/lib/firmware/`.
+    pub glob: String,
 }
 
 /// The default overlay for this board.
@@ -480,6 +512,34 @@ fn check(p: &BoardProfile, origin: &str) -> Result<(), BoardError> {
     if p.initramfs.compression_level > 9 {
         return Err(bad("initramfs.compression_level", "must be 0..=9".into()));
     }
+    if let Some(m) = &p.modloop {
+        if !(1..=9).contains(&m.compression_level) {
+            return Err(bad("modloop.compression_level", "must be 1..=9".into()));
+        }
+        // Both reach the init's shell configuration: plain names only.
+        let plain = |t: &str, extra: &[u8]| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b) || extra.contains(&b))
+        };
+        if !plain(&m.path, b"./") {
+            return Err(bad(
+                "modloop.path",
+                format!(
+                    "'{}' must be a path of letters, digits and '-_./' (e.g. \"boot/modloop-rpi\")",
+                    m.path
+                ),
+            ));
+        }
+        if let Some(c) = &m.check_module {
+            if !plain(c, b"") {
+                return Err(bad(
+                    "modloop.check_module",
+                    format!("'{c}' is not a module name (e.g. \"brcmfmac\")"),
+                ));
+            }
+        }
+    }
     for t in &p.boot.text {
         if t.single_line && t.content.trim_end_matches('\n').contains('\n') {
             return Err(bad(
@@ -574,6 +634,10 @@ fn check(p: &BoardProfile, origin: &str) -> Result<(), BoardError> {
     for (i, rule) in p.boot.files.iter().enumerate() {
         globs.push((format!("boot.files[{i}].input"), &rule.input));
         globs.push((format!("boot.files[{i}].glob"), &rule.glob));
+    }
+    for (i, rule) in p.modloop.iter().flat_map(|m| &m.firmware).enumerate() {
+        globs.push((format!("modloop.firmware[{i}].input"), &rule.input));
+        globs.push((format!("modloop.firmware[{i}].glob"), &rule.glob));
     }
     for (i, pattern) in p.boot.apks.iter().flat_map(|r| &r.inputs).enumerate() {
         globs.push((format!("boot.apks.inputs[{i}]"), pattern));

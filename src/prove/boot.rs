@@ -126,6 +126,10 @@ pub struct SelfCheck {
     pub overlay_files: usize,
     /// Whether the buildinfo beside the image was compared too.
     pub against_buildinfo: bool,
+    /// The modloop, which the guest proves by mounting it, counting its modules and loading
+    /// one; its bytes are checked against the buildinfo by pimg's FAT reader.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modloop: Option<String>,
     /// Every disagreement, one line each.
     pub mismatches: Vec<String>,
 }
@@ -185,6 +189,8 @@ struct Expected {
     /// Files inside the apkovl: path → sha256.
     overlay: BTreeMap<String, String>,
     hostname: Option<String>,
+    /// The modloop's path: the guest mounts it rather than hashing it.
+    modloop: Option<String>,
 }
 
 /// The QEMU binary for a board architecture.
@@ -348,7 +354,16 @@ fn boot_once(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, B
     let cmdline_txt = take("cmdline.txt", "kernel command line")?;
     let selfcheck = !req.interactive && req.expect.is_empty();
     let expected = if selfcheck {
-        Some(expected_state(&mut part, &image_name, buildinfo.as_ref())?)
+        let modloop = p
+            .modloop
+            .as_ref()
+            .map(|m| m.path.trim_matches('/').to_string());
+        Some(expected_state(
+            &mut part,
+            &image_name,
+            buildinfo.as_ref(),
+            modloop,
+        )?)
     } else {
         None
     };
@@ -459,11 +474,26 @@ fn boot_once(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, B
                 "apkovl applied",
                 r"^pimg: apkovl applied (\S+) hostname=(\S*)",
             ),
-            milestone("self-check", r"^pimg: selfcheck done files=(\d+)"),
-            // Not anchored: init starts the console's getty and this marker together, and the
-            // getty's `login:` prompt (no newline) may come first on the same line.
-            milestone("userspace ready", r"pimg: userspace ready"),
         ]);
+        if p.modloop.is_some() {
+            milestones.push(milestone(
+                "modloop mounted",
+                r"^pimg: modloop mounted (\S+) modules=(\d+)",
+            ));
+        }
+        milestones.push(milestone(
+            "self-check",
+            r"^pimg: selfcheck done files=(\d+)",
+        ));
+        // Not anchored: init starts the console's getty and these markers together, and the
+        // getty's `login:` prompt (no newline) may come first on the same line.
+        if p.modloop.as_ref().is_some_and(|m| m.check_module.is_some()) {
+            milestones.push(milestone(
+                "module loaded from the modloop",
+                r"pimg: modloop module loaded (\S+) firmware=(\d+)",
+            ));
+        }
+        milestones.push(milestone("userspace ready", r"pimg: userspace ready"));
     }
     for pattern in &req.expect {
         let re = Regex::new(pattern).map_err(|e| BootError::BadExpect {
@@ -630,6 +660,11 @@ fn boot_once(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, B
             failure = Some(format!("milestone not reached: {}", missing.name));
         }
     }
+    if failure.is_none() {
+        if let Some(info) = buildinfo.as_ref().and_then(|b| b.modloop.as_ref()) {
+            failure = modloop_counts(&results, info);
+        }
+    }
 
     let check =
         expected.map(|exp| compare(&exp, &guest_boot, &guest_overlay, guest_hostname.as_deref()));
@@ -673,10 +708,45 @@ fn boot_once(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, B
     })
 }
 
+/// What the booted system counted in the modloop against what the buildinfo records.
+fn modloop_counts(
+    results: &[MilestoneResult],
+    info: &crate::artifact::buildinfo::BuildinfoModloop,
+) -> Option<String> {
+    let count = |name: &str, key: &str| {
+        let line = results.iter().find(|m| m.name == name)?.line.as_deref()?;
+        let at = line.find(key)? + key.len();
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse::<u64>()
+            .ok()
+    };
+    if let Some(n) = count("modloop mounted", "modules=") {
+        if n != info.modules {
+            return Some(format!(
+                "modloop {}: the booted system found {n} modules, the buildinfo records {}",
+                info.path, info.modules
+            ));
+        }
+    }
+    if let Some(n) = count("module loaded from the modloop", "firmware=") {
+        if n != info.firmware.len() as u64 {
+            return Some(format!(
+                "modloop {}: the booted system sees {n} firmware files, the buildinfo records {}",
+                info.path,
+                info.firmware.len()
+            ));
+        }
+    }
+    None
+}
+
 fn expected_state(
     part: &mut BootPartition,
     image: &str,
     buildinfo: Option<&Buildinfo>,
+    modloop: Option<String>,
 ) -> Result<Expected, BootError> {
     let image_err = |source| BootError::Image {
         image: image.to_string(),
@@ -727,6 +797,7 @@ fn expected_state(
         buildinfo,
         overlay,
         hostname,
+        modloop,
     })
 }
 
@@ -738,6 +809,24 @@ fn compare(
     guest_hostname: Option<&str>,
 ) -> SelfCheck {
     let mut mismatches = Vec::new();
+    // Reading the whole modloop through QEMU's SD card would take the guest about a minute:
+    // it is left out of the guest's hashes and its bytes compared here.
+    let mut listing = exp.listing.clone();
+    let mut recorded = exp.buildinfo.clone();
+    if let Some(path) = &exp.modloop {
+        let on_card = listing.remove(path);
+        let in_buildinfo = recorded.as_mut().and_then(|b| b.remove(path));
+        match (on_card, in_buildinfo) {
+            (None, _) => mismatches.push(format!(
+                "modloop {path}: the board profile names it but the boot partition has no such file"
+            )),
+            (Some(h), Some(b)) if h != b => mismatches.push(format!(
+                "modloop {path}: the image holds sha256 {h}, the buildinfo says {b}"
+            )),
+            _ => {}
+        }
+    }
+    let (listing, recorded) = (&listing, &recorded);
     let mut diff = |what: &str,
                     host_name: &str,
                     host: &BTreeMap<String, String>,
@@ -759,13 +848,8 @@ fn compare(
             ));
         }
     };
-    diff(
-        "boot file",
-        "the image's FAT listing",
-        &exp.listing,
-        guest_boot,
-    );
-    if let Some(b) = &exp.buildinfo {
+    diff("boot file", "the image's FAT listing", listing, guest_boot);
+    if let Some(b) = recorded {
         diff("boot file", "the buildinfo", b, guest_boot);
     }
     diff("overlay file", "the apkovl", &exp.overlay, guest_overlay);
@@ -780,6 +864,7 @@ fn compare(
         boot_files: guest_boot.len(),
         overlay_files: guest_overlay.len(),
         against_buildinfo: exp.buildinfo.is_some(),
+        modloop: exp.modloop.clone(),
         mismatches,
     }
 }

@@ -13,6 +13,7 @@ use crate::codec::fat::read::{BootSector, FatEntry, FatVolume, Slot};
 use crate::codec::gzip::read::{self as gzip, GzipHeader, GzipTrailer};
 use crate::codec::partition::{gpt, mbr};
 use crate::codec::reader::{Device, Field, ReadError, SECTOR_SIZE};
+use crate::codec::squashfs::read::{self as squashfs, SquashfsEntryKind, SquashfsListing};
 use crate::codec::tar::read::{self as tar, TarEntry};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -1468,6 +1469,7 @@ fn diff_bytes(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usi
             Some(Kind::Gzip) => return diff_gzip(c, path, a, b, depth),
             Some(Kind::Cpio) => return diff_archive::<CpioFormat>(c, path, a, b, depth),
             Some(Kind::Tar) => return diff_archive::<TarFormat>(c, path, a, b, depth),
+            Some(Kind::Squashfs) => return diff_archive::<SquashfsFormat>(c, path, a, b, depth),
             None => {}
         }
     }
@@ -1479,11 +1481,15 @@ enum Kind {
     Gzip,
     Cpio,
     Tar,
+    Squashfs,
 }
 
 fn kind_of(b: &[u8]) -> Option<Kind> {
     if b.starts_with(&gzip::MAGIC) {
         return Some(Kind::Gzip);
+    }
+    if b.starts_with(&crate::codec::squashfs::MAGIC) {
+        return Some(Kind::Squashfs);
     }
     match crate::codec::detect::payload_kind(b) {
         ArtifactKind::Cpio => Some(Kind::Cpio),
@@ -1861,6 +1867,12 @@ trait Member {
     fn content_range(&self) -> (u64, u64);
     fn content_kind(&self) -> Content;
 
+    /// The SHA-256 of its content when the listing computed it: equal digests need no
+    /// content read.
+    fn content_digest(&self) -> Option<[u8; 32]> {
+        None
+    }
+
     /// Its content. Stored in one piece by default; a format that compresses or scatters
     /// content returns it assembled.
     fn content<'d>(&self, archive: &'d [u8]) -> Cow<'d, [u8]> {
@@ -2062,6 +2074,94 @@ impl Member for TarEntry {
     }
 }
 
+struct SquashfsFormat;
+
+/// A squashfs entry with the digest of its content. Its bytes are scattered over compressed
+/// blocks, so it claims no byte range: a difference is named by entry and field.
+#[derive(Clone)]
+struct SquashfsMember {
+    entry: SquashfsListing,
+    digest: Option<[u8; 32]>,
+}
+
+impl Format for SquashfsFormat {
+    const NAME: &'static str = "squashfs image";
+    type Member = SquashfsMember;
+
+    fn read(data: &[u8]) -> Listing<SquashfsMember> {
+        let mut members = Vec::new();
+        let end = (|| {
+            let mut fs = squashfs::open(io::Cursor::new(data), data.len() as u64)?;
+            for entry in fs.entries()? {
+                let digest = match entry.kind {
+                    SquashfsEntryKind::File => {
+                        let content = fs.read_file(&entry, DECOMPRESSED_IN_MEMORY / 2)?;
+                        Some(<sha2::Sha256 as sha2::Digest>::digest(&content).into())
+                    }
+                    _ => None,
+                };
+                members.push(SquashfsMember { entry, digest });
+            }
+            Ok::<_, ReadError>(vec![Group {
+                under: Some("superblock"),
+                ..Group::fields(&fs.superblock().fields())
+            }])
+        })();
+        Listing {
+            members,
+            end: end.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl Member for SquashfsMember {
+    fn path(&self) -> &str {
+        &self.entry.path
+    }
+    fn offset(&self) -> u64 {
+        self.entry.inode_ref
+    }
+    fn span(&self) -> (u64, u64) {
+        (0, 0)
+    }
+    fn groups(&self) -> Vec<Group> {
+        let e = &self.entry;
+        vec![Group::new(vec![
+            Value::new("kind", format!("{:?}", e.kind), None),
+            Value::new("mode", format!("0{:o}", e.mode), None),
+            Value::new("uid", e.uid, None),
+            Value::new("gid", e.gid, None),
+            Value::new("mtime", e.mtime, None),
+            Value::new("size", e.size, None),
+            Value::new("link target", format!("{:?}", e.target), None),
+            Value::new("device", format!("{:?}", e.rdev), None),
+            Value::new("links", e.nlink, None),
+        ])]
+    }
+    fn layout(&self) -> Vec<Field> {
+        Vec::new()
+    }
+    fn content_range(&self) -> (u64, u64) {
+        (0, self.entry.size)
+    }
+    fn content_kind(&self) -> Content {
+        // A symlink's target is compared with the values.
+        Content::Bytes
+    }
+    fn content_digest(&self) -> Option<[u8; 32]> {
+        // Entries without content compare equal here; their values say the rest.
+        Some(self.digest.unwrap_or_default())
+    }
+    fn content<'d>(&self, archive: &'d [u8]) -> Cow<'d, [u8]> {
+        if self.digest.is_none() {
+            return Cow::Borrowed(&[]);
+        }
+        let content = squashfs::open(io::Cursor::new(archive), archive.len() as u64)
+            .and_then(|mut fs| fs.read_file(&self.entry, DECOMPRESSED_IN_MEMORY / 2));
+        Cow::Owned(content.unwrap_or_default())
+    }
+}
+
 /// Compares a group; derived values only when the others agree, as they would differ with them.
 fn compare_group(c: &mut Collector, path: &[String], ga: &Group, gb: &Group) {
     let under;
@@ -2092,6 +2192,9 @@ fn diff_archive<F: Format>(c: &mut Collector, path: &[String], a: &[u8], b: &[u8
             (Some(x), Some(y)) => {
                 for (gx, gy) in x.groups().iter().zip(&y.groups()) {
                     compare_group(c, &p, gx, gy);
+                }
+                if x.content_digest().is_some() && x.content_digest() == y.content_digest() {
+                    continue;
                 }
                 let (dx, dy) = (x.content(a), y.content(b));
                 if dx != dy {
@@ -2153,7 +2256,8 @@ fn locate_payload(data: &[u8], at: usize) -> Option<(String, String)> {
     match kind_of(data)? {
         Kind::Cpio => locate::<CpioFormat>(data, at as u64),
         Kind::Tar => locate::<TarFormat>(data, at as u64),
-        Kind::Gzip => None,
+        // Squashfs members are scattered over compressed blocks and claim no byte range.
+        Kind::Gzip | Kind::Squashfs => None,
     }
 }
 

@@ -130,6 +130,89 @@ fn sdhci_glue(layout: Layout, kver: &str) -> Vec<Entry> {
     ]
 }
 
+/// The modules a modloop needs beyond the SD card's: squashfs for the init to mount it, and
+/// the profiles' check module brcmfmac with its dependencies, which the initramfs leaves out.
+fn modloop_modules(layout: Layout, kver: &str) -> Vec<Entry> {
+    let m = |rel: &str, name: &str, deps: &[&str]| module_in(layout, kver, rel, name, deps);
+    let brcm = "drivers/net/wireless/broadcom/brcm80211";
+    vec![
+        m("fs/squashfs/squashfs.ko", "squashfs", &[]),
+        m("net/wireless/cfg80211.ko", "cfg80211", &[]),
+        m(&format!("{brcm}/brcmutil/brcmutil.ko"), "brcmutil", &[]),
+        m(
+            &format!("{brcm}/brcmfmac/brcmfmac.ko"),
+            "brcmfmac",
+            &["brcmutil", "cfg80211"],
+        ),
+    ]
+}
+
+/// A firmware-brcm80211 package in one release's layout: three firmware files, a link
+/// beside them and one into the cypress folder, as Debian's has.
+pub fn firmware_deb(layout: Layout) -> (String, Vec<u8>) {
+    firmware_deb_with(layout, 0)
+}
+
+/// The same with byte 100 of the first firmware file XORed with `flip`.
+pub fn firmware_deb_with(layout: Layout, flip: u8) -> (String, Vec<u8>) {
+    let usr = layout == Layout::MergedUsr;
+    let pick = |split: &'static str, merged: &'static str| if usr { merged } else { split };
+    let mut first = true;
+    let mut fw = |split: &'static str, merged: &'static str, len| {
+        let path = pick(split, merged);
+        let mut data = pattern(path.rsplit('/').next().unwrap(), len);
+        if std::mem::take(&mut first) {
+            data[100] ^= flip;
+        }
+        Entry::File(path, data, 0o644)
+    };
+    let entries = [
+        Entry::Dir(pick("lib", "usr/lib")),
+        Entry::Dir(pick("lib/firmware", "usr/lib/firmware")),
+        Entry::Dir(pick("lib/firmware/brcm", "usr/lib/firmware/brcm")),
+        Entry::Dir(pick("lib/firmware/cypress", "usr/lib/firmware/cypress")),
+        fw(
+            "lib/firmware/brcm/brcmfmac43430-sdio.bin",
+            "usr/lib/firmware/brcm/brcmfmac43430-sdio.bin",
+            41_000,
+        ),
+        fw(
+            "lib/firmware/brcm/brcmfmac43455-sdio.txt",
+            "usr/lib/firmware/brcm/brcmfmac43455-sdio.txt",
+            1_900,
+        ),
+        fw(
+            "lib/firmware/cypress/cyfmac43455-sdio.bin",
+            "usr/lib/firmware/cypress/cyfmac43455-sdio.bin",
+            63_000,
+        ),
+        Entry::Symlink(
+            pick(
+                "lib/firmware/brcm/brcmfmac43430-sdio.raspberrypi,3-model-b.txt",
+                "usr/lib/firmware/brcm/brcmfmac43430-sdio.raspberrypi,3-model-b.txt",
+            ),
+            "brcmfmac43455-sdio.txt",
+        ),
+        Entry::Symlink(
+            pick(
+                "lib/firmware/brcm/brcmfmac43455-sdio.bin",
+                "usr/lib/firmware/brcm/brcmfmac43455-sdio.bin",
+            ),
+            "../cypress/cyfmac43455-sdio.bin",
+        ),
+    ];
+    (
+        "firmware-brcm80211_20230210-5_all.deb".into(),
+        deb(
+            "firmware-brcm80211",
+            "20230210-5",
+            "all",
+            &entries,
+            FIXTURE_NEWEST_MTIME - 7_200,
+        ),
+    )
+}
+
 /// Deterministic filler bytes seeded by a name.
 /// Stand-in for an arm64 kernel Image: pattern bytes with the header magic `pimg check` reads.
 pub fn arm64_kernel(seed: &str, len: usize) -> Vec<u8> {
@@ -371,12 +454,13 @@ pub fn fixture_debs_in(layout: Layout) -> Vec<(String, Vec<u8>)> {
             m("fs/nls/nls_iso8859-1.ko", "nls_iso8859_1", &[]),
             m("fs/nls/nls_cp437.ko", "nls_cp437", &[]),
             m("drivers/watchdog/bcm2835_wdt.ko", "bcm2835_wdt", &[]),
-            builtin_modules_in(
-                layout,
-                KVER,
-                b"kernel/fs/mbcache.ko\nkernel/drivers/block/loop.ko\n",
-            ),
         ],
+        modloop_modules(layout, KVER),
+        vec![builtin_modules_in(
+            layout,
+            KVER,
+            b"kernel/fs/mbcache.ko\nkernel/drivers/block/loop.ko\n",
+        )],
     ]
     .concat();
     let kernel = deb(
@@ -406,6 +490,7 @@ pub fn fixture_debs_in(layout: Layout) -> Vec<(String, Vec<u8>)> {
             kernel,
         ),
         ("raspi-firmware_1.20220830+ds-1_all.deb".into(), firmware),
+        firmware_deb(layout),
     ]
 }
 
@@ -1059,8 +1144,10 @@ pub fn fixture_apks() -> Vec<(String, Vec<u8>)> {
             m("fs/fat/vfat.ko", "vfat", &["fat"]),
             m("fs/nls/nls_cp437.ko", "nls_cp437", &[]),
             m("drivers/watchdog/bcm2835_wdt.ko", "bcm2835_wdt", &[]),
+            m("drivers/block/loop.ko", "loop", &[]),
             builtin_modules(ALPINE_KVER, b"kernel/fs/nls/nls_iso8859-1.ko\n"),
         ],
+        modloop_modules(Layout::Split, ALPINE_KVER),
     ]
     .concat();
     let kernel = apk_parts(
