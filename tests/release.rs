@@ -27,6 +27,13 @@ fn release_build(dir: &Path) -> std::path::PathBuf {
     fixture_with(dir, &every).built()
 }
 
+/// `bmaptool copy --bmap BMAP IMAGE COPY`, for the caller to run or judge.
+fn bmaptool_copy(bmap: &Path, image: &Path, copy: &Path) -> Referee {
+    let mut r = referee("bmaptool", BMAP);
+    r.arg("copy").arg("--bmap").arg(bmap).arg(image).arg(copy);
+    r
+}
+
 /// The `(first, last)` block ranges a bmap maps, read with plain string handling so the test
 /// does not lean on pimg's parser.
 fn bmap_ranges(bmap: &str) -> Vec<(u64, u64)> {
@@ -200,13 +207,7 @@ fn bmaptool_copies_the_image_and_refuses_a_flipped_byte() {
     );
     for file in ["rpi3b.img.xz", "rpi3b.img.zst", "rpi3b.img.gz"] {
         let copy = tmp.path().join(format!("copy-{file}.img"));
-        referee("bmaptool", BMAP)
-            .arg("copy")
-            .arg("--bmap")
-            .arg(out.join("rpi3b.img.bmap"))
-            .arg(out.join(file))
-            .arg(&copy)
-            .run();
+        bmaptool_copy(&out.join("rpi3b.img.bmap"), &out.join(file), &copy).run();
         assert_eq!(
             sha256_hex(&fs::read(&copy).unwrap()),
             sha256_hex(&img),
@@ -223,29 +224,19 @@ fn bmaptool_copies_the_image_and_refuses_a_flipped_byte() {
     back[at] ^= 0x01;
     let bad = tmp.path().join("flipped.img");
     fs::write(&bad, &back).unwrap();
-    let ran = referee("bmaptool", BMAP)
-        .arg("copy")
-        .arg("--bmap")
-        .arg(out.join("rpi3b.img.bmap"))
-        .arg(&bad)
-        .arg(tmp.path().join("flipped-copy.img"))
-        .output();
+    let copy = tmp.path().join("flipped-copy.img");
+    let ran = bmaptool_copy(&out.join("rpi3b.img.bmap"), &bad, &copy).output();
+    let why = ran.text();
     assert!(
         !ran.success(),
-        "bmaptool accepted an image with a flipped byte at {at}: {}",
-        ran.text()
+        "bmaptool accepted an image with a flipped byte at {at}: {why}"
     );
     // An edited bmap fails its own checksum.
     let edited = bmap.replacen("<ImageSize> ", "<ImageSize>  ", 1);
     let edited_path = tmp.path().join("edited.bmap");
     fs::write(&edited_path, edited).unwrap();
-    let ran = referee("bmaptool", BMAP)
-        .arg("copy")
-        .arg("--bmap")
-        .arg(&edited_path)
-        .arg(out.join("rpi3b.img"))
-        .arg(tmp.path().join("edited-copy.img"))
-        .output();
+    let copy = tmp.path().join("edited-copy.img");
+    let ran = bmaptool_copy(&edited_path, &out.join("rpi3b.img"), &copy).output();
     assert!(
         !ran.success(),
         "bmaptool accepted an edited bmap: {}",
