@@ -51,6 +51,7 @@ fn golden_hashes_merged_usr_and_compressed_modules() {
     assert_eq!(info["matched"]["initramfs.busybox.path"], "usr/bin/busybox");
     let km = &info["kernel_modules"];
     assert_eq!(km["tree"], format!("usr/lib/modules/{KVER}"));
+    let files = km["files"].as_array().unwrap();
     for (installed, suffix) in [
         ("kernel/drivers/mmc/host/sdhci-iproc.ko", ".zst"),
         ("kernel/drivers/mmc/host/sdhci-pltfm.ko", ".gz"),
