@@ -211,6 +211,19 @@ mod tests {
     }
 
     #[test]
+    fn a_flipped_byte_is_refused_by_every_codec() {
+        let data = crate::codec::testdata::mixed(100_000, 0x9e37_79b9_7f4a_7c15, 4096);
+        for c in Compression::ALL {
+            let mut z = Vec::new();
+            c.compress(&data[..], &mut z, 1).unwrap();
+            let mid = z.len() / 2;
+            z[mid] ^= 0x40;
+            let r = c.decompress_to(&z[..], io::sink(), 1 << 20, "x");
+            assert!(r.is_err(), "{}: a flipped byte went unnoticed", c.name());
+        }
+    }
+
+    #[test]
     fn garbage_is_refused_by_every_codec() {
         for c in Compression::ALL {
             let e = c

@@ -121,13 +121,4 @@ mod tests {
         assert!(unzstd(&z).unwrap() == data);
         assert_eq!(zstd_bytes(&data, 1), z);
     }
-
-    #[test]
-    fn a_damaged_frame_is_refused() {
-        let data = mixed(100_000);
-        let mut z = zstd_bytes(&data, 1);
-        let mid = z.len() / 2;
-        z[mid] ^= 0x40;
-        assert!(unzstd(&z).is_err(), "a flipped byte went unnoticed");
-    }
 }
