@@ -527,23 +527,21 @@ impl<R: Read + Seek> Squashfs<R> {
         let p = pos + INODE_HEADER_LEN;
         let bs = u64::from(self.sb.block_size);
         let (kind, nlink, body) = match ty {
-            INODE_DIR => {
-                let b = t.get(p, 16, what)?;
-                let body = Body::Dir {
-                    block: u64::from(le32(b, 0)),
-                    size: u64::from(le16(b, 8)),
-                    offset: le16(b, 10),
+            INODE_DIR | INODE_EXT_DIR => {
+                // The extended form stores the listing size in 32 bits, the link count first.
+                let (nlink, block, size, offset) = if ty == INODE_DIR {
+                    let b = t.get(p, 16, what)?;
+                    (le32(b, 4), le32(b, 0), u32::from(le16(b, 8)), le16(b, 10))
+                } else {
+                    let b = t.get(p, 24, what)?;
+                    (le32(b, 0), le32(b, 8), le32(b, 4), le16(b, 18))
                 };
-                (SquashfsEntryKind::Dir, le32(b, 4), body)
-            }
-            INODE_EXT_DIR => {
-                let b = t.get(p, 24, what)?;
                 let body = Body::Dir {
-                    size: u64::from(le32(b, 4)),
-                    block: u64::from(le32(b, 8)),
-                    offset: le16(b, 18),
+                    block: u64::from(block),
+                    size: u64::from(size),
+                    offset,
                 };
-                (SquashfsEntryKind::Dir, le32(b, 0), body)
+                (SquashfsEntryKind::Dir, nlink, body)
             }
             INODE_FILE | INODE_EXT_FILE => {
                 let (start, size, fragment, fragment_offset, nlink, fixed) = if ty == INODE_FILE {
