@@ -473,12 +473,8 @@ fn tarball_inputs_are_read_and_date_the_build() {
     };
     let out = build("out").built();
     let info = read_json(&out.join("rpi3b.buildinfo.json"));
-    let files = info["boot_partition"].as_array().unwrap();
     let find = |p: &str| {
-        files
-            .iter()
-            .find(|f| f["path"] == p)
-            .unwrap_or_else(|| panic!("{p} not on the partition"))["sha256"]
+        element(&info["boot_partition"], "path", p)["sha256"]
             .as_str()
             .unwrap()
             .to_string()

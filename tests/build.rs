@@ -59,19 +59,13 @@ fn golden_hashes_merged_usr_and_compressed_modules() {
     let km = &info["kernel_modules"];
     assert_eq!(km["tree"], format!("usr/lib/modules/{KVER}"));
     let files = km["files"].as_array().unwrap();
-    let member = |installed: &str| {
-        files
-            .iter()
-            .find(|f| f["installed"] == installed)
-            .unwrap_or_else(|| panic!("{installed} not recorded: {km:#}"))
-    };
     for (installed, suffix) in [
         ("kernel/drivers/mmc/host/sdhci-iproc.ko", ".zst"),
         ("kernel/drivers/mmc/host/sdhci-pltfm.ko", ".gz"),
         ("kernel/drivers/mmc/host/sdhci.ko", ".xz"),
         ("kernel/drivers/mmc/core/mmc_core.ko", ""),
     ] {
-        let f = member(installed);
+        let f = element(&km["files"], "installed", installed);
         assert_eq!(
             f["member"],
             format!("usr/lib/modules/{KVER}/{installed}{suffix}")

@@ -349,18 +349,10 @@ fn sbom_has_the_required_fields_and_every_input_and_output() {
     check_spdx_required(&doc);
     assert_eq!(doc["creationInfo"]["created"], "2023-11-14T22:13:20Z");
     let out = tmp.path().join("out");
-    let packages = doc["packages"].as_array().unwrap();
-    let pkg = |name: &str| {
-        packages
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("{name} not in the SBOM"))
-    };
+    let packages = &doc["packages"];
+    let pkg = |name: &str| element(packages, "name", name);
     for (file, data) in fixture_apks() {
-        let p = packages
-            .iter()
-            .find(|p| p["packageFileName"] == file.as_str())
-            .unwrap();
+        let p = element(packages, "packageFileName", &file);
         assert_eq!(
             p["checksums"][0]["checksumValue"],
             sha256_hex(&data),

@@ -14,12 +14,24 @@ const XZ: &str = "xz-utils";
 const ZSTD: &str = "zstd";
 const BMAP: &str = "bmap-tools";
 
+/// The fixture build in `dir` at the tests' epoch, with `args`.
+fn fixture_with(dir: &Path, args: &[&str]) -> Build {
+    let mut b = fixture_build(dir);
+    b.epoch(EPOCH).args(args);
+    b
+}
+
 /// A fixture build with every codec, into `dir/out`.
 fn release_build(dir: &Path) -> std::path::PathBuf {
-    fixture_build(dir)
-        .epoch(EPOCH)
-        .args(["--compress", "xz", "--compress", "zstd", "--compress", "gz"])
-        .built()
+    let every = ["--compress", "xz", "--compress", "zstd", "--compress", "gz"];
+    fixture_with(dir, &every).built()
+}
+
+/// `bmaptool copy --bmap BMAP IMAGE COPY`, for the caller to run or judge.
+fn bmaptool_copy(bmap: &Path, image: &Path, copy: &Path) -> Referee {
+    let mut r = referee("bmaptool", BMAP);
+    r.arg("copy").arg("--bmap").arg(bmap).arg(image).arg(copy);
+    r
 }
 
 /// The `(first, last)` block ranges a bmap maps, read with plain string handling so the test
@@ -195,13 +207,7 @@ fn bmaptool_copies_the_image_and_refuses_a_flipped_byte() {
     );
     for file in ["rpi3b.img.xz", "rpi3b.img.zst", "rpi3b.img.gz"] {
         let copy = tmp.path().join(format!("copy-{file}.img"));
-        referee("bmaptool", BMAP)
-            .arg("copy")
-            .arg("--bmap")
-            .arg(out.join("rpi3b.img.bmap"))
-            .arg(out.join(file))
-            .arg(&copy)
-            .run();
+        bmaptool_copy(&out.join("rpi3b.img.bmap"), &out.join(file), &copy).run();
         assert_eq!(
             sha256_hex(&fs::read(&copy).unwrap()),
             sha256_hex(&img),
@@ -218,29 +224,19 @@ fn bmaptool_copies_the_image_and_refuses_a_flipped_byte() {
     back[at] ^= 0x01;
     let bad = tmp.path().join("flipped.img");
     fs::write(&bad, &back).unwrap();
-    let ran = referee("bmaptool", BMAP)
-        .arg("copy")
-        .arg("--bmap")
-        .arg(out.join("rpi3b.img.bmap"))
-        .arg(&bad)
-        .arg(tmp.path().join("flipped-copy.img"))
-        .output();
+    let copy = tmp.path().join("flipped-copy.img");
+    let ran = bmaptool_copy(&out.join("rpi3b.img.bmap"), &bad, &copy).output();
+    let why = ran.text();
     assert!(
         !ran.success(),
-        "bmaptool accepted an image with a flipped byte at {at}: {}",
-        ran.text()
+        "bmaptool accepted an image with a flipped byte at {at}: {why}"
     );
     // An edited bmap fails its own checksum.
     let edited = bmap.replacen("<ImageSize> ", "<ImageSize>  ", 1);
     let edited_path = tmp.path().join("edited.bmap");
     fs::write(&edited_path, edited).unwrap();
-    let ran = referee("bmaptool", BMAP)
-        .arg("copy")
-        .arg("--bmap")
-        .arg(&edited_path)
-        .arg(out.join("rpi3b.img"))
-        .arg(tmp.path().join("edited-copy.img"))
-        .output();
+    let copy = tmp.path().join("edited-copy.img");
+    let ran = bmaptool_copy(&edited_path, &out.join("rpi3b.img"), &copy).output();
     assert!(
         !ran.success(),
         "bmaptool accepted an edited bmap: {}",
@@ -254,10 +250,7 @@ fn bmaptool_copies_the_image_and_refuses_a_flipped_byte() {
 #[test]
 fn a_card_with_old_data_gets_a_clean_file_system_from_the_mapped_blocks_alone() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = fixture_build(tmp.path())
-        .epoch(EPOCH)
-        .args(["--compress", "gz"])
-        .built();
+    let out = fixture_with(tmp.path(), &["--compress", "gz"]).built();
     let img = fs::read(out.join("rpi3b.img")).unwrap();
     let ranges = bmap_ranges(&fs::read_to_string(out.join("rpi3b.img.bmap")).unwrap());
     let mut card = vec![0xa5u8; img.len()];
@@ -342,7 +335,7 @@ fn identical_under_other_time_zones_umasks_and_thread_counts() {
 #[test]
 fn without_the_flag_nothing_new_is_written() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = fixture_build(tmp.path()).epoch(EPOCH).built();
+    let out = fixture_with(tmp.path(), &[]).built();
     for name in list_files(&out) {
         assert!(!name.contains(".img."), "{name} written without --compress");
     }
@@ -353,14 +346,8 @@ fn without_the_flag_nothing_new_is_written() {
 #[test]
 fn an_unknown_codec_is_refused_naming_the_flag_and_the_choices() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = fixture_build(tmp.path())
-        .epoch(EPOCH)
-        .args(["--compress", "bz2"])
-        .run();
+    let r = fixture_with(tmp.path(), &["--compress", "bz2"]).run();
     r.expect_refused(&["--compress", "bz2", "gz", "xz", "zstd"]);
-    let r = fixture_build(tmp.path())
-        .epoch(EPOCH)
-        .args(["--compress", "xz", "--threads", "0"])
-        .run();
+    let r = fixture_with(tmp.path(), &["--compress", "xz", "--threads", "0"]).run();
     r.expect_refused(&["--threads"]);
 }

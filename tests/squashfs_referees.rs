@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{sha256_hex, squashfs::*};
+use common::{noise, sha256_hex, squashfs::*};
 use pimg::codec::squashfs::read::{Squashfs, SquashfsEntryKind};
 use pimg::codec::squashfs::write::{
     write_squashfs, SquashfsEntry, SquashfsKind, SquashfsOptions, SquashfsStats,
@@ -22,19 +22,6 @@ const EPOCH: u32 = 1_700_000_000;
 /// How `unsquashfs -lls` shows EPOCH with TZ=UTC.
 const EPOCH_SHOWN: &str = "2023-11-14 22:13";
 const BLOCK: usize = 128 * 1024;
-
-/// Bytes that neither compress nor repeat (xorshift).
-fn noise(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// Text-like bytes that compress.
 fn pattern(len: usize, seed: usize) -> Vec<u8> {

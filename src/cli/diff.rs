@@ -1,7 +1,7 @@
 //! `pimg diff`: its arguments and the report, as text or JSON (exit 0 identical, 1 different,
 //! 2 error).
 
-use super::{print_json, Failure, Outcome};
+use super::{print_report, Failure, Outcome};
 use std::path::PathBuf;
 
 /// Arguments of `pimg diff`.
@@ -28,14 +28,6 @@ pub struct DiffArgs {
 /// Compares the two files and names every difference.
 pub(super) fn run(args: DiffArgs) -> Result<Outcome, Failure> {
     let report = pimg::prove::diff::diff_paths(&args.a, &args.b)?;
-    if args.json {
-        print_json(&report);
-    } else {
-        print!("{}", report.render());
-    }
-    Ok(if report.identical {
-        Outcome::Ok
-    } else {
-        Outcome::Differ
-    })
+    print_report(args.json, &report, || report.render());
+    Ok(Outcome::clean_or(report.identical, Outcome::Differ))
 }

@@ -1,7 +1,7 @@
 //! `pimg inspect`: its arguments and the report, as text or JSON (exit 0 read cleanly,
 //! 1 damage found, 2 unreadable).
 
-use super::{print_json, Failure, Outcome};
+use super::{print_report, Failure, Outcome};
 use pimg::prove::inspect;
 use std::path::PathBuf;
 
@@ -28,14 +28,6 @@ pub struct InspectArgs {
 /// Reads the file and lists what it holds.
 pub(super) fn run(args: InspectArgs) -> Result<Outcome, Failure> {
     let ins = inspect::inspect_path(&args.file)?;
-    if args.json {
-        print_json(&ins);
-    } else {
-        print!("{}", inspect::render(&ins));
-    }
-    Ok(if ins.problems.is_empty() {
-        Outcome::Ok
-    } else {
-        Outcome::Damaged
-    })
+    print_report(args.json, &ins, || inspect::render(&ins));
+    Ok(Outcome::clean_or(ins.problems.is_empty(), Outcome::Damaged))
 }

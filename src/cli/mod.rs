@@ -103,6 +103,17 @@ enum Outcome {
     BootFailed,
 }
 
+impl Outcome {
+    /// `Ok` for a report that found nothing wrong, else `otherwise`.
+    fn clean_or(clean: bool, otherwise: Outcome) -> Outcome {
+        if clean {
+            Outcome::Ok
+        } else {
+            otherwise
+        }
+    }
+}
+
 /// What a build or a lock is made from: the board profile, the inputs and the overlay.
 #[derive(clap::Args)]
 struct Sources {
@@ -201,6 +212,15 @@ fn library_status(code: i32) -> ExitCode {
 }
 
 /// Prints a report as pretty JSON on stdout, the `--json` form of every subcommand.
+/// Prints a report as JSON or as its text.
+fn print_report(json: bool, report: &impl serde::Serialize, text: impl FnOnce() -> String) {
+    if json {
+        print_json(report);
+    } else {
+        print!("{}", text());
+    }
+}
+
 fn print_json(report: &impl serde::Serialize) {
     // The reports hold only strings, numbers, lists and string-keyed maps.
     println!(

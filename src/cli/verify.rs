@@ -1,7 +1,7 @@
 //! `pimg verify`: its arguments, which of the three modes they select, and the report, as
 //! text or JSON (exit 0 ok, 1 mismatch, 2 error).
 
-use super::{print_json, Failure, Outcome};
+use super::{print_report, Failure, Outcome};
 use pimg::prove::verify;
 use std::path::PathBuf;
 
@@ -71,14 +71,6 @@ pub(super) fn run(args: VerifyArgs) -> Result<Outcome, Failure> {
             "give one output folder, --sums SHA256SUMS [FILE…], or --rebuild BUILDINFO --inputs DIR",
         ));
     };
-    if args.json {
-        print_json(&outcome);
-    } else {
-        print!("{}", outcome.render());
-    }
-    Ok(if outcome.ok {
-        Outcome::Ok
-    } else {
-        Outcome::Mismatch
-    })
+    print_report(args.json, &outcome, || outcome.render());
+    Ok(Outcome::clean_or(outcome.ok, Outcome::Mismatch))
 }

@@ -41,19 +41,21 @@ fn pem_label(text: &str) -> Option<&str> {
     Some(&text[start..start + end])
 }
 
+/// A PEM parser's error as [`KeyError::Invalid`] of the block labelled `label`.
+fn invalid<E: std::fmt::Display>(label: &str) -> impl FnOnce(E) -> KeyError + '_ {
+    move |e| KeyError::Invalid {
+        label: label.to_string(),
+        reason: e.to_string(),
+    }
+}
+
 /// An RSA private key from PEM: PKCS#1 (`BEGIN RSA PRIVATE KEY`, as `abuild-keygen` and
 /// `openssl genrsa` write it) or PKCS#8 (`BEGIN PRIVATE KEY`, as `openssl genpkey` does).
 pub fn private_key_from_pem(text: &str) -> Result<RsaPrivateKey, KeyError> {
     let label = pem_label(text).ok_or(KeyError::NotPem)?;
-    let invalid = |e: String| KeyError::Invalid {
-        label: label.to_string(),
-        reason: e,
-    };
     match label {
-        "RSA PRIVATE KEY" => {
-            RsaPrivateKey::from_pkcs1_pem(text).map_err(|e| invalid(e.to_string()))
-        }
-        "PRIVATE KEY" => RsaPrivateKey::from_pkcs8_pem(text).map_err(|e| invalid(e.to_string())),
+        "RSA PRIVATE KEY" => RsaPrivateKey::from_pkcs1_pem(text).map_err(invalid(label)),
+        "PRIVATE KEY" => RsaPrivateKey::from_pkcs8_pem(text).map_err(invalid(label)),
         "ENCRYPTED PRIVATE KEY" => Err(KeyError::Encrypted),
         _ if text.contains("Proc-Type: 4,ENCRYPTED") => Err(KeyError::Encrypted),
         other => Err(KeyError::WrongType {
@@ -67,13 +69,9 @@ pub fn private_key_from_pem(text: &str) -> Result<RsaPrivateKey, KeyError> {
 /// `/etc/apk/keys` holds) or `BEGIN RSA PUBLIC KEY`.
 pub fn public_key_from_pem(text: &str) -> Result<RsaPublicKey, KeyError> {
     let label = pem_label(text).ok_or(KeyError::NotPem)?;
-    let invalid = |e: String| KeyError::Invalid {
-        label: label.to_string(),
-        reason: e,
-    };
     match label {
-        "PUBLIC KEY" => RsaPublicKey::from_public_key_pem(text).map_err(|e| invalid(e.to_string())),
-        "RSA PUBLIC KEY" => RsaPublicKey::from_pkcs1_pem(text).map_err(|e| invalid(e.to_string())),
+        "PUBLIC KEY" => RsaPublicKey::from_public_key_pem(text).map_err(invalid(label)),
+        "RSA PUBLIC KEY" => RsaPublicKey::from_pkcs1_pem(text).map_err(invalid(label)),
         other => Err(KeyError::WrongType {
             found: other.to_string(),
             want: "an RSA public key ('PUBLIC KEY')",

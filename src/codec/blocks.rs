@@ -1,13 +1,13 @@
 //! Fixed-size blocks compressed independently on worker threads and handed back in input
-//! order: the xz and zstd encoders are built on it.
+//! order: the gzip, xz and zstd encoders are built on it.
 //!
 //! A block's compressed form depends only on its bytes and the codec's fixed settings, never
 //! on which thread compressed it, so the thread count cannot change a byte. At most
-//! `2 * threads` blocks are in flight (each holds its input and its output), so memory is
-//! bounded by threads × block size whatever the length of the stream.
+//! `max(MIN_IN_FLIGHT, 2 * threads)` blocks are in flight (each holds its input and its
+//! output), so memory is bounded by threads × block size whatever the length of the stream.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io;
+use std::io::{self, Write};
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -30,40 +30,78 @@ pub fn default_threads() -> usize {
 pub trait BlockCodec: Send + Sync + 'static {
     /// What one block becomes (its compressed bytes and what the container records of it).
     type Out: Send + 'static;
-    /// Compresses one block; the same bytes give the same result on every host.
+    /// Uncompressed bytes per block: part of the codec's output format.
+    const BLOCK_SIZE: usize;
+    /// Blocks in flight at the least, whatever the thread count: small blocks want more so
+    /// that a slow one does not leave the threads idle.
+    const MIN_IN_FLIGHT: usize = 0;
+    /// Compresses one block that is not the last; the same bytes give the same result on
+    /// every host.
     fn compress(&self, block: &[u8]) -> io::Result<Self::Out>;
+    /// Compresses the last block of the stream, which is empty only when the whole stream
+    /// is; by default like any other block.
+    fn compress_last(&self, block: &[u8]) -> io::Result<Option<Self::Out>> {
+        self.compress(block).map(Some)
+    }
 }
 
-/// Blocks handed in by [`BlockPipeline::push`], compressed results handed back in order.
+/// Bytes handed in by [`BlockPipeline::write`], cut into blocks, compressed results handed
+/// back in order.
 pub struct BlockPipeline<C: BlockCodec> {
     codec: Arc<C>,
     threads: usize,
     pool: Option<Pool<C>>,
+    /// The block being filled; a full one is handed on only once more input follows, so the
+    /// last block is known when `finish` comes.
+    current: Vec<u8>,
     submitted: usize,
     returned: usize,
 }
 
 impl<C: BlockCodec> BlockPipeline<C> {
     /// A pipeline on up to `threads` threads (clamped to 1..=[`MAX_THREADS`]); threads start
-    /// when a second block arrives, so a stream of one block starts none.
+    /// when a second block begins, so a stream of one block starts none.
     pub fn new(codec: C, threads: usize) -> Self {
         BlockPipeline {
             codec: Arc::new(codec),
             threads: threads.clamp(1, MAX_THREADS),
             pool: None,
+            current: Vec::new(),
             submitted: 0,
             returned: 0,
         }
     }
 
-    fn max_in_flight(&self) -> usize {
-        2 * self.threads
+    /// Blocks handed to the threads and not yet returned, at most.
+    pub fn max_in_flight(&self) -> usize {
+        C::MIN_IN_FLIGHT.max(2 * self.threads)
+    }
+
+    /// Takes bytes from `buf` into the current block, as many as fit (at least one of a
+    /// non-empty `buf`); returns how many, and the results that are ready and next in order.
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<(usize, Vec<C::Out>)> {
+        if buf.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let mut out = Vec::new();
+        if self.current.len() == C::BLOCK_SIZE {
+            // More input follows this full block, so it is not the last one.
+            let block = std::mem::take(&mut self.current);
+            out = self.push(block)?;
+        }
+        if self.current.capacity() == 0 {
+            self.current
+                .reserve_exact(C::BLOCK_SIZE.min(buf.len().next_power_of_two()));
+        }
+        let n = buf.len().min(C::BLOCK_SIZE - self.current.len());
+        self.current.extend_from_slice(&buf[..n]);
+        Ok((n, out))
     }
 
     /// Queues one block; returns the results that are ready and next in order (waiting for
     /// the oldest while too many are in flight).
-    pub fn push(&mut self, block: Vec<u8>) -> io::Result<Vec<C::Out>> {
-        if self.pool.is_none() && self.threads > 1 && self.submitted > 0 {
+    fn push(&mut self, block: Vec<u8>) -> io::Result<Vec<C::Out>> {
+        if self.pool.is_none() && self.threads > 1 {
             self.pool = Pool::start(self.threads, self.codec.clone());
         }
         let Some(pool) = &self.pool else {
@@ -85,9 +123,13 @@ impl<C: BlockCodec> BlockPipeline<C> {
         Ok(out)
     }
 
-    /// Waits for every block still in flight; returns their results in order and stops the
-    /// threads.
+    /// Compresses the last block (on the calling thread, while the workers finish theirs),
+    /// waits for every block still in flight, returns all their results in order and stops
+    /// the threads.
     pub fn finish(&mut self) -> io::Result<Vec<C::Out>> {
+        let last = self
+            .codec
+            .compress_last(&std::mem::take(&mut self.current))?;
         let mut out = Vec::new();
         if let Some(pool) = &self.pool {
             while self.returned < self.submitted {
@@ -97,12 +139,87 @@ impl<C: BlockCodec> BlockPipeline<C> {
             }
         }
         self.pool = None;
+        out.extend(last);
         Ok(out)
     }
+}
 
-    /// Blocks pushed so far.
-    pub fn blocks(&self) -> usize {
-        self.submitted
+/// A stream format around a codec's blocks: what it writes of each compressed block, in
+/// order, and after the last.
+pub trait Framing {
+    /// The codec of the blocks.
+    type Codec: BlockCodec;
+    /// Writes one compressed block, the next in order.
+    fn block<W: Write>(
+        &mut self,
+        w: &mut W,
+        out: <Self::Codec as BlockCodec>::Out,
+    ) -> io::Result<()>;
+    /// Writes what follows the last block.
+    fn end<W: Write>(&mut self, w: &mut W) -> io::Result<()>;
+}
+
+/// An encoder writing a framed stream of blocks compressed on a [`BlockPipeline`]; the
+/// caller must call [`BlockEncoder::finish`].
+pub struct BlockEncoder<F: Framing, W: Write> {
+    inner: W,
+    framing: F,
+    pipeline: BlockPipeline<F::Codec>,
+}
+
+impl<F: Framing, W: Write> BlockEncoder<F, W> {
+    /// An encoder of `codec`'s blocks in `framing` onto `inner` (which holds whatever the
+    /// format writes before the first block), on up to `threads` threads.
+    pub fn start(inner: W, framing: F, codec: F::Codec, threads: usize) -> Self {
+        BlockEncoder {
+            inner,
+            framing,
+            pipeline: BlockPipeline::new(codec, threads),
+        }
+    }
+
+    /// Blocks handed to the threads and not yet written, at most.
+    pub fn max_in_flight(&self) -> usize {
+        self.pipeline.max_in_flight()
+    }
+
+    fn emit(&mut self, done: Vec<<F::Codec as BlockCodec>::Out>) -> io::Result<()> {
+        for out in done {
+            self.framing.block(&mut self.inner, out)?;
+        }
+        Ok(())
+    }
+
+    /// Compresses what is left, writes the end of the stream and returns the writer (not
+    /// flushed); the threads are stopped before it is handed back.
+    pub fn finish(mut self) -> io::Result<W> {
+        let done = self.pipeline.finish()?;
+        self.emit(done)?;
+        self.framing.end(&mut self.inner)?;
+        Ok(self.inner)
+    }
+}
+
+impl<F: Framing> BlockEncoder<F, Vec<u8>> {
+    /// The whole stream of `data`, in memory.
+    pub fn encode_all(mut self, data: &[u8]) -> Vec<u8> {
+        // Writing into a Vec cannot fail.
+        self.write_all(data).expect("writing to a Vec");
+        self.finish().expect("writing to a Vec")
+    }
+}
+
+impl<F: Framing, W: Write> Write for BlockEncoder<F, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let (n, done) = self.pipeline.write(buf)?;
+        self.emit(done)?;
+        Ok(n)
+    }
+
+    /// Does nothing: where a block ends is fixed by the input, and a flush point would change
+    /// the bytes.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

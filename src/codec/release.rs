@@ -1,6 +1,7 @@
 //! The compressed forms of a release image (`.img.gz`, `.img.xz`, `.img.zst`): one name per
 //! codec, one streaming encoder, one capped decoder.
 
+use super::blocks::{BlockEncoder, Framing};
 use super::{gzip, xz, zstd};
 use std::io::{self, Read, Write};
 
@@ -87,24 +88,9 @@ impl Compression {
     /// length. The bytes do not depend on `threads`.
     pub fn compress<R: Read, W: Write>(self, from: R, to: W, threads: usize) -> io::Result<u64> {
         match self {
-            Compression::Gz => {
-                let mut e = gzip::write::GzEncoder::new(to, GZIP_LEVEL, threads);
-                let n = copy(from, &mut e)?;
-                e.finish()?;
-                Ok(n)
-            }
-            Compression::Xz => {
-                let mut e = xz::XzEncoder::new(to, threads)?;
-                let n = copy(from, &mut e)?;
-                e.finish()?;
-                Ok(n)
-            }
-            Compression::Zstd => {
-                let mut e = zstd::ZstdEncoder::new(to, threads);
-                let n = copy(from, &mut e)?;
-                e.finish()?;
-                Ok(n)
-            }
+            Compression::Gz => encode(from, gzip::write::GzEncoder::new(to, GZIP_LEVEL, threads)),
+            Compression::Xz => encode(from, xz::XzEncoder::new(to, threads)?),
+            Compression::Zstd => encode(from, zstd::ZstdEncoder::new(to, threads)),
         }
     }
 
@@ -148,6 +134,16 @@ pub fn zstd_version() -> String {
     format!("{}.{}.{}", v / 10000, v / 100 % 100, v % 100)
 }
 
+/// Compresses all of `from` with `encoder`; returns the input's length.
+fn encode<R: Read, F: Framing, W: Write>(
+    from: R,
+    mut encoder: BlockEncoder<F, W>,
+) -> io::Result<u64> {
+    let n = copy(from, &mut encoder)?;
+    encoder.finish()?;
+    Ok(n)
+}
+
 /// Copies in 1 MiB pieces (the encoders cut their own blocks, so the piece size does not
 /// matter to the bytes).
 fn copy<R: Read, W: Write>(mut from: R, mut to: W) -> io::Result<u64> {
@@ -186,6 +182,45 @@ mod tests {
             assert!(matches!(short, DecompressError::TooLong { .. }), "{short}");
         }
         assert_eq!(Compression::from_name("bz2"), None);
+    }
+
+    #[test]
+    fn every_codec_writes_the_same_bytes_on_any_thread_count() {
+        let blocks = [
+            (Compression::Gz, gzip::write::CHUNK),
+            (Compression::Xz, xz::BLOCK_SIZE),
+            (Compression::Zstd, zstd::CHUNK),
+        ];
+        for (c, block) in blocks {
+            // More than two blocks, the last one short.
+            let data =
+                crate::codec::testdata::mixed(2 * block + 12_345, 0x2545_f491_4f6c_dd1d, 5000);
+            let (mut one, mut four) = (Vec::new(), Vec::new());
+            c.compress(&data[..], &mut one, 1).unwrap();
+            c.compress(&data[..], &mut four, 4).unwrap();
+            assert!(
+                one == four,
+                "{}: 1 and 4 threads wrote different bytes",
+                c.name()
+            );
+            let mut back = Vec::new();
+            c.decompress_to(&one[..], &mut back, data.len() as u64, "x")
+                .unwrap();
+            assert!(back == data, "{}", c.name());
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_is_refused_by_every_codec() {
+        let data = crate::codec::testdata::mixed(100_000, 0x9e37_79b9_7f4a_7c15, 4096);
+        for c in Compression::ALL {
+            let mut z = Vec::new();
+            c.compress(&data[..], &mut z, 1).unwrap();
+            let mid = z.len() / 2;
+            z[mid] ^= 0x40;
+            let r = c.decompress_to(&z[..], io::sink(), 1 << 20, "x");
+            assert!(r.is_err(), "{}: a flipped byte went unnoticed", c.name());
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Test data shared by the codecs' unit tests. Imports nothing, so any codec may use it.
+//! Test data shared by the codecs' unit tests and, through `tests/common`, the integration
+//! tests. Imports nothing, so any codec (and any test crate) may use it.
 
 /// Runs of `run` bytes, by turns a xorshift stream from `seed` (which does not compress) and
 /// two of a repeating ramp (which does): test data for the compressors.
@@ -14,6 +15,19 @@ pub(crate) fn mixed(len: usize, seed: u64, run: usize) -> Vec<u8> {
             } else {
                 (i % 251) as u8
             }
+        })
+        .collect()
+}
+
+/// Bytes that neither compress nor repeat: a xorshift stream from `seed`.
+pub(crate) fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
         })
         .collect()
 }

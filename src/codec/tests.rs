@@ -11,7 +11,7 @@ use crate::codec::fat::write::{FatParams, FatType};
 use crate::codec::partition::write::{self as disk, DiskLayout};
 use crate::codec::tar::write::TarMeta;
 use crate::tree::{Node, Tree, TreePath};
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
 const EPOCH: i64 = 1_700_000_000;
 
@@ -338,6 +338,23 @@ fn gzip_roundtrip_corruption_and_bombs() {
     );
 }
 
+/// Every member an archive reader visits, with its content, and what it returned at the end.
+fn members<H: Clone, End>(
+    read: impl FnOnce(
+        &mut dyn FnMut(&H, &mut dyn Read) -> Result<(), ReadError>,
+    ) -> Result<End, ReadError>,
+) -> (Vec<(H, Vec<u8>)>, End) {
+    let mut seen = Vec::new();
+    let end = read(&mut |h, d| {
+        let mut data = Vec::new();
+        d.read_to_end(&mut data).unwrap();
+        seen.push((h.clone(), data));
+        Ok(())
+    })
+    .unwrap();
+    (seen, end)
+}
+
 #[test]
 fn cpio_roundtrip_and_hostile_headers() {
     let mut w = crate::codec::cpio::write::CpioWriter::new(Vec::new());
@@ -360,18 +377,12 @@ fn cpio_roundtrip_and_hostile_headers() {
         .unwrap();
     }
     let a = w.finish().unwrap();
-    let mut seen = Vec::new();
-    let end = cpio::read(&a[..], |h, d| {
-        let mut s = Vec::new();
-        d.read_to_end(&mut s).unwrap();
-        seen.push((h.name.clone(), h.mode(), s));
-        Ok(())
-    })
-    .unwrap();
+    let (seen, end) = members(|visit| cpio::read(&a[..], visit));
     assert_eq!(end.entries, 3);
+    let (h, data) = &seen[1];
     assert_eq!(
-        seen[1],
-        ("bin/sh".to_string(), 0o120777, b"busybox".to_vec())
+        (h.name.as_str(), h.mode(), &data[..]),
+        ("bin/sh", 0o120777, &b"busybox"[..])
     );
     // A name size of 64 KiB on a short input: truncated, not allocated.
     let mut bad = a.clone();
@@ -404,21 +415,21 @@ fn tar_roundtrip_long_names_pax_and_hostile_headers() {
     w.append_symlink("etc/link", "/etc/init.d/hostname", &meta(0o777))
         .unwrap();
     let a = w.finish().unwrap();
-    let mut seen = Vec::new();
-    let end = tar::read(&a[..], |e, d| {
-        let mut s = Vec::new();
-        d.read_to_end(&mut s).unwrap();
-        seen.push((e.path.clone(), e.mode, e.gid, e.link_name.clone(), s));
-        Ok(())
-    })
-    .unwrap();
+    let (seen, end) = members(|visit| tar::read(&a[..], visit));
     assert_eq!((end.entries, end.zero_blocks), (3, 2));
-    assert_eq!(seen[0].0, "etc/");
+    assert_eq!(seen[0].0.path, "etc/");
+    let (e, data) = &seen[1];
     assert_eq!(
-        seen[1],
-        (long.clone(), 0o640, 42, String::new(), b"secret".to_vec())
+        (
+            e.path.as_str(),
+            e.mode,
+            e.gid,
+            e.link_name.as_str(),
+            &data[..]
+        ),
+        (long.as_str(), 0o640, 42, "", &b"secret"[..])
     );
-    assert_eq!(seen[2].3, "/etc/init.d/hostname");
+    assert_eq!(seen[2].0.link_name, "/etc/init.d/hostname");
     // Pax records override the header.
     assert_eq!(
         tar::pax_records(b"19 path=etc/shadow\n12 uid=1000\n", 0).unwrap(),

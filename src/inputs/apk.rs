@@ -112,18 +112,19 @@ pub enum ApkError {
 
 /// Reads `.PKGINFO` (signature and control segments only; the data is not checked).
 pub fn read_info(path: &Path) -> Result<ApkInfo, ApkError> {
-    let file = File::open(path).map_err(|source| io_error(path, source))?;
-    let size = file
-        .metadata()
-        .map_err(|source| io_error(path, source))?
-        .len();
-    let mut info = read_control(path, &mut BufReader::new(file))?;
-    info.record.size = size;
-    Ok(info)
+    Ok(open_control(path)?.1)
 }
 
 /// Reads `.PKGINFO` and checks the data segment against its `datahash`.
 pub fn verify(path: &Path) -> Result<ApkInfo, ApkError> {
+    let (mut reader, info) = open_control(path)?;
+    check_datahash(path, &mut reader, &info)?;
+    Ok(info)
+}
+
+/// Opens the package and reads its control segment: the reader, at the data segment, and
+/// what `.PKGINFO` says (with the file's size).
+fn open_control(path: &Path) -> Result<(BufReader<File>, ApkInfo), ApkError> {
     let file = File::open(path).map_err(|source| io_error(path, source))?;
     let size = file
         .metadata()
@@ -132,8 +133,7 @@ pub fn verify(path: &Path) -> Result<ApkInfo, ApkError> {
     let mut reader = BufReader::new(file);
     let mut info = read_control(path, &mut reader)?;
     info.record.size = size;
-    check_datahash(path, &mut reader, &info)?;
-    Ok(info)
+    Ok((reader, info))
 }
 
 /// Like [`verify`] for a package already in memory (the bytes checked are the bytes used).

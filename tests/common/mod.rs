@@ -9,9 +9,12 @@ mod mount;
 mod pimg;
 mod referee;
 pub mod squashfs;
+/// The codecs' unit-test data, the same code for both kinds of test.
+#[path = "../../src/codec/testdata.rs"]
+mod testdata;
 
 #[allow(unused_imports)]
-pub use self::{mount::*, pimg::*, referee::*};
+pub use self::{mount::*, pimg::*, referee::*, testdata::*};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -732,6 +735,17 @@ pub fn assert_same_outputs(a: &Path, b: &Path) {
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The element of a JSON array whose `key` field is `value`; fails the test, showing the
+/// array, when there is none.
+pub fn element<'a>(array: &'a serde_json::Value, key: &str, value: &str) -> &'a serde_json::Value {
+    array
+        .as_array()
+        .unwrap_or_else(|| panic!("not a JSON array: {array:#}"))
+        .iter()
+        .find(|e| e[key] == value)
+        .unwrap_or_else(|| panic!("no element with {key} {value:?} in {array:#}"))
 }
 
 /// The `key` field of every element of a JSON array, as text.

@@ -12,21 +12,18 @@
 //! `pigz --independent`). The cost is a slightly worse ratio: no match reaches back across a
 //! piece boundary.
 //!
-//! Each encoder with more than one piece starts its own worker threads, hands them full
-//! pieces as the input arrives, and writes the results in order as soon as they are ready; a
-//! bounded number of pieces in flight bounds the memory.
+//! The pieces go through [`BlockPipeline`]: each encoder with more than one piece starts its
+//! own worker threads, hands them full pieces as the input arrives, and writes the results in
+//! order as soon as they are ready; a bounded number of pieces in flight bounds the memory.
 //!
 //! `flush()` on the encoder does not flush the compressed stream (that would make the bytes
 //! depend on when it is called); write everything, then `finish()`.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Write};
-use std::num::NonZeroUsize;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
+
+use crate::codec::blocks::{default_threads, BlockCodec, BlockEncoder, Framing};
 
 /// The OS byte in the header: 255, "unknown", the same on every host.
 pub const OS_UNKNOWN: u8 = 255;
@@ -35,53 +32,81 @@ pub const OS_UNKNOWN: u8 = 255;
 /// it changes every gzip pimg writes.
 pub const CHUNK: usize = 256 * 1024;
 
-/// Pieces handed to the threads and not yet written out, at most: `max(MIN_IN_FLIGHT,
-/// 2 * threads)`. Enough that a slow piece does not leave threads idle, few enough to bound
-/// memory (each piece in flight holds its input and its output).
-const MIN_IN_FLIGHT: usize = 8;
-
-/// At most this many threads, whatever the host has. It bounds the memory: at most
-/// `2 * MAX_THREADS` pieces (8 MiB) in flight, plus about as much compressed.
-const MAX_THREADS: usize = 16;
-
-/// The threads to compress with: the CPUs this process may run on, at most [`MAX_THREADS`].
-/// The output is the same for every value.
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(NonZeroUsize::get)
-        .unwrap_or(1)
-        .min(MAX_THREADS)
-}
-
 /// One compressed piece: its raw deflate bytes and the CRC-32 state of its input.
 type Piece = (Vec<u8>, crc32fast::Hasher);
 
-/// Compresses one piece with `c` (reset first): its deflate bytes and its CRC-32.
-fn compress_piece(c: &mut Compress, data: &[u8], flush: FlushCompress) -> Piece {
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(data);
-    (deflate_piece(c, data, flush), crc)
+/// Raw deflate of whole pieces at one level, each from a fresh compressor state.
+pub struct Deflate {
+    level: u32,
+}
+
+impl Deflate {
+    fn piece(&self, data: &[u8], flush: FlushCompress) -> Piece {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(data);
+        (deflate_piece(self.level, data, flush), crc)
+    }
+}
+
+impl BlockCodec for Deflate {
+    type Out = Piece;
+    const BLOCK_SIZE: usize = CHUNK;
+    /// Enough that a slow piece does not leave threads idle, few enough to bound memory:
+    /// with [`MAX_THREADS`](crate::codec::blocks::MAX_THREADS), 8 MiB in flight.
+    const MIN_IN_FLIGHT: usize = 8;
+
+    /// Every piece but the last ends with a sync flush, so the next starts on a byte boundary.
+    fn compress(&self, data: &[u8]) -> io::Result<Piece> {
+        Ok(self.piece(data, FlushCompress::Sync))
+    }
+
+    /// The last piece (empty for an empty stream) is finished: it holds the final block.
+    fn compress_last(&self, data: &[u8]) -> io::Result<Option<Piece>> {
+        Ok(Some(self.piece(data, FlushCompress::Finish)))
+    }
+}
+
+/// The gzip member around the pieces: the fixed header before the first, the CRC-32 and
+/// length of the whole input after the last.
+pub struct GzFraming {
+    level: u32,
+    crc: crc32fast::Hasher,
+    header_written: bool,
+}
+
+impl Framing for GzFraming {
+    type Codec = Deflate;
+
+    /// Writes a compressed piece and takes its CRC into the trailer's.
+    fn block<W: Write>(&mut self, w: &mut W, (data, crc): Piece) -> io::Result<()> {
+        if !self.header_written {
+            let xfl = match self.level {
+                9.. => 2,
+                0 | 1 => 4,
+                _ => 0,
+            };
+            // magic, CM=deflate, FLG=0, MTIME=0, XFL, OS
+            w.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN])?;
+            self.header_written = true;
+        }
+        w.write_all(&data)?;
+        self.crc.combine(&crc);
+        Ok(())
+    }
+
+    fn end<W: Write>(&mut self, w: &mut W) -> io::Result<()> {
+        let crc = std::mem::take(&mut self.crc);
+        // ISIZE is the input length modulo 2^32.
+        let isize = crc.total_len() as u32;
+        w.write_all(&crc.finalize().to_le_bytes())?;
+        w.write_all(&isize.to_le_bytes())
+    }
 }
 
 /// A gzip encoder with the fixed header. Pieces are compressed on worker threads (started
 /// when a second piece begins, so a stream of one piece starts none) and written to `W` in
-/// order as they are done. The caller must call [`GzEncoder::finish`].
-pub struct GzEncoder<W: Write> {
-    inner: W,
-    level: u32,
-    threads: usize,
-    /// The piece being filled; it is handed on once it is full and more input follows, so
-    /// the last piece (finished, not sync-flushed) is known when `finish` comes.
-    current: Vec<u8>,
-    /// Compresses on the calling thread when there is one thread or no pool could start.
-    local: Option<Compress>,
-    pool: Option<Pool>,
-    /// Pieces handed to the pool, and pieces written out (in order).
-    submitted: usize,
-    written: usize,
-    crc: crc32fast::Hasher,
-    header_written: bool,
-}
+/// order as they are done. The caller must call `finish()`.
+pub type GzEncoder<W> = BlockEncoder<GzFraming, W>;
 
 /// A gzip encoder with the fixed header on [`default_threads`] threads; the caller must call
 /// `finish()`.
@@ -97,249 +122,19 @@ impl<W: Write> GzEncoder<W> {
     /// An encoder compressing on up to `threads` threads (0 counts as 1). The bytes written
     /// do not depend on `threads`.
     pub fn new(inner: W, level: u32, threads: usize) -> Self {
-        GzEncoder {
-            inner,
-            level: level.min(9),
-            threads: threads.clamp(1, MAX_THREADS),
-            current: Vec::new(),
-            local: None,
-            pool: None,
-            submitted: 0,
-            written: 0,
+        let level = level.min(9);
+        let framing = GzFraming {
+            level,
             crc: crc32fast::Hasher::new(),
             header_written: false,
-        }
-    }
-
-    fn max_in_flight(&self) -> usize {
-        MIN_IN_FLIGHT.max(2 * self.threads)
-    }
-
-    /// Writes a compressed piece (the next in order) and takes its CRC into the trailer's.
-    fn emit(&mut self, (data, crc): Piece) -> io::Result<()> {
-        if !self.header_written {
-            let xfl = match self.level {
-                9.. => 2,
-                0 | 1 => 4,
-                _ => 0,
-            };
-            // magic, CM=deflate, FLG=0, MTIME=0, XFL, OS
-            let header = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN];
-            self.inner.write_all(&header)?;
-            self.header_written = true;
-        }
-        self.inner.write_all(&data)?;
-        self.crc.combine(&crc);
-        self.written += 1;
-        Ok(())
-    }
-
-    /// Writes out the pieces done so far that are next in order; with `wait`, first waits
-    /// until the next one is done.
-    fn emit_done(&mut self, wait: bool) -> io::Result<()> {
-        if let Some(pool) = &self.pool {
-            for piece in pool.take_done(self.written, wait)? {
-                self.emit(piece)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Hands on the current piece: sync-flushed, or finished if `last`.
-    fn submit(&mut self, last: bool) -> io::Result<()> {
-        let data = std::mem::take(&mut self.current);
-        let flush = if last {
-            FlushCompress::Finish
-        } else {
-            FlushCompress::Sync
         };
-        if self.pool.is_none() && self.local.is_none() && !last && self.threads > 1 {
-            self.pool = Pool::start(self.threads, self.level);
-        }
-        if self.pool.is_none() {
-            let level = self.level;
-            let c = self
-                .local
-                .get_or_insert_with(|| Compress::new(Compression::new(level), false));
-            let piece = compress_piece(c, &data, flush);
-            return self.emit(piece);
-        }
-        while self.submitted - self.written >= self.max_in_flight() {
-            self.emit_done(true)?;
-        }
-        let pool = self.pool.as_ref().expect("started above");
-        pool.push(self.submitted, data, flush);
-        self.submitted += 1;
-        self.emit_done(false)
-    }
-
-    /// Compresses what is left, writes the trailer and returns the inner writer (not flushed).
-    pub fn finish(mut self) -> io::Result<W> {
-        self.submit(true)?;
-        while self.pool.is_some() && self.written < self.submitted {
-            self.emit_done(true)?;
-        }
-        let crc = std::mem::take(&mut self.crc);
-        // ISIZE is the input length modulo 2^32.
-        let isize = crc.total_len() as u32;
-        self.inner.write_all(&crc.finalize().to_le_bytes())?;
-        self.inner.write_all(&isize.to_le_bytes())?;
-        // Stops the threads before the writer is handed back.
-        self.pool = None;
-        Ok(self.inner)
-    }
-}
-
-impl<W: Write> Write for GzEncoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if self.current.len() == CHUNK {
-            // More input follows this full piece, so it is not the last one.
-            self.submit(false)?;
-        }
-        if self.current.capacity() == 0 {
-            self.current
-                .reserve_exact(CHUNK.min(buf.len().next_power_of_two()));
-        }
-        let n = buf.len().min(CHUNK - self.current.len());
-        self.current.extend_from_slice(&buf[..n]);
-        Ok(n)
-    }
-
-    /// Does not flush the compressed stream: a flush point would change the bytes.
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Worker threads that compress pieces in any order and keep the results by index.
-struct Pool {
-    shared: Arc<Shared>,
-    workers: Vec<JoinHandle<()>>,
-}
-
-struct Shared {
-    state: Mutex<PoolState>,
-    /// Signalled when a piece is queued or the pool stops.
-    queued: Condvar,
-    /// Signalled when a piece is done (or a worker failed).
-    done: Condvar,
-}
-
-#[derive(Default)]
-struct PoolState {
-    queue: VecDeque<(usize, Vec<u8>, FlushCompress)>,
-    done: BTreeMap<usize, Piece>,
-    stop: bool,
-    failed: bool,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, PoolState> {
-        // Nothing panics while holding the lock; a poisoned state is still consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Pool {
-    /// Starts up to `threads` workers; `None` if none could be started.
-    fn start(threads: usize, level: u32) -> Option<Pool> {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(PoolState::default()),
-            queued: Condvar::new(),
-            done: Condvar::new(),
-        });
-        let workers: Vec<JoinHandle<()>> = (0..threads)
-            .filter_map(|_| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name("pimg-gzip".into())
-                    .spawn(move || work(&shared, level))
-                    .ok()
-            })
-            .collect();
-        if workers.is_empty() {
-            return None;
-        }
-        Some(Pool { shared, workers })
-    }
-
-    fn push(&self, index: usize, data: Vec<u8>, flush: FlushCompress) {
-        self.shared.lock().queue.push_back((index, data, flush));
-        self.shared.queued.notify_one();
-    }
-
-    /// The done pieces from `next` on, in order, up to the first not yet done; with `wait`,
-    /// waits until `next` is done.
-    fn take_done(&self, mut next: usize, wait: bool) -> io::Result<Vec<Piece>> {
-        let mut st = self.shared.lock();
-        while wait && !st.done.contains_key(&next) {
-            if st.failed {
-                return Err(io::Error::other("a gzip compressing thread failed"));
-            }
-            st = self
-                .shared
-                .done
-                .wait(st)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        let mut out = Vec::new();
-        while let Some(piece) = st.done.remove(&next) {
-            out.push(piece);
-            next += 1;
-        }
-        Ok(out)
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        self.shared.lock().stop = true;
-        self.shared.queued.notify_all();
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-    }
-}
-
-/// A worker: takes queued pieces until the pool stops.
-fn work(shared: &Shared, level: u32) {
-    let mut c = Compress::new(Compression::new(level), false);
-    loop {
-        let (index, data, flush) = {
-            let mut st = shared.lock();
-            loop {
-                if st.stop {
-                    return;
-                }
-                if let Some(job) = st.queue.pop_front() {
-                    break job;
-                }
-                st = shared
-                    .queued
-                    .wait(st)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-        };
-        let piece = catch_unwind(AssertUnwindSafe(|| compress_piece(&mut c, &data, flush)));
-        drop(data);
-        let mut st = shared.lock();
-        match piece {
-            Ok(piece) => {
-                st.done.insert(index, piece);
-            }
-            Err(_) => st.failed = true,
-        }
-        drop(st);
-        shared.done.notify_all();
+        BlockEncoder::start(inner, framing, Deflate { level }, threads)
     }
 }
 
 /// One piece as raw deflate with a fresh compressor state, ended by `flush`.
-fn deflate_piece(c: &mut Compress, piece: &[u8], flush: FlushCompress) -> Vec<u8> {
-    c.reset();
+fn deflate_piece(level: u32, piece: &[u8], flush: FlushCompress) -> Vec<u8> {
+    let mut c = Compress::new(Compression::new(level), false);
     // Stored blocks cost 5 bytes per 64 KiB; a sync flush and a final block a few more.
     let mut out = Vec::with_capacity(piece.len() + piece.len() / 8192 + 64);
     let mut input = piece;
@@ -368,10 +163,7 @@ pub fn gzip_bytes(data: &[u8], level: u32) -> Vec<u8> {
 
 /// [`gzip_bytes`] on `threads` threads: the same bytes for every thread count.
 pub fn gzip_bytes_threads(data: &[u8], level: u32, threads: usize) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::new(), level, threads);
-    // Writing into a Vec cannot fail.
-    enc.write_all(data).expect("writing to a Vec");
-    enc.finish().expect("writing to a Vec")
+    GzEncoder::new(Vec::new(), level, threads).encode_all(data)
 }
 
 #[cfg(test)]
@@ -513,18 +305,14 @@ mod tests {
     fn pieces_are_byte_aligned_and_not_final() {
         // Each piece but the last ends with the empty stored block of a sync flush.
         let data = mixed(3 * CHUNK);
-        let mut c = Compress::new(Compression::new(9), false);
-        let a = deflate_piece(&mut c, &data[..CHUNK], FlushCompress::Sync);
+        let a = deflate_piece(9, &data[..CHUNK], FlushCompress::Sync);
         assert_eq!(&a[a.len() - 4..], &[0, 0, 0xff, 0xff]);
         // BFINAL is the first bit of the piece's first block.
         assert_eq!(a[0] & 1, 0);
         let gz = gzip_bytes_threads(&data, 9, 1);
         assert_eq!(&gz[10..10 + a.len()], &a[..]);
-        // A compressor reused after another piece starts afresh: the same bytes as a new one.
-        let b = deflate_piece(&mut c, &data[CHUNK..2 * CHUNK], FlushCompress::Sync);
-        let mut fresh = Compress::new(Compression::new(9), false);
-        let second = &data[CHUNK..2 * CHUNK];
-        assert_eq!(deflate_piece(&mut fresh, second, FlushCompress::Sync), b);
+        // The second piece starts afresh: no match reaches back into the first.
+        let b = deflate_piece(9, &data[CHUNK..2 * CHUNK], FlushCompress::Sync);
         assert_eq!(&gz[10 + a.len()..10 + a.len() + b.len()], &b[..]);
     }
 }

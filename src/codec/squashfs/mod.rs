@@ -205,38 +205,30 @@ impl Superblock {
     pub fn encode(&self) -> [u8; SUPERBLOCK_LEN] {
         let mut b = [0u8; SUPERBLOCK_LEN];
         b[0..4].copy_from_slice(&self.magic);
-        let words32 = [
-            (4, self.inode_count),
-            (8, self.mkfs_time),
-            (12, self.block_size),
-            (16, self.fragment_count),
+        // The fields after the magic, in the order of SUPERBLOCK_FIELDS, which places them.
+        let values = [
+            u64::from(self.inode_count),
+            u64::from(self.mkfs_time),
+            u64::from(self.block_size),
+            u64::from(self.fragment_count),
+            u64::from(self.compressor),
+            u64::from(self.block_log),
+            u64::from(self.flags),
+            u64::from(self.id_count),
+            u64::from(self.version_major),
+            u64::from(self.version_minor),
+            self.root_inode,
+            self.bytes_used,
+            self.id_table,
+            self.xattr_table,
+            self.inode_table,
+            self.directory_table,
+            self.fragment_table,
+            self.export_table,
         ];
-        for (at, v) in words32 {
-            b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-        }
-        let words16 = [
-            (20, self.compressor),
-            (22, self.block_log),
-            (24, self.flags),
-            (26, self.id_count),
-            (28, self.version_major),
-            (30, self.version_minor),
-        ];
-        for (at, v) in words16 {
-            b[at..at + 2].copy_from_slice(&v.to_le_bytes());
-        }
-        let words64 = [
-            (32, self.root_inode),
-            (40, self.bytes_used),
-            (48, self.id_table),
-            (56, self.xattr_table),
-            (64, self.inode_table),
-            (72, self.directory_table),
-            (80, self.fragment_table),
-            (88, self.export_table),
-        ];
-        for (at, v) in words64 {
-            b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        for (&(at, len, _), v) in SUPERBLOCK_FIELDS[1..].iter().zip(values) {
+            // Little-endian, so the low `len` bytes are the field.
+            b[at..at + len].copy_from_slice(&v.to_le_bytes()[..len]);
         }
         b
     }

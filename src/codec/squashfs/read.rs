@@ -12,10 +12,10 @@ use super::{
     compressor_name, Superblock, BLOCK_UNCOMPRESSED, COMPRESSOR_GZIP, COMPRESSOR_XZ, DIR_ENTRY_LEN,
     DIR_HEADER_LEN, DIR_HEADER_MAX_ENTRIES, FLAG_COMPRESSOR_OPTIONS, FRAGMENTS_PER_BLOCK,
     IDS_PER_BLOCK, INODE_BLOCK_DEV, INODE_CHAR_DEV, INODE_DIR, INODE_EXT_BLOCK_DEV,
-    INODE_EXT_CHAR_DEV, INODE_EXT_DIR, INODE_EXT_FIFO, INODE_EXT_FILE, INODE_EXT_SOCKET,
-    INODE_EXT_SYMLINK, INODE_FIFO, INODE_FILE, INODE_HEADER_LEN, INODE_SOCKET, INODE_SYMLINK,
-    MAGIC, MAX_BLOCK_SIZE, MAX_NAME_LEN, METADATA_SIZE, METADATA_UNCOMPRESSED, MIN_BLOCK_SIZE,
-    NO_FRAGMENT, NO_TABLE, SUPERBLOCK_LEN, VERSION,
+    INODE_EXT_CHAR_DEV, INODE_EXT_DIR, INODE_EXT_FILE, INODE_EXT_SYMLINK, INODE_FIFO, INODE_FILE,
+    INODE_HEADER_LEN, INODE_SOCKET, INODE_SYMLINK, MAGIC, MAX_BLOCK_SIZE, MAX_NAME_LEN,
+    METADATA_SIZE, METADATA_UNCOMPRESSED, MIN_BLOCK_SIZE, NO_FRAGMENT, NO_TABLE, SUPERBLOCK_LEN,
+    VERSION,
 };
 use crate::codec::reader::{le16, le32, le64, printable, Device, ReadError};
 use serde::Serialize;
@@ -241,6 +241,19 @@ fn entry_type(kind: SquashfsEntryKind) -> u16 {
         SquashfsEntryKind::Fifo => INODE_FIFO,
         SquashfsEntryKind::Socket => INODE_SOCKET,
     }
+}
+
+/// The kind of an inode type, basic or extended (an extended type is its basic one plus 7).
+fn kind_of(ty: u16) -> Option<SquashfsEntryKind> {
+    use SquashfsEntryKind::*;
+    let basic = if ty > INODE_SOCKET {
+        ty - (INODE_EXT_DIR - INODE_DIR)
+    } else {
+        ty
+    };
+    [Dir, File, Symlink, BlockDevice, CharDevice, Fifo, Socket]
+        .into_iter()
+        .find(|&k| entry_type(k) == basic)
 }
 
 /// A name of a directory entry as text: UTF-8 as is, anything else escaped.
@@ -526,24 +539,29 @@ impl<R: Read + Seek> Squashfs<R> {
         let number = le32(h, 12);
         let p = pos + INODE_HEADER_LEN;
         let bs = u64::from(self.sb.block_size);
-        let (kind, nlink, body) = match ty {
-            INODE_DIR => {
-                let b = t.get(p, 16, what)?;
-                let body = Body::Dir {
-                    block: u64::from(le32(b, 0)),
-                    size: u64::from(le16(b, 8)),
-                    offset: le16(b, 10),
+        let kind = kind_of(ty).ok_or_else(|| {
+            invalid(
+                what,
+                at,
+                format!("inode type {ty} is not one of squashfs's 1 to 14"),
+            )
+        })?;
+        let (nlink, body) = match ty {
+            INODE_DIR | INODE_EXT_DIR => {
+                // The extended form stores the listing size in 32 bits, the link count first.
+                let (nlink, block, size, offset) = if ty == INODE_DIR {
+                    let b = t.get(p, 16, what)?;
+                    (le32(b, 4), le32(b, 0), u32::from(le16(b, 8)), le16(b, 10))
+                } else {
+                    let b = t.get(p, 24, what)?;
+                    (le32(b, 0), le32(b, 8), le32(b, 4), le16(b, 18))
                 };
-                (SquashfsEntryKind::Dir, le32(b, 4), body)
-            }
-            INODE_EXT_DIR => {
-                let b = t.get(p, 24, what)?;
                 let body = Body::Dir {
-                    size: u64::from(le32(b, 4)),
-                    block: u64::from(le32(b, 8)),
-                    offset: le16(b, 18),
+                    block: u64::from(block),
+                    size: u64::from(size),
+                    offset,
                 };
-                (SquashfsEntryKind::Dir, le32(b, 0), body)
+                (nlink, body)
             }
             INODE_FILE | INODE_EXT_FILE => {
                 let (start, size, fragment, fragment_offset, nlink, fixed) = if ty == INODE_FILE {
@@ -589,7 +607,7 @@ impl<R: Read + Seek> Squashfs<R> {
                     sizes_at,
                     blocks: blocks as usize,
                 };
-                (SquashfsEntryKind::File, nlink, body)
+                (nlink, body)
             }
             INODE_SYMLINK | INODE_EXT_SYMLINK => {
                 let b = t.get(p, 8, what)?;
@@ -603,37 +621,14 @@ impl<R: Read + Seek> Squashfs<R> {
                     });
                 }
                 let target = t.get(p + 8, len as usize, what)?.to_vec();
-                (
-                    SquashfsEntryKind::Symlink,
-                    le32(b, 0),
-                    Body::Symlink(target),
-                )
+                (le32(b, 0), Body::Symlink(target))
             }
             INODE_BLOCK_DEV | INODE_CHAR_DEV | INODE_EXT_BLOCK_DEV | INODE_EXT_CHAR_DEV => {
                 let b = t.get(p, 8, what)?;
-                let kind = if ty == INODE_BLOCK_DEV || ty == INODE_EXT_BLOCK_DEV {
-                    SquashfsEntryKind::BlockDevice
-                } else {
-                    SquashfsEntryKind::CharDevice
-                };
-                (kind, le32(b, 0), Body::Device(le32(b, 4)))
+                (le32(b, 0), Body::Device(le32(b, 4)))
             }
-            INODE_FIFO | INODE_SOCKET | INODE_EXT_FIFO | INODE_EXT_SOCKET => {
-                let b = t.get(p, 4, what)?;
-                let kind = if ty == INODE_FIFO || ty == INODE_EXT_FIFO {
-                    SquashfsEntryKind::Fifo
-                } else {
-                    SquashfsEntryKind::Socket
-                };
-                (kind, le32(b, 0), Body::Other)
-            }
-            other => {
-                return Err(invalid(
-                    what,
-                    at,
-                    format!("inode type {other} is not one of squashfs's 1 to 14"),
-                ))
-            }
+            // A fifo or a socket, basic or extended: the link count only.
+            _ => (le32(t.get(p, 4, what)?, 0), Body::Other),
         };
         Ok(Inode {
             kind,

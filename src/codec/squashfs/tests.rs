@@ -5,6 +5,7 @@ use super::read::{Squashfs, SquashfsEntryKind};
 use super::write::{write_squashfs, SquashfsEntry, SquashfsError, SquashfsKind, SquashfsOptions};
 use super::*;
 use crate::codec::reader::ReadError;
+use crate::codec::testdata::noise;
 use std::io::Cursor;
 
 const EPOCH: u32 = 1_700_000_000;
@@ -34,19 +35,6 @@ fn image(entries: &[SquashfsEntry], o: &SquashfsOptions) -> Vec<u8> {
 
 fn open(img: &[u8]) -> Result<Squashfs<Cursor<&[u8]>>, ReadError> {
     Squashfs::open(Cursor::new(img), img.len() as u64)
-}
-
-/// Bytes that neither compress nor repeat.
-fn noise(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn le16(b: &[u8], at: usize) -> u16 {
