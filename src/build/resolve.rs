@@ -184,6 +184,9 @@ pub(super) fn resolve(
     })
 }
 
+/// For each profile field that names alternatives, the one that matched.
+type Matched = BTreeMap<String, String>;
+
 /// The busybox found at the first place the profile names that holds one, and which place
 /// that was when it names several.
 fn busybox_of(
@@ -191,7 +194,7 @@ fn busybox_of(
     input: &Input,
     found: &mut Found,
     origin: &str,
-) -> Result<(Arc<Vec<u8>>, BTreeMap<String, String>), Error> {
+) -> Result<(Arc<Vec<u8>>, Matched), Error> {
     let alternatives = &p.initramfs.busybox.path;
     let Some((at, busybox)) = std::mem::take(&mut found.busybox).into_iter().next() else {
         return Err(Error::profile(
