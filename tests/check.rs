@@ -165,7 +165,8 @@ fn hostile_images_are_errors() {
 
 /// The Pi 5 card's inputs as Debian 13 lays them out where it matters here: the arm64 kernel
 /// with `bcm2712-rpi-5-b.dtb` (modules in the layout pimg reads today) and busybox under
-/// merged /usr. No raspi-firmware: the Pi 5's firmware is in its EEPROM. `kernel` is the
+/// merged /usr, with the modules and Wi-Fi firmware its modloop takes. No raspi-firmware: the
+/// Pi 5's firmware is in its EEPROM. `kernel` is the
 /// kernel image the package ships.
 fn write_pi5_fixture(dir: &Path, kernel: Vec<u8>) {
     fs::create_dir_all(dir).unwrap();
@@ -197,7 +198,11 @@ fn write_pi5_fixture(dir: &Path, kernel: Vec<u8>) {
             m("fs/fat/vfat.ko", "vfat", &["fat"]),
             m("fs/nls/nls_iso8859-1.ko", "nls_iso8859_1", &[]),
             m("fs/nls/nls_cp437.ko", "nls_cp437", &[]),
-        ],
+            m("drivers/block/loop.ko", "loop", &[]),
+        ]
+        .into_iter()
+        .chain(modloop_modules(Layout::Split, KVER))
+        .collect::<Vec<_>>(),
         FIXTURE_NEWEST_MTIME,
     );
     let busybox = busybox_deb(
@@ -218,6 +223,7 @@ fn write_pi5_fixture(dir: &Path, kernel: Vec<u8>) {
             "busybox-static_1%3a1.37.0-6+b9_arm64.deb".to_string(),
             busybox,
         ),
+        firmware_deb(Layout::MergedUsr),
     ] {
         fs::write(dir.join(name), data).unwrap();
     }

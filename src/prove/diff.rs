@@ -1555,7 +1555,8 @@ fn gunzip(b: &[u8], room: u64) -> Gunzipped {
                 u64::from(u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]))
             });
             let mut data = Vec::new();
-            let (error, over) = if declared > limit && limit < most {
+            // A size beyond what the ratio allows is no size at all: it does not steer.
+            let (error, over) = if declared > limit && declared <= most && limit < most {
                 (None, true)
             } else {
                 data.reserve_exact(declared.min(limit) as usize);

@@ -135,7 +135,7 @@ fn sdhci_glue(layout: Layout, kver: &str) -> Vec<Entry> {
 
 /// The modules a modloop needs beyond the SD card's: squashfs for the init to mount it, and
 /// the profiles' check module brcmfmac with its dependencies, which the initramfs leaves out.
-fn modloop_modules(layout: Layout, kver: &str) -> Vec<Entry> {
+pub fn modloop_modules(layout: Layout, kver: &str) -> Vec<Entry> {
     let m = |rel: &str, name: &str, deps: &[&str]| module_in(layout, kver, rel, name, deps);
     let brcm = "drivers/net/wireless/broadcom/brcm80211";
     vec![
