@@ -149,8 +149,14 @@ fn image_of_odd_size_boots_from_a_padded_copy_and_is_not_modified() {
     );
 }
 
-#[test]
-fn corrupted_kernel_is_caught() {
+/// A copy of the built image with its buildinfo, where byte `at + flip_at` of the boot file
+/// `path` (found in the image by the 64 bytes from its offset `at`) is XORed with `xor`.
+fn image_with_a_flipped_byte(
+    path: &str,
+    at: usize,
+    flip_at: usize,
+    xor: u8,
+) -> (tempfile::TempDir, PathBuf) {
     let out = built();
     let (dir, img) = copy_of_image("rpi3b.img");
     fs::copy(
@@ -158,22 +164,28 @@ fn corrupted_kernel_is_caught() {
         dir.path().join("rpi3b.buildinfo.json"),
     )
     .unwrap();
-    // Find a distinctive run of the kernel inside the image and flip one byte of it.
     let part = dir.path().join("part.img");
     referee("mcopy", "mtools")
         .args(["-n", "-i", &format!("{}@@4M", img.display())])
-        .arg("::/boot/vmlinuz-rpi")
+        .arg(format!("::/{path}"))
         .arg(&part)
         .run();
-    let kernel = fs::read(&part).unwrap();
-    let needle = &kernel[20 << 20..(20 << 20) + 64];
+    let file = fs::read(&part).unwrap();
+    let needle = &file[at..at + 64];
     let mut bytes = fs::read(&img).unwrap();
-    let at = bytes
+    let found = bytes
         .windows(64)
         .position(|w| w == needle)
-        .expect("kernel bytes in the image");
-    bytes[at + 7] ^= 0x40;
+        .unwrap_or_else(|| panic!("{path} bytes in the image"));
+    bytes[found + flip_at] ^= xor;
     fs::write(&img, &bytes).unwrap();
+    (dir, img)
+}
+
+#[test]
+fn corrupted_kernel_is_caught() {
+    // A distinctive run of the kernel inside the image, one byte of it flipped.
+    let (_dir, img) = image_with_a_flipped_byte("boot/vmlinuz-rpi", 20 << 20, 7, 0x40);
     let (o, r) = boot(&img, &[]);
     assert!(!o.success(), "a corrupted kernel passed: {r:#}");
     let failure = r["failure"].as_str().unwrap();
@@ -189,28 +201,7 @@ fn corrupted_kernel_is_caught() {
 /// One byte of the modloop changed in the image: the boot fails naming the modloop.
 #[test]
 fn a_changed_modloop_is_caught() {
-    let out = built();
-    let (dir, img) = copy_of_image("rpi3b.img");
-    fs::copy(
-        out.join("rpi3b.buildinfo.json"),
-        dir.path().join("rpi3b.buildinfo.json"),
-    )
-    .unwrap();
-    let part = dir.path().join("modloop");
-    referee("mcopy", "mtools")
-        .args(["-n", "-i", &format!("{}@@4M", img.display())])
-        .arg("::/boot/modloop-rpi")
-        .arg(&part)
-        .run();
-    let modloop = fs::read(&part).unwrap();
-    let needle = &modloop[1 << 20..(1 << 20) + 64];
-    let mut bytes = fs::read(&img).unwrap();
-    let at = bytes
-        .windows(64)
-        .position(|w| w == needle)
-        .expect("modloop bytes in the image");
-    bytes[at + 5] ^= 0x10;
-    fs::write(&img, &bytes).unwrap();
+    let (_dir, img) = image_with_a_flipped_byte("boot/modloop-rpi", 1 << 20, 5, 0x10);
     let (o, r) = boot(&img, &[]);
     assert!(!o.success(), "a changed modloop passed: {r:#}");
     let failure = r["failure"].as_str().unwrap();

@@ -355,21 +355,24 @@ fn apk_index_of(ctx: &BuildContext, boot: &Tree) -> Option<buildinfo::BuildinfoA
     })
 }
 
-/// The modloop's place, digest and content summary, read back from the boot tree.
-fn modloop_of(ctx: &BuildContext, boot: &Tree) -> Option<buildinfo::BuildinfoModloop> {
+/// The modloop's place, digest and content summary; its digest from the boot partition's
+/// listing, which has hashed it already.
+fn modloop_of(
+    ctx: &BuildContext,
+    boot_partition: &[buildinfo::BuildinfoFile],
+) -> Option<buildinfo::BuildinfoModloop> {
     let plan = modloop::plan(&ctx.loaded.profile).ok()??;
     let content = ctx.resolved.modloop.as_ref()?;
-    let node = boot.get(&plan.path)?;
-    let NodeKind::File(data) = &node.kind else {
-        return None;
-    };
+    let file = boot_partition
+        .iter()
+        .find(|f| f.path == plan.path.as_str())?;
     let crate::codec::squashfs::Compression::Gzip { level } = plan.compression else {
         return None;
     };
     Some(buildinfo::BuildinfoModloop {
         path: plan.path.as_str().to_string(),
-        sha256: hex(&Sha256::digest(data.as_slice())),
-        size: data.len() as u64,
+        sha256: file.sha256.clone(),
+        size: file.size,
         settings: format!(
             "squashfs 4.0, gzip level {level}, block {}",
             crate::codec::squashfs::DEFAULT_BLOCK_SIZE
@@ -455,6 +458,7 @@ fn buildinfo_of(
 ) -> Buildinfo {
     let (loaded, r) = (&ctx.loaded, &ctx.resolved);
     let gpt = disk.table() == TableKind::Gpt;
+    let boot_partition = boot_files(boot);
     Buildinfo {
         format: buildinfo::FORMAT.into(),
         pimg_version: env!("CARGO_PKG_VERSION").into(),
@@ -497,10 +501,10 @@ fn buildinfo_of(
             builtin: r.builtin_modules.clone(),
             files: r.module_files.clone(),
         },
-        boot_partition: boot_files(boot),
+        modloop: modloop_of(ctx, &boot_partition),
+        boot_partition,
         release: release_of(ctx),
         apk_index: apk_index_of(ctx, boot),
-        modloop: modloop_of(ctx, boot),
         outputs: outputs.to_vec(),
     }
 }
