@@ -182,13 +182,18 @@ fn image_with_a_flipped_byte(
     (dir, img)
 }
 
+/// Boots `img`, which must fail: the reported failure.
+fn failure_of(img: &Path, what: &str) -> String {
+    let (o, r) = boot(img, &[]);
+    assert!(!o.success(), "{what} passed: {r:#}");
+    r["failure"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn corrupted_kernel_is_caught() {
     // A distinctive run of the kernel inside the image, one byte of it flipped.
     let (_dir, img) = image_with_a_flipped_byte("boot/vmlinuz-rpi", 20 << 20, 7, 0x40);
-    let (o, r) = boot(&img, &[]);
-    assert!(!o.success(), "a corrupted kernel passed: {r:#}");
-    let failure = r["failure"].as_str().unwrap();
+    let failure = failure_of(&img, "a corrupted kernel");
     assert!(
         failure.contains("boot/vmlinuz-rpi")
             || failure.contains("milestone not reached")
@@ -202,9 +207,7 @@ fn corrupted_kernel_is_caught() {
 #[test]
 fn a_changed_modloop_is_caught() {
     let (_dir, img) = image_with_a_flipped_byte("boot/modloop-rpi", 1 << 20, 5, 0x10);
-    let (o, r) = boot(&img, &[]);
-    assert!(!o.success(), "a changed modloop passed: {r:#}");
-    let failure = r["failure"].as_str().unwrap();
+    let failure = failure_of(&img, "a changed modloop");
     assert!(failure.contains("modloop boot/modloop-rpi"), "{failure}");
 }
 

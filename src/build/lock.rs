@@ -5,13 +5,13 @@
 
 use super::error::Error;
 use crate::digest::hex;
-use crate::inputs::apk_keys::{ApkKeys, ApkTrust};
+use crate::inputs::apk_keys::ApkTrust;
 use crate::inputs::{apk, Input, InputError, InputKind, InputSet};
-use crate::profile::board::{self, LoadedProfile};
+use crate::profile::board::LoadedProfile;
 use crate::profile::lock::{
     LockError, LockFile, LockRecord, PinnedInput, DEFAULT_LOCK_FILE, LOCK_FORMAT,
 };
-use crate::profile::overlay::{self, Overlay};
+use crate::profile::overlay::Overlay;
 use crate::publish;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -60,38 +60,16 @@ pub struct LockReport {
 /// What to lock, from the command line.
 #[derive(Debug, Clone)]
 pub struct LockRequest {
-    pub board: String,
-    pub inputs: PathBuf,
-    pub overlay: Option<String>,
+    pub from: super::Sources,
     pub lock: PathBuf,
-    /// `--apk-keys` and `--allow-untrusted`, as for `pimg build`.
-    pub apk_keys: Option<PathBuf>,
-    pub allow_untrusted: bool,
 }
 
 /// `pimg lock`: selects the inputs the profile uses, hashes them and writes the lock file.
 pub fn lock(req: &LockRequest) -> Result<LockReport, Error> {
-    let loaded = board::load(&req.board)?;
-    let overlay = overlay::load(
-        req.overlay
-            .as_deref()
-            .unwrap_or(&loaded.profile.overlay.default),
-    )?;
-    let set = {
-        let (debian, alpine) = loaded.profile.board.package_arches();
-        InputSet::discover(&req.inputs)?.for_arches(debian, alpine)?
-    };
+    let (loaded, overlay) = req.from.load(None)?;
+    let trust = req.from.trust(Default::default())?;
+    let set = super::select::input_set(&req.from.inputs, &loaded)?;
     let selected = super::selected_inputs(&loaded.profile, &set)?;
-    let trust = ApkTrust {
-        keys: req
-            .apk_keys
-            .as_deref()
-            .map(ApkKeys::load)
-            .transpose()
-            .map_err(InputError::from)?,
-        allow_untrusted: req.allow_untrusted,
-        ..ApkTrust::default()
-    };
     let lock = compute(&loaded, &overlay, &selected, &trust)?;
     let text = lock.to_text();
     publish::write_file(&req.lock, text.as_bytes()).map_err(|source| LockError::Write {

@@ -32,14 +32,58 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use write::BuildContext;
 
-/// What to build, from the command line.
-#[derive(Debug, Clone)]
-pub struct BuildRequest {
+/// What a build or a lock is made from: the board profile, the overlay, the inputs folder and
+/// the keys its `.apk` inputs must be signed by.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
     /// Board name or profile path.
     pub board: String,
     pub inputs: PathBuf,
     /// Overlay name or directory; the profile's default when absent.
     pub overlay: Option<String>,
+    /// `--apk-keys`: the folder of public keys (`/etc/apk/keys` layout) `.apk` inputs must be
+    /// signed by.
+    pub apk_keys: Option<PathBuf>,
+    /// `--allow-untrusted`: take `.apk` inputs no given key verifies, recorded as unverified.
+    pub allow_untrusted: bool,
+}
+
+impl Sources {
+    /// The profile (with `table` instead of its own partition table) and the overlay named
+    /// here or by the profile.
+    pub(crate) fn load(&self, table: Option<TableKind>) -> Result<(LoadedProfile, Overlay), Error> {
+        let mut loaded = board::load(&self.board)?;
+        if let Some(t) = table {
+            loaded = board::with_table(loaded, t)?;
+        }
+        let overlay = overlay::load(
+            self.overlay
+                .as_deref()
+                .unwrap_or(&loaded.profile.overlay.default),
+        )?;
+        Ok((loaded, overlay))
+    }
+
+    /// How `.apk` inputs are trusted. The keys are read now, before any input, so a wrong key
+    /// fails at once; `recorded` holds an earlier build's verdicts (see `BuildOptions`).
+    pub(crate) fn trust(&self, recorded: BTreeMap<String, Verdict>) -> Result<ApkTrust, Error> {
+        Ok(ApkTrust {
+            keys: self
+                .apk_keys
+                .as_deref()
+                .map(ApkKeys::load)
+                .transpose()
+                .map_err(crate::inputs::InputError::from)?,
+            allow_untrusted: self.allow_untrusted,
+            recorded,
+        })
+    }
+}
+
+/// What to build, from the command line.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub from: Sources,
     pub out: PathBuf,
     /// From `--source-date-epoch` or `SOURCE_DATE_EPOCH`; derived from the inputs when absent.
     pub epoch: Option<SourceDateEpoch>,
@@ -58,11 +102,6 @@ pub struct BuildOptions {
     pub cache: Option<PathBuf>,
     /// Threads for compressing; all cores when absent. The bytes do not depend on it.
     pub threads: Option<usize>,
-    /// `--apk-keys`: the folder of public keys (`/etc/apk/keys` layout) `.apk` inputs must be
-    /// signed by.
-    pub apk_keys: Option<PathBuf>,
-    /// `--allow-untrusted`: take `.apk` inputs no given key verifies, recorded as unverified.
-    pub allow_untrusted: bool,
     /// `--apk-sign-key`: the RSA private key (PEM) that signs the boot repository's index.
     pub apk_sign_key: Option<PathBuf>,
     /// What an earlier build recorded for each `.apk` (by file name): a rebuild of the same
@@ -106,21 +145,11 @@ pub fn build_with(
 ) -> Result<BuildReport, Error> {
     crate::publish::check_out(&req.out)?;
     progress.phase("reading the board profile and overlay");
-    let (loaded, overlay) = load(req)?;
+    let (loaded, overlay) = req.from.load(req.table)?;
     let plan = plan(&loaded, &overlay)?;
-    // Keys are read before any input: a wrong key fails the build at once.
-    let trust = ApkTrust {
-        keys: opts
-            .apk_keys
-            .as_deref()
-            .map(ApkKeys::load)
-            .transpose()
-            .map_err(crate::inputs::InputError::from)?,
-        allow_untrusted: opts.allow_untrusted,
-        recorded: opts.apk_recorded.clone(),
-    };
+    let trust = req.from.trust(opts.apk_recorded.clone())?;
     let signer = opts.apk_sign_key.as_deref().map(load_signer).transpose()?;
-    let set = select::input_set(&req.inputs, &loaded)?;
+    let set = select::input_set(&req.from.inputs, &loaded)?;
     let lock = match &opts.lock {
         Some(path) => {
             progress.phase(format!("checking the inputs against {}", path.display()));
@@ -149,7 +178,7 @@ pub fn build_with(
             .unwrap_or_else(crate::codec::blocks::default_threads),
         signer,
     };
-    let mut report = write::write_all(&ctx, &plan, &req.out, &req.inputs, progress)?;
+    let mut report = write::write_all(&ctx, &plan, &req.out, &req.from.inputs, progress)?;
     report.warnings.splice(0..0, cache_warning);
     Ok(report)
 }
@@ -161,20 +190,6 @@ fn release_codecs(asked: &[Compression]) -> Vec<Compression> {
     v.sort();
     v.dedup();
     v
-}
-
-/// The profile (with `--table` applied) and the overlay it names or the request names.
-fn load(req: &BuildRequest) -> Result<(LoadedProfile, Overlay), Error> {
-    let mut loaded = board::load(&req.board)?;
-    if let Some(t) = req.table {
-        loaded = board::with_table(loaded, t)?;
-    }
-    let overlay = overlay::load(
-        req.overlay
-            .as_deref()
-            .unwrap_or(&loaded.profile.overlay.default),
-    )?;
-    Ok((loaded, overlay))
 }
 
 /// Plans every artifact from the profile and overlay alone.

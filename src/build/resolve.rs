@@ -364,6 +364,15 @@ fn read_apk(
     Ok(info.builddate)
 }
 
+/// The indices of the rules whose glob matches `path`.
+fn matching(rules: &[(usize, globset::GlobMatcher)], path: &str) -> Vec<usize> {
+    rules
+        .iter()
+        .filter(|(_, g)| g.is_match(path))
+        .map(|(i, _)| *i)
+        .collect()
+}
+
 /// Keeps one member when a boot-file rule, busybox or the module tree wants it.
 fn take_member(
     need: &Needs,
@@ -374,12 +383,7 @@ fn take_member(
     cache: Option<&Cache>,
 ) -> Result<(), InputError> {
     let path = m.path.as_str();
-    let rules: Vec<usize> = need
-        .rules
-        .iter()
-        .filter(|(_, g)| g.is_match(path))
-        .map(|(i, _)| *i)
-        .collect();
+    let rules = matching(&need.rules, path);
     let busybox_at = need.busybox.iter().position(|b| *b == m.path);
     let is_busybox = busybox_at.is_some();
     let module = if need.modules {
@@ -397,12 +401,7 @@ fn take_member(
         .then(|| module_metadata(path))
         .flatten()
         .filter(|_| module.is_none() && m.kind == MemberKind::File);
-    let firmware: Vec<usize> = need
-        .firmware
-        .iter()
-        .filter(|(_, g)| g.is_match(path))
-        .map(|(i, _)| *i)
-        .collect();
+    let firmware = matching(&need.firmware, path);
     if !firmware.is_empty() && m.kind != MemberKind::Dir {
         take_firmware(m, r, label, &firmware, found)?;
     }

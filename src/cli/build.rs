@@ -64,18 +64,6 @@ pub struct BuildArgs {
     /// bytes; fewer threads hold fewer 8 MiB blocks and encoders in memory at once.
     #[arg(long, value_name = "N")]
     threads: Option<std::num::NonZeroUsize>,
-    /// Folder of the public keys .apk inputs must be signed by, laid out as Alpine's
-    /// /etc/apk/keys (<name>.rsa.pub, PEM). Each .apk's .SIGN.RSA.<name>.rsa.pub (or
-    /// .SIGN.RSA256.) signature over its control segment must verify with the key of that
-    /// name; the buildinfo records which key did. As apk does, a profile with .apk inputs
-    /// refuses to build without this folder or --allow-untrusted.
-    #[arg(long, value_name = "DIR")]
-    apk_keys: Option<PathBuf>,
-    /// Take .apk inputs no key in --apk-keys verifies (unsigned, or signed by a key not
-    /// there), as apk --allow-untrusted does; the buildinfo records them as "unverified". A
-    /// signature that a known key rejects still fails the build.
-    #[arg(long)]
-    allow_untrusted: bool,
     /// Sign the boot repository's apks/<arch>/APKINDEX.tar.gz with this RSA private key (PEM,
     /// as abuild-keygen writes ~/.abuild/<name>.rsa). apk finds the public half by the key
     /// file's name + ".pub": install <name>.rsa.pub into the target's /etc/apk/keys.
@@ -118,9 +106,7 @@ pub(super) fn run(args: BuildArgs) -> Result<Outcome, Failure> {
         pimg::prove::boot::require_machine(&loaded.profile).map_err(Failure::BootOption)?;
     }
     let req = BuildRequest {
-        board: args.from.board,
-        inputs: args.from.inputs,
-        overlay: args.from.overlay,
+        from: args.from.request(),
         out: args.out,
         epoch,
         table: args.table,
@@ -135,8 +121,6 @@ pub(super) fn run(args: BuildArgs) -> Result<Outcome, Failure> {
         lock: args.locked.then_some(args.lock),
         cache,
         threads: args.threads.map(|n| n.get()),
-        apk_keys: args.apk_keys,
-        allow_untrusted: args.allow_untrusted,
         apk_sign_key: args.apk_sign_key,
         ..BuildOptions::default()
     };

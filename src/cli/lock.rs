@@ -26,24 +26,13 @@ pub struct LockArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
-    /// Folder of the public keys the .apk inputs must be signed by (Alpine's /etc/apk/keys
-    /// layout); the lock records which key verified each, as `pimg build --apk-keys` does.
-    #[arg(long, value_name = "DIR")]
-    apk_keys: Option<PathBuf>,
-    /// Lock .apk inputs no key verifies, recorded as "unverified" (as apk --allow-untrusted).
-    #[arg(long)]
-    allow_untrusted: bool,
 }
 
 /// Writes the lock file and lists what it pins.
 pub(super) fn run(args: LockArgs) -> Result<Outcome, Failure> {
     let report = lock::lock(&LockRequest {
-        board: args.from.board,
-        inputs: args.from.inputs,
-        overlay: args.from.overlay,
+        from: args.from.request(),
         lock: args.lock,
-        apk_keys: args.apk_keys,
-        allow_untrusted: args.allow_untrusted,
     })?;
     if args.json {
         print_json(&report);

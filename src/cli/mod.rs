@@ -126,6 +126,30 @@ struct Sources {
     /// Overlay name (built in) or directory; the board's default overlay when omitted.
     #[arg(long, value_name = "NAME|DIR")]
     overlay: Option<String>,
+    /// Folder of the public keys .apk inputs must be signed by, laid out as Alpine's
+    /// /etc/apk/keys (<name>.rsa.pub, PEM). Each .apk's .SIGN.RSA.<name>.rsa.pub (or
+    /// .SIGN.RSA256.) signature over its control segment must verify with the key of that
+    /// name; the buildinfo and the lock record which key did. As apk does, a profile with .apk
+    /// inputs refuses to build or lock without this folder or --allow-untrusted.
+    #[arg(long, value_name = "DIR")]
+    apk_keys: Option<std::path::PathBuf>,
+    /// Take .apk inputs no key in --apk-keys verifies (unsigned, or signed by a key not
+    /// there), as apk --allow-untrusted does, recorded as "unverified". A signature that a
+    /// known key rejects still fails.
+    #[arg(long)]
+    allow_untrusted: bool,
+}
+
+impl Sources {
+    fn request(self) -> pimg::build::Sources {
+        pimg::build::Sources {
+            board: self.board,
+            inputs: self.inputs,
+            overlay: self.overlay,
+            apk_keys: self.apk_keys,
+            allow_untrusted: self.allow_untrusted,
+        }
+    }
 }
 
 /// Why a subcommand stopped before it could report; printed as `pimg: error: …`.

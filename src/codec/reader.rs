@@ -210,6 +210,22 @@ impl Field {
             value: value.to_string(),
         }
     }
+
+    /// A number in hex: `0x` and two digits for each of the field's bytes.
+    pub(crate) fn hex(
+        name: impl Into<String>,
+        offset: u64,
+        len: u64,
+        value: impl Into<u64>,
+    ) -> Self {
+        let digits = 2 * len as usize;
+        Field::new(name, offset, len, format!("0x{:0digits$x}", value.into()))
+    }
+
+    /// Four bytes as eight hex digits without `0x`, as CRC-32s and volume IDs are printed.
+    pub(crate) fn bare_hex(name: impl Into<String>, offset: u64, value: u32) -> Self {
+        Field::new(name, offset, 4, format!("{value:08x}"))
+    }
 }
 
 /// A `Read` that knows how many bytes it has handed out (for offsets in error messages).

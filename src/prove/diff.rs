@@ -67,11 +67,9 @@ impl Difference {
         }
         s.push_str(" › ");
         s.push_str(&self.field);
-        match (&self.a, &self.b) {
-            (Some(a), Some(b)) => s.push_str(&format!(": {a} vs {b}")),
-            (Some(a), None) => s.push_str(&format!(": {a} vs (absent)")),
-            (None, Some(b)) => s.push_str(&format!(": (absent) vs {b}")),
-            (None, None) => {}
+        if self.a.is_some() || self.b.is_some() {
+            let shown = |v: &Option<String>| v.as_deref().unwrap_or("(absent)").to_string();
+            s.push_str(&format!(": {} vs {}", shown(&self.a), shown(&self.b)));
         }
         if let Some(n) = &self.note {
             s.push_str(&format!(" ({n})"));

@@ -893,15 +893,18 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
         })
         .collect();
     let opts = build::BuildOptions {
-        allow_untrusted: true,
         apk_recorded,
         ..build::BuildOptions::default()
     };
     let report = build::build_with(
         &BuildRequest {
-            board,
-            inputs: in_dir,
-            overlay: Some(overlay_spec),
+            from: build::Sources {
+                board,
+                inputs: in_dir,
+                overlay: Some(overlay_spec),
+                apk_keys: None,
+                allow_untrusted: true,
+            },
             out: out_dir.clone(),
             epoch,
             table: match info.board.table.as_deref() {

@@ -135,7 +135,7 @@ impl BootSector {
             Field::new("number of FATs", 16, 1, self.fat_count),
             Field::new("root directory entries", 17, 2, self.root_entries),
             Field::new("total sectors (16-bit)", 19, 2, self.total_sectors_16),
-            Field::new("media descriptor", 21, 1, format!("0x{:02x}", self.media)),
+            Field::hex("media descriptor", 21, 1, self.media),
             Field::new("sectors per FAT (16-bit)", 22, 2, self.fat_size_16),
             Field::new("sectors per track", 24, 2, self.sectors_per_track),
             Field::new("number of heads", 26, 2, self.heads),
@@ -145,13 +145,8 @@ impl BootSector {
         let e: u64 = if self.fat32_layout {
             f.extend([
                 Field::new("sectors per FAT (32-bit)", 36, 4, self.fat_size_32),
-                Field::new("extended flags", 40, 2, format!("0x{:04x}", self.ext_flags)),
-                Field::new(
-                    "file system version",
-                    42,
-                    2,
-                    format!("0x{:04x}", self.fs_version),
-                ),
+                Field::hex("extended flags", 40, 2, self.ext_flags),
+                Field::hex("file system version", 42, 2, self.fs_version),
                 Field::new("root directory cluster", 44, 4, self.root_cluster),
                 Field::new("FSInfo sector", 48, 2, self.fsinfo_sector),
                 Field::new("backup boot sector", 50, 2, self.backup_boot_sector),
@@ -163,20 +158,15 @@ impl BootSector {
         };
         let eu = e as usize;
         f.extend([
-            Field::new("drive number", e, 1, format!("0x{:02x}", self.drive_number)),
+            Field::hex("drive number", e, 1, self.drive_number),
             Field::new(
                 "reserved byte",
                 e + 1,
                 1,
                 format!("0x{:02x}", r.get(eu + 1).copied().unwrap_or(0)),
             ),
-            Field::new(
-                "extended boot signature",
-                e + 2,
-                1,
-                format!("0x{:02x}", self.ext_boot_signature),
-            ),
-            Field::new("volume ID", e + 3, 4, format!("{:08x}", self.volume_id)),
+            Field::hex("extended boot signature", e + 2, 1, self.ext_boot_signature),
+            Field::bare_hex("volume ID", e + 3, self.volume_id),
             Field::new(
                 "volume label",
                 e + 7,
@@ -190,12 +180,7 @@ impl BootSector {
                 format!("{:?}", printable(r.get(eu + 18..eu + 26).unwrap_or(&[]))),
             ),
             Field::new("boot code", e + 26, 510 - (e + 26), block(r, eu + 26, 510)),
-            Field::new(
-                "boot signature",
-                510,
-                2,
-                format!("0x{:04x}", self.signature),
-            ),
+            Field::hex("boot signature", 510, 2, self.signature),
         ]);
         f
     }
@@ -247,19 +232,9 @@ impl FsInfo {
     pub fn fields(&self) -> Vec<Field> {
         let o = self.offset;
         vec![
-            Field::new(
-                "lead signature",
-                o,
-                4,
-                format!("0x{:08x}", self.lead_signature),
-            ),
+            Field::hex("lead signature", o, 4, self.lead_signature),
             Field::new("reserved bytes 4-483", o + 4, 480, block(&self.raw, 4, 484)),
-            Field::new(
-                "structure signature",
-                o + 484,
-                4,
-                format!("0x{:08x}", self.struct_signature),
-            ),
+            Field::hex("structure signature", o + 484, 4, self.struct_signature),
             Field::new("free cluster count", o + 488, 4, self.free_count),
             Field::new("next free cluster", o + 492, 4, self.next_free),
             Field::new(
@@ -268,12 +243,7 @@ impl FsInfo {
                 12,
                 block(&self.raw, 496, 508),
             ),
-            Field::new(
-                "trail signature",
-                o + 508,
-                4,
-                format!("0x{:08x}", self.trail_signature),
-            ),
+            Field::hex("trail signature", o + 508, 4, self.trail_signature),
         ]
     }
 }
@@ -441,7 +411,7 @@ impl FatEntry {
                 1,
                 format!("0x{:02x} ({})", self.attributes, self.attribute_letters()),
             ),
-            Field::new("case flags", o + 12, 1, format!("0x{:02x}", self.nt_flags)),
+            Field::hex("case flags", o + 12, 1, self.nt_flags),
             Field::new(
                 "create time",
                 o + 13,

@@ -13,7 +13,7 @@ pub const MAX_HEADER_STRING: usize = 64 * 1024;
 /// deflate cannot expand input by more than this factor (a 258-byte match per ~2 bits).
 pub const MAX_RATIO: u64 = 1032;
 
-const FTEXT: u8 = 1;
+// Bit 0, FTEXT, is only a hint that the data is text: nothing here depends on it.
 const FHCRC: u8 = 2;
 const FEXTRA: u8 = 4;
 const FNAME: u8 = 8;
@@ -41,7 +41,7 @@ impl GzipHeader {
         let mut f = vec![
             Field::new("magic", 0, 2, "1f 8b"),
             Field::new("compression method", 2, 1, self.method),
-            Field::new("flags", 3, 1, format!("0x{:02x}", self.flags)),
+            Field::hex("flags", 3, 1, self.flags),
             Field::new("mtime", 4, 4, self.mtime),
             Field::new("extra flags", 8, 1, self.xfl),
             Field::new("OS", 9, 1, self.os),
@@ -95,12 +95,7 @@ impl GzipTrailer {
     /// Both fields with their byte ranges.
     pub fn fields(&self) -> Vec<Field> {
         vec![
-            Field::new(
-                "trailer CRC32",
-                self.offset,
-                4,
-                format!("{:08x}", self.crc32),
-            ),
+            Field::bare_hex("trailer CRC32", self.offset, self.crc32),
             Field::new("trailer size", self.offset + 4, 4, self.isize),
         ]
     }
@@ -168,7 +163,6 @@ pub fn read_header<R: Read>(r: &mut R) -> Result<GzipHeader, ReadError> {
             format!("0x{flags:02x} sets reserved bits"),
         ));
     }
-    let _ = FTEXT;
     let mut at = 10u64;
     let extra = if flags & FEXTRA != 0 {
         let lo = read_byte(r, at, "gzip extra length")?;

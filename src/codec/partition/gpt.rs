@@ -84,14 +84,9 @@ impl GptHeader {
                 8,
                 crate::codec::reader::printable(&self.signature),
             ),
-            Field::new("revision", o + 8, 4, format!("0x{:08x}", self.revision)),
+            Field::hex("revision", o + 8, 4, self.revision),
             Field::new("header size", o + 12, 4, self.header_size),
-            Field::new(
-                "header CRC32",
-                o + 16,
-                4,
-                format!("{:08x}", self.header_crc32),
-            ),
+            Field::bare_hex("header CRC32", o + 16, self.header_crc32),
             Field::new("reserved", o + 20, 4, self.reserved),
             Field::new("current LBA", o + 24, 8, self.current_lba),
             Field::new("backup LBA", o + 32, 8, self.backup_lba),
@@ -101,12 +96,7 @@ impl GptHeader {
             Field::new("partition entries LBA", o + 72, 8, self.entries_lba),
             Field::new("number of partition entries", o + 80, 4, self.entry_count),
             Field::new("partition entry size", o + 84, 4, self.entry_size),
-            Field::new(
-                "partition entries CRC32",
-                o + 88,
-                4,
-                format!("{:08x}", self.entries_crc32),
-            ),
+            Field::bare_hex("partition entries CRC32", o + 88, self.entries_crc32),
             Field::new(
                 "bytes after the header",
                 o + 92,
@@ -153,12 +143,7 @@ impl GptEntry {
             Field::new("partition GUID", o + 16, 16, guid_string(&self.unique_guid)),
             Field::new("first LBA", o + 32, 8, self.first_lba),
             Field::new("last LBA", o + 40, 8, self.last_lba),
-            Field::new(
-                "attributes",
-                o + 48,
-                8,
-                format!("0x{:016x}", self.attributes),
-            ),
+            Field::hex("attributes", o + 48, 8, self.attributes),
             Field::new("name", o + 56, 72, format!("{:?}", self.name)),
         ]
     }

@@ -62,18 +62,8 @@ impl Mbr {
     pub fn fields(&self) -> Vec<Field> {
         let mut f = vec![
             Field::new("bootstrap code", 0, 440, digest_or_zero(&self.bootstrap)),
-            Field::new(
-                "disk signature",
-                440,
-                4,
-                format!("{:08x}", self.disk_signature),
-            ),
-            Field::new(
-                "reserved bytes 444-445",
-                444,
-                2,
-                format!("0x{:04x}", self.reserved),
-            ),
+            Field::bare_hex("disk signature", 440, self.disk_signature),
+            Field::hex("reserved bytes 444-445", 444, 2, self.reserved),
         ];
         for (i, e) in self.entries.iter().enumerate() {
             let base = (ENTRIES_OFFSET + i * ENTRY_LEN) as u64;
@@ -90,12 +80,7 @@ impl Mbr {
                 f.push(Field::new(format!("{p} › {name}"), base + at, len, value));
             }
         }
-        f.push(Field::new(
-            "boot signature",
-            510,
-            2,
-            format!("0x{:04x}", self.boot_signature),
-        ));
+        f.push(Field::hex("boot signature", 510, 2, self.boot_signature));
         f
     }
 }
