@@ -12,6 +12,7 @@ pub mod archive;
 pub mod blocks;
 pub mod bmap;
 pub mod cpio;
+pub mod deflate;
 pub mod detect;
 pub mod fat;
 pub mod fdt;

@@ -3,7 +3,7 @@
 //!
 //! The uncompressed stream is cut into pieces of [`CHUNK`] bytes, a size fixed here and never
 //! derived from the host. Each piece is compressed as raw deflate by a fresh compressor at
-//! the same level (flate2's pure-Rust miniz_oxide backend, which has no CPU-dependent code
+//! the same level (miniz_oxide through [`crate::codec::deflate`], with no CPU-dependent code
 //! paths); every piece but the last ends with a sync flush (an empty stored block, so the
 //! next piece starts on a byte boundary and no block is marked final), the last with a
 //! finish. The pieces are concatenated in order under one header, and the trailer holds the
@@ -21,7 +21,7 @@
 
 use std::io::{self, Write};
 
-use flate2::{Compress, Compression, FlushCompress, Status};
+use crate::codec::deflate::{Deflate as Compress, Flush as FlushCompress, Status};
 
 use crate::codec::blocks::{default_threads, BlockCodec, BlockEncoder, Framing};
 
@@ -134,7 +134,7 @@ impl<W: Write> GzEncoder<W> {
 
 /// One piece as raw deflate with a fresh compressor state, ended by `flush`.
 fn deflate_piece(level: u32, piece: &[u8], flush: FlushCompress) -> Vec<u8> {
-    let mut c = Compress::new(Compression::new(level), false);
+    let mut c = Compress::new(level, false);
     // Stored blocks cost 5 bytes per 64 KiB; a sync flush and a final block a few more.
     let mut out = Vec::with_capacity(piece.len() + piece.len() / 8192 + 64);
     let mut input = piece;

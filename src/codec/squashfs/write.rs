@@ -348,12 +348,7 @@ fn post_order(nodes: &[Node]) -> Vec<usize> {
 fn compress(data: &[u8], compression: Compression, block_size: u32) -> io::Result<Option<Vec<u8>>> {
     let out = match compression {
         Compression::Gzip { level } => {
-            let mut z = flate2::write::ZlibEncoder::new(
-                Vec::with_capacity(data.len() / 2),
-                flate2::Compression::new(level),
-            );
-            z.write_all(data)?;
-            z.finish()?
+            crate::codec::deflate::zlib(data, level).map_err(io::Error::other)?
         }
         Compression::Xz { preset } => {
             let mut o = lzma_rust2::XzOptions::with_preset(preset);

@@ -1,0 +1,209 @@
+//! Raw and zlib deflate with miniz_oxide, called directly. flate2's backend is whatever
+//! feature unification across the dependency tree picks (another crate asking for zlib-rs
+//! switches every flate2 encoder in the binary), and each backend writes different bytes;
+//! the writers' bytes must not depend on what else is linked in. Decoding stays on flate2:
+//! every backend decodes to the same bytes.
+
+use miniz_oxide::deflate::core::CompressorOxide;
+use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+
+/// How a call ends its input, as zlib's flush modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// More input follows.
+    None,
+    /// Byte-align the output with an empty stored block; the window is kept.
+    Sync,
+    /// End the stream.
+    Finish,
+}
+
+/// Where a call left the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Input was taken or output written; call again with more.
+    Ok,
+    /// No room to make progress (give more output space).
+    BufError,
+    /// The stream is finished.
+    StreamEnd,
+}
+
+/// The compressor refused its input (a state miniz_oxide does not reach from this module).
+#[derive(Debug, thiserror::Error)]
+#[error("deflate failed ({0:?})")]
+pub struct DeflateError(MZError);
+
+/// A deflate compressor with flate2's `Compress` contract (same calls, same bytes as its
+/// miniz_oxide backend).
+pub struct Deflate {
+    inner: Box<CompressorOxide>,
+    total_in: u64,
+    total_out: u64,
+}
+
+impl Deflate {
+    /// A compressor at `level` (0..=10), raw deflate or with the zlib wrapper.
+    pub fn new(level: u32, zlib_header: bool) -> Deflate {
+        let mut inner: Box<CompressorOxide> = Box::default();
+        let format = if zlib_header {
+            DataFormat::Zlib
+        } else {
+            DataFormat::Raw
+        };
+        inner.set_format_and_level(format, u8::try_from(level.min(10)).unwrap_or(1));
+        Deflate {
+            inner,
+            total_in: 0,
+            total_out: 0,
+        }
+    }
+
+    /// Starts a new stream with the same settings.
+    pub fn reset(&mut self) {
+        self.total_in = 0;
+        self.total_out = 0;
+        self.inner.reset();
+    }
+
+    /// Input bytes taken since the last reset.
+    pub fn total_in(&self) -> u64 {
+        self.total_in
+    }
+
+    /// Output bytes written since the last reset.
+    pub fn total_out(&self) -> u64 {
+        self.total_out
+    }
+
+    /// Compresses from `input` into `output`; returns the status and how many bytes were
+    /// taken and written.
+    pub fn compress(
+        &mut self,
+        input: &[u8],
+        output: &mut [u8],
+        flush: Flush,
+    ) -> Result<(Status, usize, usize), DeflateError> {
+        let mz = match flush {
+            Flush::None => MZFlush::None,
+            Flush::Sync => MZFlush::Sync,
+            Flush::Finish => MZFlush::Finish,
+        };
+        let r = miniz_oxide::deflate::stream::deflate(&mut self.inner, input, output, mz);
+        self.total_in += r.bytes_consumed as u64;
+        self.total_out += r.bytes_written as u64;
+        let status = match r.status {
+            Ok(MZStatus::StreamEnd) => Status::StreamEnd,
+            Ok(_) => Status::Ok,
+            Err(MZError::Buf) => Status::BufError,
+            Err(e) => return Err(DeflateError(e)),
+        };
+        Ok((status, r.bytes_consumed, r.bytes_written))
+    }
+
+    /// Compresses into the spare capacity of `output` (which is not grown), as flate2's
+    /// `Compress::compress_vec`.
+    pub fn compress_vec(
+        &mut self,
+        input: &[u8],
+        output: &mut Vec<u8>,
+        flush: Flush,
+    ) -> Result<Status, DeflateError> {
+        let len = output.len();
+        output.resize(output.capacity(), 0);
+        let r = self.compress(input, &mut output[len..], flush);
+        let written = r.as_ref().map_or(0, |&(_, _, w)| w);
+        output.truncate(len + written);
+        r.map(|(s, _, _)| s)
+    }
+}
+
+/// Output space per call, as flate2's `write::ZlibEncoder` uses: the stream's bytes are
+/// those of that encoder's miniz_oxide backend.
+const WRITER_CHUNK: usize = 32 * 1024;
+
+/// `data` as one zlib stream at `level`, as `write_all` then `finish` on flate2's
+/// `write::ZlibEncoder` (miniz_oxide backend) writes it.
+pub fn zlib(data: &[u8], level: u32) -> Result<Vec<u8>, DeflateError> {
+    let mut c = Deflate::new(level, true);
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    let mut chunk = vec![0u8; WRITER_CHUNK];
+    let mut input = data;
+    while !input.is_empty() {
+        let (_, taken, written) = c.compress(input, &mut chunk, Flush::None)?;
+        out.extend_from_slice(&chunk[..written]);
+        input = &input[taken..];
+    }
+    loop {
+        let (_, _, written) = c.compress(&[], &mut chunk, Flush::Finish)?;
+        if written == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&chunk[..written]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn inflate_zlib(z: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(z)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// Hand-checked: level 0 of three bytes is the zlib header 78 01, one final stored block
+    /// (01, LEN 3, NLEN !3) and the Adler-32 of "abc".
+    #[test]
+    fn stored_block_by_hand() {
+        let z = zlib(b"abc", 0).unwrap();
+        assert_eq!(
+            z,
+            [0x78, 0x01, 0x01, 0x03, 0x00, 0xfc, 0xff, b'a', b'b', b'c', 0x02, 0x4d, 0x01, 0x27]
+        );
+    }
+
+    #[test]
+    fn round_trips_through_any_decoder() {
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 & 0x0f)
+            .collect();
+        for level in [1, 6, 9] {
+            let z = zlib(&data, level).unwrap();
+            assert!(z.len() < data.len());
+            assert_eq!(inflate_zlib(&z), data);
+        }
+    }
+
+    /// One stream is one set of bytes however its input is split between calls.
+    #[test]
+    fn raw_stream_independent_of_call_sizes() {
+        let data: Vec<u8> = (0..100_000u32)
+            .map(|i| (i % 251) as u8 ^ (i >> 9) as u8)
+            .collect();
+        let whole = {
+            let mut c = Deflate::new(9, false);
+            let mut out = Vec::with_capacity(data.len() + 1024);
+            assert_eq!(
+                c.compress_vec(&data, &mut out, Flush::Finish).unwrap(),
+                Status::StreamEnd
+            );
+            out
+        };
+        let mut c = Deflate::new(9, false);
+        let mut out = Vec::with_capacity(data.len() + 1024);
+        for piece in data.chunks(7_777) {
+            c.compress_vec(piece, &mut out, Flush::None).unwrap();
+        }
+        assert_eq!(
+            c.compress_vec(&[], &mut out, Flush::Finish).unwrap(),
+            Status::StreamEnd
+        );
+        assert_eq!(out, whole);
+        assert_eq!(c.total_in(), data.len() as u64);
+    }
+}
