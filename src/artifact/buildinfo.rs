@@ -39,6 +39,9 @@ pub struct Buildinfo {
     /// The modloop, when the profile has `[modloop]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modloop: Option<BuildinfoModloop>,
+    /// The OpenPGP signature over SHA256SUMS (`--sign-key`); absent when unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<BuildinfoSignature>,
     pub outputs: Vec<FileSum>,
 }
 
@@ -58,6 +61,24 @@ pub struct BuildinfoModloop {
     pub check_module: Option<String>,
     /// Each firmware file or link under `modules/firmware/`, with where it came from.
     pub firmware: Vec<BuildinfoFile>,
+}
+
+/// Which key signed SHA256SUMS, and how. The signature's own SHA-256 cannot be here: it
+/// signs SHA256SUMS, which lists this file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildinfoSignature {
+    /// The signature's file name (`SHA256SUMS.asc`).
+    pub file: String,
+    /// The file it signs (`SHA256SUMS`).
+    pub signs: String,
+    /// The signing key's fingerprint (uppercase hex, as gpg prints it).
+    pub key_fingerprint: String,
+    /// The public-key algorithm (`EdDSALegacy`, `Ed25519`, `RSA`, …).
+    pub algorithm: String,
+    /// The signature's digest algorithm.
+    pub hash: String,
+    /// The signature's creation time: the epoch, or the key's creation when that is later.
+    pub created: u32,
 }
 
 /// What `--compress` asked for, so a rebuild repeats it, and the fixed settings that made
@@ -238,6 +259,14 @@ mod tests {
             }),
             apk_index: None,
             modloop: None,
+            signature: Some(BuildinfoSignature {
+                file: "SHA256SUMS.asc".into(),
+                signs: "SHA256SUMS".into(),
+                key_fingerprint: "A".repeat(40),
+                algorithm: "EdDSALegacy".into(),
+                hash: "SHA256".into(),
+                created: 1_700_000_000,
+            }),
             outputs: vec![FileSum::of("x.img", b"abc")],
         }
     }
@@ -255,11 +284,13 @@ mod tests {
         m.lock = None;
         m.board.table = None;
         m.release = None;
+        m.signature = None;
         let json = m.to_json();
         assert!(
             !json.contains("\"lock\"")
                 && !json.contains("\"table\"")
-                && !json.contains("\"release\""),
+                && !json.contains("\"release\"")
+                && !json.contains("\"signature\""),
             "{json}"
         );
         assert!(!json.contains("mbr_disk_signature"), "{json}");
@@ -285,6 +316,7 @@ mod tests {
             "kernel_modules",
             "boot_partition",
             "release",
+            "signature",
             "outputs",
         ];
         for w in order.windows(2) {

@@ -3,6 +3,16 @@
 
 use crate::digest::FileSum;
 
+/// The sums file's name.
+pub const SUMS: &str = "SHA256SUMS";
+
+/// The detached OpenPGP signature over SHA256SUMS (`--sign-key`). ASCII-armored and named
+/// `.asc` (not `.gpg`): `gpg --verify SHA256SUMS.asc SHA256SUMS` and `sqv` read either, the
+/// armored form is what Alpine and Armbian publish beside their images. SHA256SUMS cannot list it (it signs SHA256SUMS's bytes); the buildinfo
+/// records which key made it, and SHA256SUMS lists the buildinfo, so the signature covers
+/// that record too.
+pub const SIGNATURE: &str = "SHA256SUMS.asc";
+
 /// The file's text.
 pub fn text(outputs: &[FileSum]) -> String {
     outputs

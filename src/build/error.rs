@@ -60,6 +60,10 @@ pub enum Error {
          (~/.abuild/<name>.rsa, PEM) to --apk-sign-key"
     )]
     ApkSignKey { path: String, reason: String },
+    #[error("--sign-key {path}: {reason}")]
+    SignKey { path: String, reason: String },
+    #[error("signing SHA256SUMS: {0}")]
+    Sign(crate::codec::openpgp::OpenPgpError),
     #[error("boot repository index: {0}")]
     ApkIndex(#[from] crate::artifact::apkindex::ApkIndexError),
     #[error(

@@ -17,6 +17,7 @@ use crate::artifact::apkovl;
 use crate::artifact::boot_tree::{self, BootTreePlan};
 use crate::artifact::disk_image::{self, DiskPlan};
 use crate::artifact::modloop::{self, ModloopPlan};
+use crate::codec::openpgp::{self, SecretSigner};
 use crate::codec::release::Compression;
 use crate::epoch::SourceDateEpoch;
 use crate::inputs::apk_keys::{ApkKeys, ApkTrust, Verdict};
@@ -104,6 +105,13 @@ pub struct BuildOptions {
     pub threads: Option<usize>,
     /// `--apk-sign-key`: the RSA private key (PEM) that signs the boot repository's index.
     pub apk_sign_key: Option<PathBuf>,
+    /// `--sign-key`: the OpenPGP secret key (armored or binary) that signs SHA256SUMS.
+    pub sign_key: Option<PathBuf>,
+    /// The passphrase of `sign_key`, when it has one.
+    pub sign_passphrase: Option<Vec<u8>>,
+    /// What an earlier build recorded about its signature: a rebuild without the key records
+    /// the same (so the buildinfo and SHA256SUMS are the same bytes) and writes no signature.
+    pub sign_recorded: Option<crate::artifact::buildinfo::BuildinfoSignature>,
     /// What an earlier build recorded for each `.apk` (by file name): a rebuild of the same
     /// bytes (`verify --rebuild`, which has checked every input's SHA-256) records the same.
     pub apk_recorded: BTreeMap<String, Verdict>,
@@ -149,6 +157,10 @@ pub fn build_with(
     let plan = plan(&loaded, &overlay)?;
     let trust = req.from.trust(opts.apk_recorded.clone())?;
     let signer = opts.apk_sign_key.as_deref().map(load_signer).transpose()?;
+    let sums_signer = match &opts.sign_key {
+        Some(path) => Some(load_sums_signer(path, opts.sign_passphrase.as_deref())?),
+        None => None,
+    };
     let set = select::input_set(&req.from.inputs, &loaded)?;
     let lock = match &opts.lock {
         Some(path) => {
@@ -177,6 +189,8 @@ pub fn build_with(
             .threads
             .unwrap_or_else(crate::codec::blocks::default_threads),
         signer,
+        sums_signer,
+        sign_recorded: opts.sign_recorded.clone(),
     };
     let mut report = write::write_all(&ctx, &plan, &req.out, &req.from.inputs, progress)?;
     report.warnings.splice(0..0, cache_warning);
@@ -231,6 +245,34 @@ fn load_signer(path: &Path) -> Result<IndexSigner, Error> {
         key,
         key_name: format!("{file}.pub"),
     })
+}
+
+/// The OpenPGP key that signs SHA256SUMS, unlocked once before any input is read.
+fn load_sums_signer(path: &Path, passphrase: Option<&[u8]>) -> Result<SecretSigner, Error> {
+    use std::io::Read;
+    let key_error = |reason: String| Error::SignKey {
+        path: path.display().to_string(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| key_error(e.to_string()))?;
+    if !file
+        .metadata()
+        .map_err(|e| key_error(e.to_string()))?
+        .is_file()
+    {
+        return Err(key_error("not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    file.take(openpgp::MAX_KEY_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| key_error(e.to_string()))?;
+    if bytes.len() as u64 > openpgp::MAX_KEY_SIZE {
+        return Err(key_error(format!(
+            "larger than {} bytes: not a key file",
+            openpgp::MAX_KEY_SIZE
+        )));
+    }
+    SecretSigner::from_bytes(&bytes, passphrase).map_err(|e| key_error(e.to_string()))
 }
 
 /// Shipped profiles keep their `boards/` path; a profile file is named by its file name only,

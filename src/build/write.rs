@@ -13,6 +13,7 @@ use crate::artifact::disk_image::{DiskPlan, Identities};
 use crate::artifact::{apkovl, boot_tree, initramfs, modloop, rpi_tarball, sbom, sums};
 use crate::codec::bmap::{self, BlockSet, WrittenBlocks};
 use crate::codec::fat::write::FatParams;
+use crate::codec::openpgp::SecretSigner;
 use crate::codec::release::Compression;
 use crate::digest::{hex, FileSum};
 use crate::ids::{self, IdentitySeed};
@@ -40,6 +41,10 @@ pub(super) struct BuildContext {
     pub threads: usize,
     /// Signs the boot repository's index (`--apk-sign-key`).
     pub signer: Option<IndexSigner>,
+    /// Signs SHA256SUMS (`--sign-key`).
+    pub sums_signer: Option<SecretSigner>,
+    /// A rebuild's copy of the signature record, when it has no key to sign with.
+    pub sign_recorded: Option<buildinfo::BuildinfoSignature>,
 }
 
 /// The boot tree and the two artifacts it carries.
@@ -156,8 +161,16 @@ pub(super) fn write_all(
     )?;
     let mut outputs = dir.files().to_vec();
     let sums = sums::text(&outputs);
-    dir.write_bytes("SHA256SUMS", sums.as_bytes())?;
-    outputs.push(FileSum::of("SHA256SUMS", sums.as_bytes()));
+    dir.write_bytes(sums::SUMS, sums.as_bytes())?;
+    outputs.push(FileSum::of(sums::SUMS, sums.as_bytes()));
+    if let Some(signer) = &ctx.sums_signer {
+        progress.phase(format!("signing {}", sums::SUMS));
+        let asc = signer
+            .sign(sums.as_bytes(), r.epoch.seconds())
+            .map_err(Error::Sign)?;
+        dir.write_bytes(sums::SIGNATURE, asc.as_bytes())?;
+        outputs.push(FileSum::of(sums::SIGNATURE, asc.as_bytes()));
+    }
 
     progress.phase("checking that the inputs did not change");
     recheck_inputs(inputs_dir, &r.used_inputs, &r.dir_members)?;
@@ -505,8 +518,24 @@ fn buildinfo_of(
         boot_partition,
         release: release_of(ctx),
         apk_index: apk_index_of(ctx, boot),
+        signature: signature_of(ctx),
         outputs: outputs.to_vec(),
     }
+}
+
+/// The buildinfo's record of `--sign-key` (or of the build a rebuild repeats).
+fn signature_of(ctx: &BuildContext) -> Option<buildinfo::BuildinfoSignature> {
+    let Some(s) = &ctx.sums_signer else {
+        return ctx.sign_recorded.clone();
+    };
+    Some(buildinfo::BuildinfoSignature {
+        file: sums::SIGNATURE.into(),
+        signs: sums::SUMS.into(),
+        key_fingerprint: s.fingerprint(),
+        algorithm: s.algorithm(),
+        hash: "SHA256".into(),
+        created: s.signature_time(ctx.resolved.epoch.seconds()).ok()?,
+    })
 }
 
 fn boot_files(boot: &Tree) -> Vec<buildinfo::BuildinfoFile> {

@@ -69,6 +69,18 @@ pub struct BuildArgs {
     /// file's name + ".pub": install <name>.rsa.pub into the target's /etc/apk/keys.
     #[arg(long, value_name = "KEY")]
     apk_sign_key: Option<PathBuf>,
+    /// Sign SHA256SUMS with this OpenPGP secret key (armored or binary, as
+    /// `gpg --export-secret-keys` writes it; a v4 key: Ed25519 or RSA). Writes SHA256SUMS.asc,
+    /// an armored detached signature, the name and form Alpine and Armbian publish and
+    /// `gpg --verify SHA256SUMS.asc SHA256SUMS` and `sqv` read. Its creation time is
+    /// SOURCE_DATE_EPOCH, so an Ed25519 or RSA key gives the same bytes on every build.
+    /// SHA256SUMS cannot list its own signature; the buildinfo names the signing key.
+    #[arg(long, value_name = "KEY")]
+    sign_key: Option<PathBuf>,
+    /// File whose first line is the passphrase of --sign-key (else PIMG_SIGN_PASSPHRASE;
+    /// never on the command line, where other users see it).
+    #[arg(long, value_name = "FILE", requires = "sign_key")]
+    sign_passphrase_file: Option<PathBuf>,
 }
 
 /// A `--compress` codec.
@@ -122,6 +134,11 @@ pub(super) fn run(args: BuildArgs) -> Result<Outcome, Failure> {
         cache,
         threads: args.threads.map(|n| n.get()),
         apk_sign_key: args.apk_sign_key,
+        sign_passphrase: match &args.sign_key {
+            Some(_) => sign_passphrase(args.sign_passphrase_file.as_deref())?,
+            None => None,
+        },
+        sign_key: args.sign_key,
         ..BuildOptions::default()
     };
     let progress = Progress::new(!args.json);
@@ -148,6 +165,29 @@ pub(super) fn run(args: BuildArgs) -> Result<Outcome, Failure> {
     }
     let image = PathBuf::from(&report.out_dir).join(format!("{}.img", report.board));
     boot::run(boot::BootArgs::defaults_for(image, args.json))
+}
+
+/// The passphrase of --sign-key: the first line of --sign-passphrase-file, else
+/// PIMG_SIGN_PASSPHRASE, else none.
+// The command line reads the environment for the passphrase.
+#[allow(clippy::disallowed_methods)]
+pub(super) fn sign_passphrase(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, Failure> {
+    use std::io::Read;
+    let Some(path) = file else {
+        return Ok(std::env::var_os("PIMG_SIGN_PASSPHRASE")
+            .map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec()));
+    };
+    let bad = |e: std::io::Error| {
+        Failure::Argument(format!("--sign-passphrase-file {}: {e}", path.display()))
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(bad)?
+        .take(64 << 10)
+        .read_to_end(&mut bytes)
+        .map_err(bad)?;
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    Ok(Some(line.strip_suffix(b"\r").unwrap_or(line).to_vec()))
 }
 
 /// `$XDG_CACHE_HOME/pimg`, else `$HOME/.cache/pimg` (absolute paths only, as the XDG base

@@ -174,6 +174,9 @@ enum Failure {
     /// Arguments clap accepts one by one but the subcommand cannot use together.
     #[error("{0}")]
     Usage(&'static str),
+    /// A file an argument names that cannot be used (says which flag and file).
+    #[error("{0}")]
+    Argument(String),
 }
 
 /// Runs the subcommand, prints why it stopped if it did, and returns the exit status.
@@ -224,7 +227,8 @@ fn exit_status(result: &Result<Outcome, Failure>) -> ExitCode {
             | Failure::Inspect(_)
             | Failure::Diff(_)
             | Failure::Verify(_)
-            | Failure::Usage(_),
+            | Failure::Usage(_)
+            | Failure::Argument(_),
         ) => ExitCode::from(2),
     }
 }

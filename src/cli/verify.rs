@@ -41,6 +41,19 @@ pub struct VerifyArgs {
     /// a built-in overlay (its digest must match the buildinfo).
     #[arg(long, value_name = "DIR", requires = "rebuild")]
     overlay: Option<PathBuf>,
+    /// A public key (armored or binary; repeat for several) that must have signed
+    /// SHA256SUMS: SHA256SUMS.asc is checked before SHA256SUMS is trusted, and a folder
+    /// without it fails. With --rebuild, the published signature is checked over the
+    /// rebuilt SHA256SUMS.
+    #[arg(long, value_name = "PUB.asc")]
+    key: Vec<PathBuf>,
+    /// With --rebuild: sign the rebuild with this secret key, so SHA256SUMS.asc is compared
+    /// too (without it the rebuild is "reproducible except for the signature").
+    #[arg(long, value_name = "KEY", requires = "rebuild")]
+    sign_key: Option<PathBuf>,
+    /// File whose first line is the passphrase of --sign-key (else PIMG_SIGN_PASSPHRASE).
+    #[arg(long, value_name = "FILE", requires = "sign_key")]
+    sign_passphrase_file: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -48,6 +61,11 @@ pub struct VerifyArgs {
 
 /// Runs the mode the arguments select and lists every check.
 pub(super) fn run(args: VerifyArgs) -> Result<Outcome, Failure> {
+    let keys = if args.key.is_empty() {
+        None
+    } else {
+        Some(verify::load_keyring(&args.key)?)
+    };
     let outcome = if let Some(buildinfo) = &args.rebuild {
         if !args.paths.is_empty() {
             return Err(Failure::Usage("--rebuild takes no other paths"));
@@ -61,11 +79,17 @@ pub(super) fn run(args: VerifyArgs) -> Result<Outcome, Failure> {
             inputs: inputs.clone(),
             board: args.board.clone(),
             overlay: args.overlay.clone(),
+            keys,
+            sign_passphrase: match &args.sign_key {
+                Some(_) => super::build::sign_passphrase(args.sign_passphrase_file.as_deref())?,
+                None => None,
+            },
+            sign_key: args.sign_key.clone(),
         })?
     } else if let Some(sums) = &args.sums {
         verify::check_sums(sums, &args.paths)?
     } else if let [dir] = args.paths.as_slice() {
-        verify::check_dir(dir)?
+        verify::check_dir_with(dir, keys.as_ref())?
     } else {
         return Err(Failure::Usage(
             "give one output folder, --sums SHA256SUMS [FILE…], or --rebuild BUILDINFO --inputs DIR",

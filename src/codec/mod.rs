@@ -18,6 +18,7 @@ pub mod fat;
 pub mod fdt;
 pub mod gzip;
 pub mod kmod;
+pub mod openpgp;
 pub mod partition;
 pub mod reader;
 pub mod release;

@@ -6,9 +6,11 @@
 //! never the clock; the rebuild goes through `build::build` like `pimg build`.
 
 use crate::artifact::buildinfo::Buildinfo;
+use crate::artifact::sums;
 use crate::build::{self, BuildRequest};
 use crate::codec::bmap;
 use crate::codec::fat::read::{FatVolume, HashWriter};
+use crate::codec::openpgp::{self, Keyring};
 use crate::codec::reader as read;
 use crate::codec::release::Compression;
 use crate::codec::{gzip::read as gzip, tar::read as tar};
@@ -129,6 +131,8 @@ pub enum VerifyError {
     Rebuild(String),
     #[error("input {name}: {message}")]
     MissingInput { name: String, message: String },
+    #[error("--key {path}: {reason}")]
+    Key { path: String, reason: String },
     #[error("the rebuild failed: {0}")]
     Build(#[from] crate::Error),
 }
@@ -289,11 +293,127 @@ pub fn check_sums(sums: &Path, files: &[PathBuf]) -> Result<VerifyOutcome, Verif
     Ok(o)
 }
 
+/// The public keys of `--key` files (armored or binary, one or more keys each).
+pub fn load_keyring(paths: &[PathBuf]) -> Result<Keyring, VerifyError> {
+    let mut ring = Keyring::default();
+    for path in paths {
+        let key_err = |reason: String| VerifyError::Key {
+            path: path.display().to_string(),
+            reason,
+        };
+        let bytes = open::regular(path)
+            .and_then(|f| read_bytes_capped(f, openpgp::MAX_KEY_SIZE))
+            .map_err(|e| key_err(e.to_string()))?;
+        ring.add(&bytes).map_err(|e| key_err(e.to_string()))?;
+    }
+    Ok(ring)
+}
+
+/// A file's bytes when it has at most `cap` of them; an error naming the cap otherwise.
+fn read_bytes_capped(f: File, cap: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    f.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {cap} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Checks `SHA256SUMS.asc` in `dir` over `sums` (the bytes to trust) with the keys; a check
+/// that fails when the signature is missing, unreadable, bad or by a key not given.
+fn check_signature(o: &mut VerifyOutcome, dir: &Path, sums: &[u8], keys: &Keyring, what: &str) {
+    let fail = |detail: String| Check {
+        what: what.to_string(),
+        ok: false,
+        expected: Some("a good signature by a --key key".into()),
+        actual: None,
+        detail: Some(detail),
+    };
+    let asc = match open::in_folder(dir, sums::SIGNATURE) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            o.check(fail(format!(
+                "--key was given but {} has no {}",
+                dir.display(),
+                sums::SIGNATURE
+            )));
+            return;
+        }
+        Err(e) => {
+            o.check(fail(format!("cannot read {}: {e}", sums::SIGNATURE)));
+            return;
+        }
+    };
+    let checked = read_bytes_capped(asc, openpgp::MAX_SIGNATURE_SIZE)
+        .map_err(|e| format!("{}: {e}: not one OpenPGP signature", sums::SIGNATURE))
+        .and_then(|sig| {
+            keys.verify(&sig, sums)
+                .map_err(|e| format!("{}: {e}", sums::SIGNATURE))
+        });
+    match checked {
+        Ok(signer) => o.check(Check {
+            what: format!(
+                "{what}: good signature by {}{}",
+                signer.fingerprint,
+                signer
+                    .user_id
+                    .map(|u| format!(" \"{u}\""))
+                    .unwrap_or_default()
+            ),
+            ok: true,
+            expected: None,
+            actual: None,
+            detail: None,
+        }),
+        Err(detail) => o.check(fail(detail)),
+    }
+}
+
 /// `pimg verify DIR`: SHA256SUMS, the buildinfo's outputs, and every boot file in the image.
 pub fn check_dir(dir: &Path) -> Result<VerifyOutcome, VerifyError> {
-    let sums_path = dir.join("SHA256SUMS");
-    let list = parse_sums(&sums_path)?;
+    check_dir_with(dir, None)
+}
+
+/// `pimg verify DIR [--key PUB…]`: with keys, the signature over SHA256SUMS first (nothing
+/// else is checked when it fails: the sums are not to be trusted); without, a signature is
+/// reported as present and not checked.
+pub fn check_dir_with(dir: &Path, keys: Option<&Keyring>) -> Result<VerifyOutcome, VerifyError> {
+    let sums_path = dir.join(sums::SUMS);
     let mut o = VerifyOutcome::new();
+    match keys {
+        Some(keys) => {
+            let bytes = open::in_folder(dir, sums::SUMS)
+                .and_then(|f| read_bytes_capped(f, MAX_TEXT))
+                .map_err(io_err(&sums_path))?;
+            check_signature(
+                &mut o,
+                dir,
+                &bytes,
+                keys,
+                &format!("{} (signature)", sums::SIGNATURE),
+            );
+            if !o.ok {
+                o.notes.push(format!(
+                    "{} is not trusted without a good signature: nothing else was checked",
+                    sums::SUMS
+                ));
+                return Ok(o);
+            }
+        }
+        None => {
+            if open::in_folder(dir, sums::SIGNATURE).is_ok() {
+                o.notes.push(format!(
+                    "{}: signature present, not checked (give the signer's public key with --key PUB.asc)",
+                    sums::SIGNATURE
+                ));
+            }
+        }
+    }
+    let list = parse_sums(&sums_path)?;
     let mut sums_ok: BTreeMap<String, bool> = BTreeMap::new();
     for (hash, name) in &list {
         let what = format!("{name} (SHA256SUMS)");
@@ -682,6 +802,12 @@ pub struct RebuildRequest {
     pub board: Option<PathBuf>,
     /// Overlay directory, when the build did not use a built-in overlay.
     pub overlay: Option<PathBuf>,
+    /// Public keys that check the published signature over the rebuilt SHA256SUMS.
+    pub keys: Option<Keyring>,
+    /// The secret key to sign the rebuild with, so the signature is compared too.
+    pub sign_key: Option<PathBuf>,
+    /// The passphrase of `sign_key`.
+    pub sign_passphrase: Option<Vec<u8>>,
 }
 
 /// A temporary folder removed on drop.
@@ -892,10 +1018,22 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
             Some((i.file.clone(), verdict))
         })
         .collect();
+    // Without the signing key the rebuild records the same signature and writes none, so
+    // every other output is comparable byte for byte.
+    let signed = info.signature.is_some();
     let opts = build::BuildOptions {
         apk_recorded,
+        sign_key: req.sign_key.clone().filter(|_| signed),
+        sign_passphrase: req.sign_passphrase.clone(),
+        sign_recorded: info.signature.clone().filter(|_| req.sign_key.is_none()),
         ..build::BuildOptions::default()
     };
+    if req.sign_key.is_some() && !signed {
+        o.notes.push(format!(
+            "the build was not signed: --sign-key is not used and no {} is compared",
+            sums::SIGNATURE
+        ));
+    }
     let report = build::build_with(
         &BuildRequest {
             from: build::Sources {
@@ -943,9 +1081,18 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
         .unwrap_or_default();
     let (info_sha, _) = sha256_file(&req.buildinfo)?;
     names.push((info_name.clone(), info_sha));
-    let sums = published.join("SHA256SUMS");
-    if sums.is_file() {
-        names.push(("SHA256SUMS".into(), sha256_file(&sums)?.0));
+    let sums_path = published.join(sums::SUMS);
+    if sums_path.is_file() {
+        names.push((sums::SUMS.into(), sha256_file(&sums_path)?.0));
+    }
+    let asc = published.join(sums::SIGNATURE);
+    if signed && req.sign_key.is_some() {
+        match sha256_file(&asc) {
+            Ok((h, _)) => names.push((sums::SIGNATURE.into(), h)),
+            Err(e) => o
+                .notes
+                .push(format!("no published signature to compare: {e}")),
+        }
     }
     for (name, expected) in names {
         let rebuilt = out_dir.join(&name);
@@ -984,6 +1131,32 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
                 }
             }
             o.notes.push(format!("the published {name} is not next to the buildinfo; boot files were compared with the recorded hashes instead"));
+        }
+    }
+    if signed && req.sign_key.is_none() {
+        let rebuilt_sums = open::regular(&out_dir.join(sums::SUMS))
+            .and_then(|f| read_bytes_capped(f, MAX_TEXT))
+            .map_err(io_err(&out_dir.join(sums::SUMS)))?;
+        match &req.keys {
+            Some(keys) => check_signature(
+                &mut o,
+                published,
+                &rebuilt_sums,
+                keys,
+                &format!("{} (over the rebuilt {})", sums::SIGNATURE, sums::SUMS),
+            ),
+            None if asc.is_file() => o.notes.push(format!(
+                "{}: signature present, not checked (give --key PUB.asc to check it over the rebuilt {})",
+                sums::SIGNATURE,
+                sums::SUMS
+            )),
+            None => {}
+        }
+        if o.ok {
+            o.notes.push(format!(
+                "reproducible except for the signature: {} was not made again (give --sign-key to the rebuild to compare it too)",
+                sums::SIGNATURE
+            ));
         }
     }
     Ok(o)
