@@ -203,6 +203,13 @@ fn main() {
 
     // A published folder as pimg writes it (SHA256SUMS, NUL, buildinfo, NUL, image start).
     put("published", "rpi3b", include_bytes!("../seeds/published-rpi3b"));
+    // A gpg-made Ed25519 signature and the public key that checks it.
+    put(
+        "signature",
+        "ed25519.asc",
+        include_bytes!("../seeds/signature-ed25519.asc"),
+    );
+    put("signature", "key.asc", include_bytes!("../seeds/signature-key.asc"));
     // A .deb and an .apk holding the seed tree.
     let control = b"Package: seed\nVersion: 1\nArchitecture: all\nDescription: x\n";
     let control_tgz = gzip::gzip_bytes(
