@@ -338,7 +338,9 @@ fn unusable_keys_and_passphrases_are_refused_naming_the_flag() {
     fs::write(&wrong, "letmein\n").unwrap();
     let right = tmp.path().join("right.pass");
     fs::write(&right, "hunter2\n").unwrap();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, Vec<&str>)> = vec![
+    // (arguments, environment, words the refusal must say)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             vec!["--sign-key", "missing.asc"],
             vec![],
