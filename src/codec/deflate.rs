@@ -118,6 +118,28 @@ impl Deflate {
     }
 }
 
+/// Whether a fast pass (raw deflate at level 1) makes `data` any smaller. What it cannot
+/// shrink is already compressed (`.ko.xz` modules, a squashfs, a gzip stream) and is stored
+/// as is, instead of being searched again at a higher level for nothing: that search was most
+/// of a build's time. The answer depends on the bytes alone, so it is part of the output
+/// format of every writer that asks.
+pub fn fast_pass_shrinks(data: &[u8]) -> bool {
+    let mut c = Deflate::new(1, false);
+    // Room for one byte less than the input: running out of it is the answer "no".
+    let mut out = vec![0u8; data.len().saturating_sub(1)];
+    let (mut input, mut written) = (data, 0);
+    loop {
+        match c.compress(input, &mut out[written..], Flush::Finish) {
+            Ok((Status::StreamEnd, _, _)) => return true,
+            Ok((_, taken, w)) if written + w < out.len() && (taken, w) != (0, 0) => {
+                input = &input[taken..];
+                written += w;
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// Output space per call, as flate2's `write::ZlibEncoder` uses: the stream's bytes are
 /// those of that encoder's miniz_oxide backend.
 const WRITER_CHUNK: usize = 32 * 1024;
@@ -154,6 +176,21 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         out
+    }
+
+    #[test]
+    fn the_fast_pass_tells_compressed_from_compressible() {
+        let text: Vec<u8> = b"modules.dep modules.alias ".repeat(5000);
+        assert!(fast_pass_shrinks(&text));
+        let noise: Vec<u8> = (0..131_072u64)
+            .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+            .collect();
+        assert!(!fast_pass_shrinks(&noise));
+        assert!(fast_pass_shrinks(&[&noise[..], &text[..]].concat()));
+        // Deflated noise is still noise to a second deflate.
+        assert!(!fast_pass_shrinks(&zlib(&noise, 9).unwrap()));
+        assert!(!fast_pass_shrinks(b""));
+        assert!(!fast_pass_shrinks(b"x"));
     }
 
     /// Hand-checked: level 0 of three bytes is the zlib header 78 01, one final stored block

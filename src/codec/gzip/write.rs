@@ -10,7 +10,9 @@
 //! CRC-32 and length of the whole input. Pieces are independent of each other, so which
 //! thread compresses which piece, and how many threads there are, cannot change a byte (as
 //! `pigz --independent`). The cost is a slightly worse ratio: no match reaches back across a
-//! piece boundary.
+//! piece boundary. A piece that a fast level-1 pass cannot shrink (already compressed data:
+//! modules, the modloop, an initramfs inside a tarball) is stored rather than searched again
+//! at the chosen level, a rule that depends on the piece's bytes alone.
 //!
 //! The pieces go through [`BlockPipeline`]: each encoder with more than one piece starts its
 //! own worker threads, hands them full pieces as the input arrives, and writes the results in
@@ -132,8 +134,14 @@ impl<W: Write> GzEncoder<W> {
     }
 }
 
-/// One piece as raw deflate with a fresh compressor state, ended by `flush`.
+/// One piece as raw deflate with a fresh compressor state, ended by `flush`. Above level 1, a
+/// piece the fast pass cannot shrink is stored (level 0): it is compressed data already.
 fn deflate_piece(level: u32, piece: &[u8], flush: FlushCompress) -> Vec<u8> {
+    let level = if level > 1 && !crate::codec::deflate::fast_pass_shrinks(piece) {
+        0
+    } else {
+        level
+    };
     let mut c = Compress::new(level, false);
     // Stored blocks cost 5 bytes per 64 KiB; a sync flush and a final block a few more.
     let mut out = Vec::with_capacity(piece.len() + piece.len() / 8192 + 64);

@@ -344,9 +344,15 @@ fn post_order(nodes: &[Node]) -> Vec<usize> {
     order
 }
 
-/// Compresses one block; `None` when compression does not shrink it (stored as is).
+/// Compresses one block; `None` when compression does not shrink it (stored as is). A gzip
+/// block that a fast level-1 pass cannot shrink is stored without trying its level.
 fn compress(data: &[u8], compression: Compression, block_size: u32) -> io::Result<Option<Vec<u8>>> {
     let out = match compression {
+        Compression::Gzip { level }
+            if level > 1 && !crate::codec::deflate::fast_pass_shrinks(data) =>
+        {
+            return Ok(None)
+        }
         Compression::Gzip { level } => {
             crate::codec::deflate::zlib(data, level).map_err(io::Error::other)?
         }
