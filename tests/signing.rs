@@ -468,3 +468,51 @@ fn rebuild_is_reproducible_except_for_the_signature_unless_it_signs_too() {
     .expect_failure(1);
     assert!(r.stdout.contains("BAD signature"), "{}", r.report());
 }
+
+/// `base64 -d` of `text`, by coreutils.
+fn unbase64(dir: &Path, text: &str) -> Vec<u8> {
+    referee("base64", "coreutils")
+        .arg("-d")
+        .cwd(dir)
+        .stdin(text.as_bytes())
+        .bytes()
+}
+
+/// The provenance's DSSE envelope: its payload is the published statement, its signature an
+/// OpenPGP signature over DSSE's pre-authentication encoding that gpg and sqv accept, and the
+/// envelope stays out of SHA256SUMS (like SHA256SUMS.asc, it is a signature).
+#[test]
+fn the_provenance_envelope_is_signed_over_the_statement() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let key = make_key(t, "release", "ed25519", "");
+    let out = signed_build(t, &key.secret);
+    let env = read_json(&out.join("rpi3b.intoto.dsse.json"));
+    assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
+    let statement = fs::read(out.join("rpi3b.intoto.json")).unwrap();
+    let payload = unbase64(t, env["payload"].as_str().unwrap());
+    assert_eq!(payload, statement, "the payload is the published statement");
+    let sigs = env["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 1);
+    assert_eq!(sigs[0]["keyid"], key.fingerprint.as_str());
+    let sig = t.join("envelope.sig");
+    fs::write(&sig, unbase64(t, sigs[0]["sig"].as_str().unwrap())).unwrap();
+    let kind = "application/vnd.in-toto+json";
+    let mut pae = format!("DSSEv1 {} {kind} {} ", kind.len(), payload.len()).into_bytes();
+    pae.extend_from_slice(&payload);
+    let pae_path = t.join("pae");
+    fs::write(&pae_path, &pae).unwrap();
+    let o = gpg_verify(t, &key, &sig, &pae_path);
+    assert!(o.success(), "gpg: {}", o.text());
+    let o = sqv(&key, &sig, &pae_path);
+    assert!(o.success(), "sqv: {}", o.text());
+    assert!(
+        !sums(&out).iter().any(|(n, _)| n.ends_with(".dsse.json")),
+        "SHA256SUMS must not list the envelope"
+    );
+    // One byte of the payload changed: the signature no longer holds.
+    let last = pae.len() - 2;
+    pae[last] ^= 1;
+    fs::write(&pae_path, &pae).unwrap();
+    assert!(!gpg_verify(t, &key, &sig, &pae_path).success());
+}

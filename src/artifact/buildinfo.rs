@@ -190,10 +190,11 @@ impl Buildinfo {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Buildinfo {
+    /// A buildinfo with every optional part present.
+    pub(crate) fn sample() -> Buildinfo {
         Buildinfo {
             format: FORMAT.into(),
             pimg_version: "0.1.0".into(),

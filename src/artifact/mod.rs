@@ -10,6 +10,7 @@ pub mod disk_image;
 pub mod initramfs;
 pub mod modloop;
 pub mod modules;
+pub mod provenance;
 pub mod rpi_tarball;
 pub mod sbom;
 pub mod sums;

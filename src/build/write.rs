@@ -10,12 +10,13 @@ use crate::artifact::apkindex::{self, IndexSigner};
 use crate::artifact::boot_tree::BootFile;
 use crate::artifact::buildinfo::{self, Buildinfo};
 use crate::artifact::disk_image::{DiskPlan, Identities};
-use crate::artifact::{apkovl, boot_tree, initramfs, modloop, rpi_tarball, sbom, sums};
+use crate::artifact::{apkovl, boot_tree, initramfs, modloop, provenance, rpi_tarball, sbom, sums};
 use crate::codec::bmap::{self, BlockSet, WrittenBlocks};
 use crate::codec::fat::write::FatParams;
 use crate::codec::openpgp::SecretSigner;
 use crate::codec::release::Compression;
 use crate::digest::{hex, FileSum};
+use crate::epoch::SourceDateEpoch;
 use crate::ids::{self, IdentitySeed};
 use crate::profile::board::{LoadedProfile, TableKind};
 use crate::profile::lock::LockRecord;
@@ -155,21 +156,19 @@ pub(super) fn write_all(
     dir.write_bytes(&format!("{board}.initramfs.cpio.gz"), &boot.initramfs)?;
     write_sbom(&mut dir, ctx, &plan.apkovl_name)?;
     let info = buildinfo_of(ctx, &plan.disk, &ids, &boot.tree, dir.files());
-    dir.write_bytes(
-        &format!("{board}.buildinfo.json"),
-        info.to_json().as_bytes(),
-    )?;
+    let info_json = info.to_json();
+    let info_name = format!("{board}.buildinfo.json");
+    dir.write_bytes(&info_name, info_json.as_bytes())?;
+    let statement = provenance::statement(&info, &FileSum::of(&info_name, info_json.as_bytes()));
+    dir.write_bytes(&provenance::name(&board), statement.as_bytes())?;
     let mut outputs = dir.files().to_vec();
     let sums = sums::text(&outputs);
     dir.write_bytes(sums::SUMS, sums.as_bytes())?;
     outputs.push(FileSum::of(sums::SUMS, sums.as_bytes()));
     if let Some(signer) = &ctx.sums_signer {
-        progress.phase(format!("signing {}", sums::SUMS));
-        let asc = signer
-            .sign(sums.as_bytes(), r.epoch.seconds())
-            .map_err(Error::Sign)?;
-        dir.write_bytes(sums::SIGNATURE, asc.as_bytes())?;
-        outputs.push(FileSum::of(sums::SIGNATURE, asc.as_bytes()));
+        outputs.extend(sign_outputs(
+            &mut dir, signer, &board, &sums, &statement, r.epoch, progress,
+        )?);
     }
 
     progress.phase("checking that the inputs did not change");
@@ -459,6 +458,35 @@ fn write_sbom(dir: &mut OutputDir, ctx: &BuildContext, apkovl_name: &str) -> Res
     let spdx = sbom::document(board, r.epoch, &inputs, &outputs);
     dir.write_bytes(&format!("{board}.spdx.json"), &spdx)?;
     Ok(())
+}
+
+/// The signatures, which SHA256SUMS cannot list: `SHA256SUMS.asc` over the sums, and the
+/// provenance's DSSE envelope (its OpenPGP signature over the statement's PAE).
+fn sign_outputs(
+    dir: &mut OutputDir,
+    signer: &SecretSigner,
+    board: &str,
+    sums: &str,
+    statement: &str,
+    epoch: SourceDateEpoch,
+    progress: &Progress,
+) -> Result<Vec<FileSum>, Error> {
+    progress.phase(format!("signing {}", sums::SUMS));
+    let asc = signer
+        .sign(sums.as_bytes(), epoch.seconds())
+        .map_err(Error::Sign)?;
+    dir.write_bytes(sums::SIGNATURE, asc.as_bytes())?;
+    let pae = provenance::pae(provenance::PAYLOAD_TYPE, statement.as_bytes());
+    let sig = signer
+        .sign_binary(&pae, epoch.seconds())
+        .map_err(Error::Sign)?;
+    let envelope = provenance::envelope(statement, &signer.fingerprint(), &sig);
+    let envelope_name = provenance::envelope_name(board);
+    dir.write_bytes(&envelope_name, envelope.as_bytes())?;
+    Ok(vec![
+        FileSum::of(sums::SIGNATURE, asc.as_bytes()),
+        FileSum::of(&envelope_name, envelope.as_bytes()),
+    ])
 }
 
 /// The buildinfo of this build: everything that decided the bytes, and the outputs so far.

@@ -197,6 +197,20 @@ impl SecretSigner {
 
     /// The armored detached signature over `data`, made at [`Self::signature_time`].
     pub fn sign(&self, data: &[u8], epoch: i64) -> Result<String, OpenPgpError> {
+        self.detached(data, epoch)?
+            .to_armored_string(ArmorOptions::default())
+            .map_err(|e| OpenPgpError::Sign(e.to_string()))
+    }
+
+    /// The same signature as [`Self::sign`], as binary packets.
+    pub fn sign_binary(&self, data: &[u8], epoch: i64) -> Result<Vec<u8>, OpenPgpError> {
+        use pgp::ser::Serialize;
+        self.detached(data, epoch)?
+            .to_bytes()
+            .map_err(|e| OpenPgpError::Sign(e.to_string()))
+    }
+
+    fn detached(&self, data: &[u8], epoch: i64) -> Result<DetachedSignature, OpenPgpError> {
         let created = self.signature_time(epoch)?;
         let key = self.signing_key();
         let sub = |d| Subpacket::regular(d).map_err(|e| OpenPgpError::Sign(e.to_string()));
@@ -209,7 +223,7 @@ impl SecretSigner {
         let unhashed = vec![sub(SubpacketData::IssuerKeyId(key.legacy_key_id()))?];
         // The generator is never drawn from for a v4 key's signature (only v6 salts use it).
         let rng = NoRandom;
-        let sig = DetachedSignature::sign_binary_data_with_subpackets(
+        DetachedSignature::sign_binary_data_with_subpackets(
             rng,
             &Box::new(key),
             &self.passphrase,
@@ -217,9 +231,7 @@ impl SecretSigner {
             data,
             SubpacketConfig::UserDefined { hashed, unhashed },
         )
-        .map_err(|e| OpenPgpError::Sign(e.to_string()))?;
-        sig.to_armored_string(ArmorOptions::default())
-            .map_err(|e| OpenPgpError::Sign(e.to_string()))
+        .map_err(|e| OpenPgpError::Sign(e.to_string()))
     }
 }
 

@@ -6,7 +6,7 @@
 //! never the clock; the rebuild goes through `build::build` like `pimg build`.
 
 use crate::artifact::buildinfo::Buildinfo;
-use crate::artifact::sums;
+use crate::artifact::{provenance, sums};
 use crate::build::{self, BuildRequest};
 use crate::codec::bmap;
 use crate::codec::fat::read::{FatVolume, HashWriter};
@@ -437,7 +437,10 @@ pub fn check_dir_with(dir: &Path, keys: Option<&Keyring>) -> Result<VerifyOutcom
             .map_err(io_err(&dir.join(info_name)))
             .and_then(|_| load_buildinfo(&dir.join(info_name)));
         match loaded {
-            Ok(info) => check_against_buildinfo(&mut o, dir, &info, info_name)?,
+            Ok(info) => {
+                check_against_buildinfo(&mut o, dir, &info, info_name)?;
+                check_provenance(&mut o, dir, &info, info_name);
+            }
             Err(e) => o.check(Check {
                 what: format!("{info_name} (contents)"),
                 ok: false,
@@ -448,6 +451,34 @@ pub fn check_dir_with(dir: &Path, keys: Option<&Keyring>) -> Result<VerifyOutcom
         }
     }
     Ok(o)
+}
+
+/// Checks that the folder's provenance statement is the one its buildinfo makes (its subjects
+/// are then exactly the buildinfo's outputs and the buildinfo, with their digests). A folder
+/// without one (made by an older pimg) gets a note.
+fn check_provenance(o: &mut VerifyOutcome, dir: &Path, info: &Buildinfo, info_name: &str) {
+    let name = provenance::name(&info.board.name);
+    let Some(info_bytes) = read_capped(dir, info_name, MAX_TEXT) else {
+        return;
+    };
+    let expected = provenance::statement(info, &crate::digest::FileSum::of(info_name, &info_bytes));
+    let Ok(f) = open::in_folder(dir, &name) else {
+        o.notes
+            .push(format!("{name}: no provenance statement in the folder"));
+        return;
+    };
+    let found = read_bytes_capped(f, MAX_TEXT);
+    let ok = found.as_deref().ok() == Some(expected.as_bytes());
+    o.check(Check {
+        what: format!("{name} (the statement {info_name} makes)"),
+        ok,
+        expected: (!ok).then(|| format!("sha256 {}", hex(&Sha256::digest(expected.as_bytes())))),
+        actual: (!ok).then(|| match &found {
+            Ok(b) => format!("sha256 {}", hex(&Sha256::digest(b))),
+            Err(e) => format!("unreadable: {e}"),
+        }),
+        detail: None,
+    });
 }
 
 /// Checks a folder's outputs against one buildinfo: each output's size and hash, the image's
@@ -1079,8 +1110,20 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (info_sha, _) = sha256_file(&req.buildinfo)?;
-    names.push((info_name.clone(), info_sha));
+    let (info_sha, info_size) = sha256_file(&req.buildinfo)?;
+    names.push((info_name.clone(), info_sha.clone()));
+    let statement = provenance::statement(
+        &info,
+        &crate::digest::FileSum {
+            name: info_name.clone(),
+            size: info_size,
+            sha256: info_sha,
+        },
+    );
+    names.push((
+        provenance::name(&info.board.name),
+        hex(&Sha256::digest(statement.as_bytes())),
+    ));
     let sums_path = published.join(sums::SUMS);
     if sums_path.is_file() {
         names.push((sums::SUMS.into(), sha256_file(&sums_path)?.0));
