@@ -21,7 +21,7 @@ papt_root=/var/lib/pimg-apt
 # and time for bench/compare.sh; squashfs-tools judges the modloop writer; xz-utils, zstd and
 # bmap-tools judge the release images; openssl and python3 referee the boot repository's
 # index. QEMU comes from backports (below): raspi4b needs QEMU 9 or later.
-packages_host=(dosfstools mtools fdisk cpio busybox gzip util-linux faketime strace genimage time squashfs-tools xz-utils zstd bmap-tools openssl python3 gpg gpg-agent sqv)
+packages_host=(dosfstools mtools fdisk cpio busybox gzip util-linux faketime strace genimage time squashfs-tools xz-utils zstd bmap-tools openssl python3 gpg gpg-agent sqv man-db zsh fish)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -7,6 +7,7 @@ mod build;
 mod check;
 mod diff;
 mod inspect;
+mod install;
 mod lock;
 mod verify;
 
@@ -33,6 +34,7 @@ packages (.apk), tarballs or plain directories, and writes into the output folde
   <board>.initramfs.cpio.gz   the initramfs (also on the partition)
   <board>.buildinfo.json      every input, output, identifier and the epoch
   <board>.spdx.json           SPDX 2.3 SBOM of the inputs and outputs
+  <board>.intoto.json         provenance: in-toto Statement v1 with SLSA Provenance v1
   SHA256SUMS                  checks with `sha256sum -c SHA256SUMS`
 
 One inputs folder can serve every board: each takes the packages of its own architecture
@@ -85,6 +87,10 @@ enum Command {
     Check(check::CheckArgs),
     /// Pin the inputs, board profile and overlay of a build in a lock file (pimg.lock).
     Lock(lock::LockArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    Completions(install::CompletionsArgs),
+    /// Write a man page for pimg and for each subcommand into a folder.
+    Manpages(install::ManpagesArgs),
 }
 
 /// How a subcommand that ran to the end came out; its report is already printed.
@@ -177,6 +183,9 @@ enum Failure {
     /// A file an argument names that cannot be used (says which flag and file).
     #[error("{0}")]
     Argument(String),
+    /// An output that could not be written (says which).
+    #[error("{0}")]
+    Write(String),
 }
 
 /// Runs the subcommand, prints why it stopped if it did, and returns the exit status.
@@ -190,6 +199,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Check(args) => check::run(args),
         Command::Lock(args) => lock::run(args),
+        Command::Completions(args) => install::completions(args),
+        Command::Manpages(args) => install::manpages(args),
     };
     if let Err(e) = &result {
         eprintln!("pimg: error: {e}");
@@ -219,6 +230,7 @@ fn exit_status(result: &Result<Outcome, Failure>) -> ExitCode {
         ) => ExitCode::from(1),
         // 2 for what the user must fix, 1 for failures to write.
         Err(Failure::Build(e)) => library_status(e.exit_code()),
+        Err(Failure::Write(_)) => ExitCode::from(1),
         // 2 before QEMU started, 130 for Ctrl-C.
         Err(Failure::Boot(e) | Failure::BootOption(e)) => library_status(e.exit_code()),
         // The image, the files or the arguments cannot be used.
