@@ -33,12 +33,7 @@ fn golden_hashes() {
 fn golden_hashes_merged_usr_and_compressed_modules() {
     let tmp = tempfile::tempdir().unwrap();
     write_fixture_in(&tmp.path().join("inputs"), false, Layout::MergedUsr);
-    let out = Build::new()
-        .cwd(tmp.path())
-        .inputs("inputs")
-        .out("out")
-        .epoch(EPOCH)
-        .built();
+    let out = build_in(tmp.path()).epoch(EPOCH).built();
     assert_golden(&out, GOLDEN_ARTIFACTS, "rpi3b-usrmerge-fixture.sha256");
     // Decompressed modules and the same busybox make the same initramfs and apkovl as Debian
     // 12's layout; the image and tarball differ only by the modloop, which keeps the

@@ -188,12 +188,7 @@ fn the_statement_names_every_output_and_input_with_the_digests_sha256sum_compute
 fn the_statement_is_the_same_bytes_in_another_time_zone_umask_and_directory() {
     let tmp = tempfile::tempdir().unwrap();
     write_fixture(&tmp.path().join("inputs"), false);
-    let a = Build::new()
-        .cwd(tmp.path())
-        .inputs("inputs")
-        .out("a")
-        .epoch(EPOCH)
-        .built();
+    let a = build_in(tmp.path()).out("a").epoch(EPOCH).built();
     let deep = tmp.path().join("x/y");
     fs::create_dir_all(&deep).unwrap();
     let b = Build::new()

@@ -94,6 +94,13 @@ pub struct BuildRequest {
     pub compress: Vec<Compression>,
 }
 
+/// An OpenPGP secret key file (armored or binary) and its passphrase, when it has one.
+#[derive(Debug, Clone)]
+pub struct SignKey {
+    pub path: PathBuf,
+    pub passphrase: Option<Vec<u8>>,
+}
+
 /// How to build, beyond what to build.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -105,10 +112,8 @@ pub struct BuildOptions {
     pub threads: Option<usize>,
     /// `--apk-sign-key`: the RSA private key (PEM) that signs the boot repository's index.
     pub apk_sign_key: Option<PathBuf>,
-    /// `--sign-key`: the OpenPGP secret key (armored or binary) that signs SHA256SUMS.
-    pub sign_key: Option<PathBuf>,
-    /// The passphrase of `sign_key`, when it has one.
-    pub sign_passphrase: Option<Vec<u8>>,
+    /// `--sign-key`: signs SHA256SUMS and the provenance.
+    pub sign_key: Option<SignKey>,
     /// What an earlier build recorded about its signature: a rebuild without the key records
     /// the same (so the buildinfo and SHA256SUMS are the same bytes) and writes no signature.
     pub sign_recorded: Option<crate::artifact::buildinfo::BuildinfoSignature>,
@@ -158,7 +163,7 @@ pub fn build_with(
     let trust = req.from.trust(opts.apk_recorded.clone())?;
     let signer = opts.apk_sign_key.as_deref().map(load_signer).transpose()?;
     let sums_signer = match &opts.sign_key {
-        Some(path) => Some(load_sums_signer(path, opts.sign_passphrase.as_deref())?),
+        Some(k) => Some(load_sums_signer(&k.path, k.passphrase.as_deref())?),
         None => None,
     };
     let set = select::input_set(&req.from.inputs, &loaded)?;

@@ -134,11 +134,7 @@ pub(super) fn run(args: BuildArgs) -> Result<Outcome, Failure> {
         cache,
         threads: args.threads.map(|n| n.get()),
         apk_sign_key: args.apk_sign_key,
-        sign_passphrase: match &args.sign_key {
-            Some(_) => sign_passphrase(args.sign_passphrase_file.as_deref())?,
-            None => None,
-        },
-        sign_key: args.sign_key,
+        sign_key: sign_key(args.sign_key, args.sign_passphrase_file.as_deref())?,
         ..BuildOptions::default()
     };
     let progress = Progress::new(!args.json);
@@ -167,11 +163,23 @@ pub(super) fn run(args: BuildArgs) -> Result<Outcome, Failure> {
     boot::run(boot::BootArgs::defaults_for(image, args.json))
 }
 
+/// `--sign-key` with its passphrase, when given.
+pub(super) fn sign_key(
+    path: Option<PathBuf>,
+    passphrase_file: Option<&std::path::Path>,
+) -> Result<Option<build::SignKey>, Failure> {
+    let Some(path) = path else { return Ok(None) };
+    Ok(Some(build::SignKey {
+        path,
+        passphrase: sign_passphrase(passphrase_file)?,
+    }))
+}
+
 /// The passphrase of --sign-key: the first line of --sign-passphrase-file, else
 /// PIMG_SIGN_PASSPHRASE, else none.
 // The command line reads the environment for the passphrase.
 #[allow(clippy::disallowed_methods)]
-pub(super) fn sign_passphrase(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, Failure> {
+fn sign_passphrase(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, Failure> {
     use std::io::Read;
     let Some(path) = file else {
         return Ok(std::env::var_os("PIMG_SIGN_PASSPHRASE")

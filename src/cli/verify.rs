@@ -80,11 +80,10 @@ pub(super) fn run(args: VerifyArgs) -> Result<Outcome, Failure> {
             board: args.board.clone(),
             overlay: args.overlay.clone(),
             keys,
-            sign_passphrase: match &args.sign_key {
-                Some(_) => super::build::sign_passphrase(args.sign_passphrase_file.as_deref())?,
-                None => None,
-            },
-            sign_key: args.sign_key.clone(),
+            sign_key: super::build::sign_key(
+                args.sign_key.clone(),
+                args.sign_passphrase_file.as_deref(),
+            )?,
         })?
     } else if let Some(sums) = &args.sums {
         verify::check_sums(sums, &args.paths)?

@@ -168,14 +168,9 @@ pub fn zlib(data: &[u8], level: u32) -> Result<Vec<u8>, DeflateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     fn inflate_zlib(z: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::ZlibDecoder::new(z)
-            .read_to_end(&mut out)
-            .unwrap();
-        out
+        crate::codec::testdata::inflate(z, false)
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Test data shared by the codecs' unit tests and, through `tests/common`, the integration
-//! tests. Imports nothing, so any codec (and any test crate) may use it.
+//! tests. Imports nothing of the crate, so any codec (and any test crate) may use it.
 
 /// Runs of `run` bytes, by turns a xorshift stream from `seed` (which does not compress) and
 /// two of a repeating ramp (which does): test data for the compressors.
@@ -30,4 +30,17 @@ pub(crate) fn noise(len: usize, seed: u32) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// `data` decoded by flate2's reader: gzip when `gzip`, else zlib. Panics on damage.
+pub(crate) fn inflate(data: &[u8], gzip: bool) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let read = if gzip {
+        flate2::read::GzDecoder::new(data).read_to_end(&mut out)
+    } else {
+        flate2::read::ZlibDecoder::new(data).read_to_end(&mut out)
+    };
+    read.expect("the stream decodes");
+    out
 }

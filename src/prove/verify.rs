@@ -836,9 +836,7 @@ pub struct RebuildRequest {
     /// Public keys that check the published signature over the rebuilt SHA256SUMS.
     pub keys: Option<Keyring>,
     /// The secret key to sign the rebuild with, so the signature is compared too.
-    pub sign_key: Option<PathBuf>,
-    /// The passphrase of `sign_key`.
-    pub sign_passphrase: Option<Vec<u8>>,
+    pub sign_key: Option<build::SignKey>,
 }
 
 /// A temporary folder removed on drop.
@@ -1055,7 +1053,6 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
     let opts = build::BuildOptions {
         apk_recorded,
         sign_key: req.sign_key.clone().filter(|_| signed),
-        sign_passphrase: req.sign_passphrase.clone(),
         sign_recorded: info.signature.clone().filter(|_| req.sign_key.is_none()),
         ..build::BuildOptions::default()
     };

@@ -526,7 +526,7 @@ pub fn write_fixture_in(dir: &Path, reverse: bool, layout: Layout) {
 }
 
 /// A build in `dir` from `dir/inputs` into `dir/out`.
-fn build_in(dir: &Path) -> Build {
+pub fn build_in(dir: &Path) -> Build {
     let mut b = Build::new();
     b.cwd(dir).inputs("inputs").out("out");
     b

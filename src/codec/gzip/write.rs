@@ -177,14 +177,9 @@ pub fn gzip_bytes_threads(data: &[u8], level: u32, threads: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     fn gunzip(gz: &[u8]) -> Vec<u8> {
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_end(&mut back)
-            .unwrap();
-        back
+        crate::codec::testdata::inflate(gz, true)
     }
 
     /// Bytes that compress (repeats) mixed with bytes that do not (a xorshift stream).
