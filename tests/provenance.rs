@@ -78,13 +78,16 @@ fn check_descriptor(d: &Value, what: &str) -> (String, String) {
     )
 }
 
-/// Statement v1 and Provenance v1, field by field.
-fn check_shape(s: &Value) -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// Names and SHA-256 digests, in order.
+type Digests = Vec<(String, String)>;
+
+/// Statement v1 and Provenance v1, field by field: the subjects and the dependencies.
+fn check_shape(s: &Value) -> (Digests, Digests) {
     assert_eq!(s["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(s["predicateType"], "https://slsa.dev/provenance/v1");
     let subjects = s["subject"].as_array().expect("subject is a list");
     assert!(!subjects.is_empty(), "a statement has at least one subject");
-    let subjects: Vec<(String, String)> = subjects
+    let subjects: Digests = subjects
         .iter()
         .enumerate()
         .map(|(i, d)| check_descriptor(d, &format!("subject[{i}]")))
@@ -100,7 +103,7 @@ fn check_shape(s: &Value) -> (Vec<(String, String)>, Vec<(String, String)>) {
         def["externalParameters"].is_object(),
         "externalParameters is required and a map"
     );
-    let deps: Vec<(String, String)> = def["resolvedDependencies"]
+    let deps: Digests = def["resolvedDependencies"]
         .as_array()
         .expect("resolvedDependencies is a list")
         .iter()
