@@ -2,8 +2,9 @@
 //! build's own firmware check and `pimg check` pass for every model the profile lists, and
 //! every QEMU machine the profile names boots the image to userspace with the in-guest
 //! self-check matching. A board QEMU does not emulate (`NO_QEMU`) has only the static check,
-//! and `pimg boot` must refuse it saying so. One build per board; boots run one at a time
-//! (2 cores).
+//! and `pimg boot` must refuse it saying so. One build per board. Boards run as parallel as
+//! the test threads allow: a boot is one emulator thread, so two boots (or a boot and a build)
+//! keep two cores busy, where one boot at a time left a core idle for most of the suite.
 //!
 //! Each boot prints a row of the README's board table to stderr (`--nocapture` shows them).
 // Tests make their fixtures and read their results with the file system and environment directly.
@@ -13,7 +14,6 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// Boards built here. alpine-rpi-aarch64 needs Alpine's .apk packages, which Debian's
 /// registries do not serve: tests/apk.rs builds it from fixture packages instead.
@@ -36,11 +36,6 @@ const BOARDS: &[&str] = &[
 const NOT_HERE: &[&str] = &["alpine-rpi-aarch64"];
 /// Boards whose profile names no QEMU machine because QEMU emulates no such board.
 const NO_QEMU: &[&str] = &["rpi5"];
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// pimg with `args`; its JSON report (stdout).
 fn pimg_json(what: &str, args: &[&str]) -> (Ran, serde_json::Value) {
@@ -99,7 +94,6 @@ fn boot(board: &str, image: &Path, label: &str, release: Release) {
         "qemu-system-arm",
         "qemu-system-arm (9 or later, from backports)",
     );
-    let _guard = serial();
     let started = std::time::Instant::now();
     let (o, r) = pimg_json(
         &format!("{board} on {label}"),
