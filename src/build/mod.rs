@@ -101,6 +101,17 @@ pub struct SignKey {
     pub passphrase: Option<Vec<u8>>,
 }
 
+/// What an earlier build recorded that a rebuild of it records again.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// Its signature: a rebuild without the key records the same (so the buildinfo and
+    /// SHA256SUMS are the same bytes) and writes no signature.
+    pub signature: Option<crate::artifact::buildinfo::BuildinfoSignature>,
+    /// Each `.apk`'s verdict (by file name): a rebuild of the same bytes (which has checked
+    /// every input's SHA-256) records the same.
+    pub apk_verdicts: BTreeMap<String, Verdict>,
+}
+
 /// How to build, beyond what to build.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -114,12 +125,8 @@ pub struct BuildOptions {
     pub apk_sign_key: Option<PathBuf>,
     /// `--sign-key`: signs SHA256SUMS and the provenance.
     pub sign_key: Option<SignKey>,
-    /// What an earlier build recorded about its signature: a rebuild without the key records
-    /// the same (so the buildinfo and SHA256SUMS are the same bytes) and writes no signature.
-    pub sign_recorded: Option<crate::artifact::buildinfo::BuildinfoSignature>,
-    /// What an earlier build recorded for each `.apk` (by file name): a rebuild of the same
-    /// bytes (`verify --rebuild`, which has checked every input's SHA-256) records the same.
-    pub apk_recorded: BTreeMap<String, Verdict>,
+    /// What the build a rebuild repeats recorded (`verify --rebuild`); empty otherwise.
+    pub recorded: Recorded,
 }
 
 /// What a build produced.
@@ -160,7 +167,7 @@ pub fn build_with(
     progress.phase("reading the board profile and overlay");
     let (loaded, overlay) = req.from.load(req.table)?;
     let plan = plan(&loaded, &overlay)?;
-    let trust = req.from.trust(opts.apk_recorded.clone())?;
+    let trust = req.from.trust(opts.recorded.apk_verdicts.clone())?;
     let signer = opts.apk_sign_key.as_deref().map(load_signer).transpose()?;
     let sums_signer = match &opts.sign_key {
         Some(k) => Some(load_sums_signer(&k.path, k.passphrase.as_deref())?),
@@ -195,7 +202,7 @@ pub fn build_with(
             .unwrap_or_else(crate::codec::blocks::default_threads),
         signer,
         sums_signer,
-        sign_recorded: opts.sign_recorded.clone(),
+        sign_recorded: opts.recorded.signature.clone(),
     };
     let mut report = write::write_all(&ctx, &plan, &req.out, &req.from.inputs, progress)?;
     report.warnings.splice(0..0, cache_warning);

@@ -3,7 +3,7 @@
 
 use super::{print_json, Failure, Outcome};
 use pimg::progress::Progress;
-use pimg::prove::boot::{self, BootRequest};
+use pimg::prove::boot::{self, BootFiles, BootRequest};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -90,9 +90,11 @@ pub(super) fn run(args: BootArgs) -> Result<Outcome, Failure> {
         timeout: Duration::from_secs(args.timeout),
         log: args.log,
         expect: args.expect,
-        kernel: args.kernel,
-        dtb: args.dtb,
-        initrd: args.initrd,
+        files: BootFiles {
+            kernel: args.kernel,
+            dtb: args.dtb,
+            initrd: args.initrd,
+        },
         interactive: args.interactive,
     };
     // An interactive console owns the terminal; a spinner would draw over it.

@@ -39,12 +39,17 @@ pub struct BootRequest {
     /// Extra console milestones (regular expressions), in order; with any, the self-check is
     /// not requested (the initramfs may not be pimg's).
     pub expect: Vec<String>,
-    /// Paths inside the boot partition overriding the profile's.
+    pub files: BootFiles,
+    /// Attach the console to the terminal instead of checking milestones.
+    pub interactive: bool,
+}
+
+/// Paths inside the boot partition that override the profile's `[[qemu]]` entry.
+#[derive(Debug, Clone, Default)]
+pub struct BootFiles {
     pub kernel: Option<String>,
     pub dtb: Option<String>,
     pub initrd: Option<String>,
-    /// Attach the console to the terminal instead of checking milestones.
-    pub interactive: bool,
 }
 
 /// Why a boot could not be attempted or judged.
@@ -336,11 +341,11 @@ fn boot_once(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, B
             }),
         }
     };
-    let kernel = take(req.kernel.as_deref().unwrap_or(&q.kernel), "kernel")?;
-    let dtb_name = req.dtb.as_deref().unwrap_or(&q.dtb);
+    let kernel = take(req.files.kernel.as_deref().unwrap_or(&q.kernel), "kernel")?;
+    let dtb_name = req.files.dtb.as_deref().unwrap_or(&q.dtb);
     let mut dtb = take(dtb_name, "device tree")?;
     // The profile's fix-ups for devices QEMU lacks, on QEMU's copy only (not with --dtb).
-    let dtb_fixups = if req.dtb.is_none() {
+    let dtb_fixups = if req.files.dtb.is_none() {
         q.fixups()
     } else {
         Vec::new()
@@ -350,7 +355,10 @@ fn boot_once(req: &BootRequest, progress: &dyn Fn(&str)) -> Result<BootReport, B
         dtb: dtb_name.to_string(),
         source,
     })?;
-    let initrd = take(req.initrd.as_deref().unwrap_or(&q.initrd), "initramfs")?;
+    let initrd = take(
+        req.files.initrd.as_deref().unwrap_or(&q.initrd),
+        "initramfs",
+    )?;
     let cmdline_txt = take("cmdline.txt", "kernel command line")?;
     let selfcheck = !req.interactive && req.expect.is_empty();
     let expected = if selfcheck {

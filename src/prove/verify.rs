@@ -1034,7 +1034,7 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
     };
     // Every input was found by its recorded SHA-256, so each .apk is the very file whose
     // signature the build checked: its recorded verdict stands.
-    let apk_recorded = info
+    let apk_verdicts = info
         .inputs
         .iter()
         .filter_map(|i| {
@@ -1051,9 +1051,11 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
     // every other output is comparable byte for byte.
     let signed = info.signature.is_some();
     let opts = build::BuildOptions {
-        apk_recorded,
+        recorded: build::Recorded {
+            apk_verdicts,
+            signature: info.signature.clone().filter(|_| req.sign_key.is_none()),
+        },
         sign_key: req.sign_key.clone().filter(|_| signed),
-        sign_recorded: info.signature.clone().filter(|_| req.sign_key.is_none()),
         ..build::BuildOptions::default()
     };
     if req.sign_key.is_some() && !signed {
