@@ -20,6 +20,8 @@ fn subcommands() -> Vec<String> {
         .lines()
         .skip(1)
         .take_while(|l| l.starts_with("  "))
+        // A command's name starts its line; a wrapped about goes on further in.
+        .filter(|l| !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|n| *n != "help")
         .map(str::to_string)

@@ -156,20 +156,7 @@ pub(super) fn write_all(
     dir.write_bytes(&format!("{board}.initramfs.cpio.gz"), &boot.initramfs)?;
     write_sbom(&mut dir, ctx, &plan.apkovl_name)?;
     let info = buildinfo_of(ctx, &plan.disk, &ids, &boot.tree, dir.files());
-    let info_json = info.to_json();
-    let info_name = format!("{board}.buildinfo.json");
-    dir.write_bytes(&info_name, info_json.as_bytes())?;
-    let statement = provenance::statement(&info, &FileSum::of(&info_name, info_json.as_bytes()));
-    dir.write_bytes(&provenance::name(&board), statement.as_bytes())?;
-    let mut outputs = dir.files().to_vec();
-    let sums = sums::text(&outputs);
-    dir.write_bytes(sums::SUMS, sums.as_bytes())?;
-    outputs.push(FileSum::of(sums::SUMS, sums.as_bytes()));
-    if let Some(signer) = &ctx.sums_signer {
-        outputs.extend(sign_outputs(
-            &mut dir, signer, &board, &sums, &statement, r.epoch, progress,
-        )?);
-    }
+    let outputs = write_records(&mut dir, ctx, &info, progress)?;
 
     progress.phase("checking that the inputs did not change");
     recheck_inputs(inputs_dir, &r.used_inputs, &r.dir_members)?;
@@ -458,6 +445,33 @@ fn write_sbom(dir: &mut OutputDir, ctx: &BuildContext, apkovl_name: &str) -> Res
     let spdx = sbom::document(board, r.epoch, &inputs, &outputs);
     dir.write_bytes(&format!("{board}.spdx.json"), &spdx)?;
     Ok(())
+}
+
+/// The buildinfo, the provenance made from it, SHA256SUMS over everything so far, and the
+/// signatures when the build signs: every output, in the order written.
+fn write_records(
+    dir: &mut OutputDir,
+    ctx: &BuildContext,
+    info: &Buildinfo,
+    progress: &Progress,
+) -> Result<Vec<FileSum>, Error> {
+    let board = &info.board.name;
+    let info_json = info.to_json();
+    let info_name = format!("{board}.buildinfo.json");
+    dir.write_bytes(&info_name, info_json.as_bytes())?;
+    let statement = provenance::statement(info, &FileSum::of(&info_name, info_json.as_bytes()));
+    dir.write_bytes(&provenance::name(board), statement.as_bytes())?;
+    let mut outputs = dir.files().to_vec();
+    let sums = sums::text(&outputs);
+    dir.write_bytes(sums::SUMS, sums.as_bytes())?;
+    outputs.push(FileSum::of(sums::SUMS, sums.as_bytes()));
+    if let Some(signer) = &ctx.sums_signer {
+        let epoch = ctx.resolved.epoch;
+        outputs.extend(sign_outputs(
+            dir, signer, board, &sums, &statement, epoch, progress,
+        )?);
+    }
+    Ok(outputs)
 }
 
 /// The signatures, which SHA256SUMS cannot list: `SHA256SUMS.asc` over the sums, and the

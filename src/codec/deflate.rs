@@ -177,9 +177,7 @@ mod tests {
     fn the_fast_pass_tells_compressed_from_compressible() {
         let text: Vec<u8> = b"modules.dep modules.alias ".repeat(5000);
         assert!(fast_pass_shrinks(&text));
-        let noise: Vec<u8> = (0..131_072u64)
-            .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
-            .collect();
+        let noise = crate::codec::testdata::noise(131_072, 7);
         assert!(!fast_pass_shrinks(&noise));
         assert!(fast_pass_shrinks(&[&noise[..], &text[..]].concat()));
         // Deflated noise is still noise to a second deflate.
