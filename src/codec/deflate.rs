@@ -1,8 +1,10 @@
 //! Raw and zlib deflate with miniz_oxide, called directly. flate2's backend is whatever
 //! feature unification across the dependency tree picks (another crate asking for zlib-rs
 //! switches every flate2 encoder in the binary), and each backend writes different bytes;
-//! the writers' bytes must not depend on what else is linked in. Decoding stays on flate2:
-//! every backend decodes to the same bytes.
+//! the writers' bytes must not depend on what else is linked in. The gzip reader inflates here
+//! too ([`RawInflate`]): backends agree on what a good stream decodes to, but not on how much
+//! of a damaged one they hand out before the error, and `pimg diff` names the first
+//! decompressed byte that differs.
 
 use miniz_oxide::deflate::core::CompressorOxide;
 use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
@@ -140,6 +142,90 @@ pub fn fast_pass_shrinks(data: &[u8]) -> bool {
     }
 }
 
+/// A raw deflate stream from a buffered reader, decoded by miniz_oxide. It takes from the
+/// reader exactly the stream's bytes, so what follows (a gzip trailer) is still there; on
+/// damaged data it first hands out everything decoded before the damage; a stream cut short
+/// just ends (what should follow it is missing, and its reader says so).
+pub struct RawInflate<R> {
+    inner: R,
+    state: Box<miniz_oxide::inflate::stream::InflateState>,
+    total_in: u64,
+    done: bool,
+    /// An error met after output that was handed out first.
+    pending: Option<String>,
+}
+
+impl<R: std::io::BufRead> RawInflate<R> {
+    pub fn new(inner: R) -> Self {
+        RawInflate {
+            inner,
+            state: miniz_oxide::inflate::stream::InflateState::new_boxed(DataFormat::Raw),
+            total_in: 0,
+            done: false,
+            pending: None,
+        }
+    }
+
+    /// Compressed bytes taken from the reader.
+    pub fn total_in(&self) -> u64 {
+        self.total_in
+    }
+
+    /// The reader, positioned after what the stream took.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+}
+
+impl<R: std::io::BufRead> std::io::Read for RawInflate<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::{Error, ErrorKind};
+        if let Some(e) = self.pending.take() {
+            return Err(Error::new(ErrorKind::InvalidData, e));
+        }
+        if self.done || out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let input = self.inner.fill_buf()?;
+            let eof = input.is_empty();
+            let flush = if eof { MZFlush::Finish } else { MZFlush::None };
+            let r = miniz_oxide::inflate::stream::inflate(&mut self.state, input, out, flush);
+            self.inner.consume(r.bytes_consumed);
+            self.total_in += r.bytes_consumed as u64;
+            let failure = match r.status {
+                Ok(MZStatus::StreamEnd) => {
+                    self.done = true;
+                    None
+                }
+                // At the end of the input without the stream's end: no more output, as
+                // flate2 does; the reader of what follows finds it missing.
+                Ok(_) | Err(MZError::Buf) if eof && r.bytes_written == 0 => return Ok(0),
+                Ok(_) | Err(MZError::Buf) => None,
+                Err(_) => Some("corrupt deflate stream".to_string()),
+            };
+            match (failure, r.bytes_written) {
+                (Some(e), 0) => return Err(Error::new(ErrorKind::InvalidData, e)),
+                (Some(e), n) => {
+                    self.pending = Some(e);
+                    return Ok(n);
+                }
+                (None, 0) if !self.done => {
+                    if r.bytes_consumed == 0 && !eof {
+                        // Nothing taken from a full buffer and nothing given: cannot happen
+                        // with a correct decoder; stop rather than spin.
+                        return Err(Error::new(
+                            ErrorKind::InvalidData,
+                            "the deflate decoder made no progress",
+                        ));
+                    }
+                }
+                (None, n) => return Ok(n),
+            }
+        }
+    }
+}
+
 /// Output space per call, as flate2's `write::ZlibEncoder` uses: the stream's bytes are
 /// those of that encoder's miniz_oxide backend.
 const WRITER_CHUNK: usize = 32 * 1024;
@@ -171,6 +257,50 @@ mod tests {
 
     fn inflate_zlib(z: &[u8]) -> Vec<u8> {
         crate::codec::testdata::inflate(z, false)
+    }
+
+    /// A good stream decodes whole and leaves what follows it; a damaged one hands out what it
+    /// decoded before the damage, then the error.
+    #[test]
+    fn raw_inflate_stops_at_the_stream_end_and_reports_damage_after_the_good_part() {
+        use std::io::Read;
+        let data = crate::codec::testdata::mixed(300_000, 3, 4096);
+        let mut c = Deflate::new(6, false);
+        let mut raw = Vec::with_capacity(data.len() + 1024);
+        assert_eq!(
+            c.compress_vec(&data, &mut raw, Flush::Finish).unwrap(),
+            Status::StreamEnd
+        );
+        let stream_len = raw.len() as u64;
+        raw.extend_from_slice(b"TRAILER!");
+        let mut r = RawInflate::new(std::io::BufReader::with_capacity(1000, &raw[..]));
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(r.total_in(), stream_len);
+        let mut rest = Vec::new();
+        r.get_mut().read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"TRAILER!");
+
+        let mut bad = raw[..stream_len as usize].to_vec();
+        let at = bad.len() * 3 / 4;
+        for b in &mut bad[at..at + 64] {
+            *b ^= 0x5a;
+        }
+        let mut r = RawInflate::new(&bad[..]);
+        let mut out = Vec::new();
+        let err = r.read_to_end(&mut out).unwrap_err();
+        assert!(
+            out.len() > data.len() / 2,
+            "{} bytes before the damage",
+            out.len()
+        );
+        assert_eq!(out[..], data[..out.len()]);
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+        let mut r = RawInflate::new(&raw[..100]);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert!(out.len() < data.len() && out[..] == data[..out.len()]);
     }
 
     #[test]

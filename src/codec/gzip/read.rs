@@ -2,8 +2,8 @@
 //! checked against what was decompressed. Output is streamed and capped by the caller's
 //! limit, so a small hostile stream cannot expand without bound.
 
+use crate::codec::deflate::RawInflate as DeflateDecoder;
 use crate::codec::reader::{crc32, Field, ReadError};
-use flate2::bufread::DeflateDecoder;
 use std::io::{self, BufRead, BufReader, Read};
 
 /// The two magic bytes.
