@@ -431,10 +431,15 @@ fn tar_walk(d: &[u8]) -> Vec<(String, usize, usize)> {
     out
 }
 
+/// What a gzip stream (pimg's fixed 10-byte header) decodes to before any damage, by
+/// miniz_oxide called directly: flate2's backend is the build's choice (rPGP switches it to
+/// zlib-rs), and zlib-rs hands out nothing of a damaged stream.
 fn gunzip_partial(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let _ = flate2::read::GzDecoder::new(b).read_to_end(&mut out);
-    out
+    let body = &b[10.min(b.len())..];
+    match miniz_oxide::inflate::decompress_to_vec(body) {
+        Ok(out) => out,
+        Err(e) => e.output,
+    }
 }
 
 /// Flips in a gzip artifact: header and trailer fields by name, deflate data by the entry

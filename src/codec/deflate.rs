@@ -282,16 +282,18 @@ mod tests {
         r.get_mut().read_to_end(&mut rest).unwrap();
         assert_eq!(rest, b"TRAILER!");
 
-        let mut bad = raw[..stream_len as usize].to_vec();
-        let at = bad.len() * 3 / 4;
-        for b in &mut bad[at..at + 64] {
-            *b ^= 0x5a;
-        }
+        // The first half, sync-flushed (byte-aligned, not final), then a block of the reserved
+        // type 3 (BFINAL 1, BTYPE 11): a decoder must stop there.
+        let half = &data[..150_000];
+        let mut c = Deflate::new(6, false);
+        let mut bad = Vec::with_capacity(data.len() + 1024);
+        c.compress_vec(half, &mut bad, Flush::Sync).unwrap();
+        bad.push(0b111);
         let mut r = RawInflate::new(&bad[..]);
         let mut out = Vec::new();
         let err = r.read_to_end(&mut out).unwrap_err();
         assert!(
-            out.len() > data.len() / 2,
+            out.len() == half.len(),
             "{} bytes before the damage",
             out.len()
         );
