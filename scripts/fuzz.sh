@@ -24,16 +24,15 @@ export RUSTC_BOOTSTRAP=1
 if [ "$#" -gt 0 ]; then
     targets=("$@")
 else
-    mapfile -t targets < <(cargo fuzz list | grep -v '^seeds$')
+    mapfile -t targets < <(cargo fuzz list)
 fi
 
 # One instrumented build for all targets, then seeds: small valid images and archives
-# written by pimg itself.
+# written by pimg itself, by its plain release build (`cargo test --release` has built the
+# example already; without the sanitizer, an instrumented program would not even link).
 cargo fuzz build --sanitizer "${FUZZ_SANITIZER:-address}"
 bin_dir="fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
-# The seeds program from the same build (instrumented, but a plain program): another cargo
-# build without the fuzzing flags would compile pimg once more.
-"$bin_dir/seeds" fuzz/corpus
+cargo run --quiet --release --locked --example fuzz_seeds -- fuzz/corpus
 
 declare -A max_len=([fat]=262144 [partitions]=524288 [diff_archives]=65536)
 status=0

@@ -1,9 +1,13 @@
 //! Writes small valid inputs for every fuzz target into `<dir>/<target>/`, built with pimg's
-//! own writers, so the fuzzers start from real structure.
+//! own writers, so the fuzzers start from real structure. `scripts/fuzz.sh` runs it
+//! (`cargo run --release --example fuzz_seeds -- fuzz/corpus`); an example of pimg rather than
+//! a fuzz binary, so it is a plain program whatever instrumentation the fuzz build uses.
+// A seed generator writes its files where it is told, outside any output folder.
+#![allow(clippy::disallowed_methods)]
+use pimg::codec::fat::write::{self as fat, FatParams, FatType};
+use pimg::codec::partition::write::{self as disk, DiskLayout, TableKind};
 use pimg::codec::squashfs as sqfs;
 use pimg::codec::{cpio::write as cpio, gzip::write as gzip, tar::write as tar};
-use pimg::codec::partition::write::{self as disk, DiskLayout, TableKind};
-use pimg::codec::fat::write::{self as fat, FatParams, FatType};
 use pimg::tree::{Node, Tree, TreePath};
 use std::io::Cursor;
 use std::path::Path;
@@ -21,7 +25,8 @@ fn tree() -> Tree {
     ];
     let mut t = Tree::new();
     for (path, node) in files {
-        t.insert(TreePath::new(path).unwrap(), node, "seed").unwrap();
+        t.insert(TreePath::new(path).unwrap(), node, "seed")
+            .unwrap();
     }
     t
 }
@@ -77,8 +82,16 @@ fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = b"!<arch>\n".to_vec();
     for (name, data) in members {
         out.extend_from_slice(
-            format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", name, 0, 0, 0, 100644, data.len())
-                .as_bytes(),
+            format!(
+                "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                name,
+                0,
+                0,
+                0,
+                100644,
+                data.len()
+            )
+            .as_bytes(),
         );
         out.extend_from_slice(data);
         if data.len() % 2 == 1 {
@@ -128,13 +141,17 @@ fn squashfs(t: &Tree, compression: sqfs::Compression) -> Vec<u8> {
 /// A tree of one text file at `name`.
 fn one_file(name: &str, data: &[u8]) -> Tree {
     let mut t = Tree::new();
-    t.insert(TreePath::new(name).unwrap(), Node::file(data.to_vec(), 0o644), "seed")
-        .unwrap();
+    t.insert(
+        TreePath::new(name).unwrap(),
+        Node::file(data.to_vec(), 0o644),
+        "seed",
+    )
+    .unwrap();
     t
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: seeds DIR");
+    let dir = std::env::args().nth(1).expect("usage: fuzz_seeds DIR");
     let dir = Path::new(&dir);
     let put = |target: &str, name: &str, data: &[u8]| {
         let d = dir.join(target);
@@ -174,8 +191,16 @@ fn main() {
     );
     put("gzip", "cpio.gz", &gzip::gzip_bytes(&cpio_bytes, 9));
     put("cpio", "plain.cpio", &cpio_bytes);
-    put("release", "tar.xz", &pimg::codec::xz::xz_bytes(&tar_bytes, 1));
-    put("release", "tar.zst", &pimg::codec::zstd::zstd_bytes(&tar_bytes, 1));
+    put(
+        "release",
+        "tar.xz",
+        &pimg::codec::xz::xz_bytes(&tar_bytes, 1),
+    );
+    put(
+        "release",
+        "tar.zst",
+        &pimg::codec::zstd::zstd_bytes(&tar_bytes, 1),
+    );
     let mut fat = std::io::Cursor::new(fat_volume(128 * 1024));
     let mut set = pimg::codec::bmap::BlockSet::new(128 * 1024);
     set.mark(0, 4096);
@@ -202,14 +227,22 @@ fn main() {
     put("diff_archives", "cpio-pair", &pair);
 
     // A published folder as pimg writes it (SHA256SUMS, NUL, buildinfo, NUL, image start).
-    put("published", "rpi3b", include_bytes!("../seeds/published-rpi3b"));
+    put(
+        "published",
+        "rpi3b",
+        include_bytes!("../fuzz/seeds/published-rpi3b"),
+    );
     // A gpg-made Ed25519 signature and the public key that checks it.
     put(
         "signature",
         "ed25519.asc",
-        include_bytes!("../seeds/signature-ed25519.asc"),
+        include_bytes!("../fuzz/seeds/signature-ed25519.asc"),
     );
-    put("signature", "key.asc", include_bytes!("../seeds/signature-key.asc"));
+    put(
+        "signature",
+        "key.asc",
+        include_bytes!("../fuzz/seeds/signature-key.asc"),
+    );
     // A .deb and an .apk holding the seed tree.
     let control = b"Package: seed\nVersion: 1\nArchitecture: all\nDescription: x\n";
     let control_tgz = gzip::gzip_bytes(
@@ -231,8 +264,12 @@ fn main() {
         pimg::digest::sha256_hex(&data_tgz)
     );
     let mut apk = gzip::gzip_bytes(
-        &tar::write_tree(Vec::new(), &one_file(".PKGINFO", pkginfo.as_bytes()), 1_700_000_000)
-            .unwrap(),
+        &tar::write_tree(
+            Vec::new(),
+            &one_file(".PKGINFO", pkginfo.as_bytes()),
+            1_700_000_000,
+        )
+        .unwrap(),
         6,
     );
     apk.extend_from_slice(&data_tgz);
@@ -248,7 +285,11 @@ fn main() {
     // The same package with a signature segment in front, and a signed index of it.
     let segment =
         pimg::codec::apkindex::signature_segment("seed.rsa.pub", &[0x5a; 256], 0, 6).unwrap();
-    put("packages", "seed-signed.apk", &[segment.as_slice(), &apk].concat());
+    put(
+        "packages",
+        "seed-signed.apk",
+        &[segment.as_slice(), &apk].concat(),
+    );
     let record = pimg::codec::apkindex::IndexRecord {
         name: "seed".into(),
         version: "1-r0".into(),
@@ -256,7 +297,11 @@ fn main() {
         ..Default::default()
     };
     let index = pimg::codec::apkindex::write_index(&[record], "seed", 0, 6).unwrap();
-    put("packages", "APKINDEX.tar.gz", &[segment.as_slice(), &index].concat());
+    put(
+        "packages",
+        "APKINDEX.tar.gz",
+        &[segment.as_slice(), &index].concat(),
+    );
     // An overlay's .attributes and etc/hostname.
     put(
         "attributes",
