@@ -1465,9 +1465,9 @@ fn diff_bytes(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usi
     if depth < MAX_NESTING {
         match kind {
             Some(Kind::Gzip) => return diff_gzip(c, path, a, b, depth),
-            Some(Kind::Cpio) => return diff_archive::<CpioFormat>(c, path, a, b, depth),
-            Some(Kind::Tar) => return diff_archive::<TarFormat>(c, path, a, b, depth),
-            Some(Kind::Squashfs) => return diff_archive::<SquashfsFormat>(c, path, a, b, depth),
+            Some(Kind::Cpio) => return diff_archive::<CpioHeader>(c, path, a, b, depth),
+            Some(Kind::Tar) => return diff_archive::<TarEntry>(c, path, a, b, depth),
+            Some(Kind::Squashfs) => return diff_archive::<SquashfsMember>(c, path, a, b, depth),
             None => {}
         }
     }
@@ -1851,7 +1851,12 @@ enum Content {
 }
 
 /// One archive member as its format's adapter describes it.
-trait Member {
+trait Member: Clone {
+    /// How the report names an archive of this format that does not read.
+    const FORMAT: &'static str;
+    /// Reads an archive of this format as far as it goes.
+    fn list(data: &[u8]) -> Listing<Self>;
+
     /// The name that pairs members of the two sides and labels their differences.
     fn path(&self) -> &str;
     /// Where its own header starts (after any extension headers).
@@ -1924,37 +1929,9 @@ impl<M: Clone> Listing<M> {
     }
 }
 
-/// An archive format the comparison reads.
-trait Format {
-    /// How the report names an archive of this format that does not read.
-    const NAME: &'static str;
-    type Member: Member;
-    fn read(data: &[u8]) -> Listing<Self::Member>;
-}
-
-struct CpioFormat;
-
-impl Format for CpioFormat {
-    const NAME: &'static str = "cpio archive";
-    type Member = CpioHeader;
-
-    fn read(data: &[u8]) -> Listing<CpioHeader> {
-        Listing::of(
-            |visit| cpio::read(data, |h, _| visit(h)),
-            |end| {
-                let trailer = Group {
-                    under: Some(cpio::TRAILER),
-                    ..Group::fields(&end.trailer.fields())
-                };
-                let mut after = Value::new("bytes after the trailer", end.trailing, Some(end.end));
-                after.unshown = end.trailing_nonzero.to_string();
-                vec![trailer, Group::new(vec![after])]
-            },
-        )
-    }
-}
-
 impl Member for CpioHeader {
+    const FORMAT: &'static str = "cpio archive";
+
     fn path(&self) -> &str {
         &self.name
     }
@@ -1989,34 +1966,26 @@ impl Member for CpioHeader {
             Content::Bytes
         }
     }
-}
 
-struct TarFormat;
-
-impl Format for TarFormat {
-    const NAME: &'static str = "tar archive";
-    type Member = TarEntry;
-
-    fn read(data: &[u8]) -> Listing<TarEntry> {
+    fn list(data: &[u8]) -> Listing<Self> {
         Listing::of(
-            |visit| tar::read(data, |e, _| visit(e)),
+            |visit| cpio::read(data, |h, _| visit(h)),
             |end| {
-                let mut v = Value::new(
-                    "end of archive",
-                    format!(
-                        "{} zero blocks, {} bytes after",
-                        end.zero_blocks, end.trailing
-                    ),
-                    Some(end.end_offset),
-                );
-                v.unshown = end.trailing_nonzero.to_string();
-                vec![Group::new(vec![v])]
+                let trailer = Group {
+                    under: Some(cpio::TRAILER),
+                    ..Group::fields(&end.trailer.fields())
+                };
+                let mut after = Value::new("bytes after the trailer", end.trailing, Some(end.end));
+                after.unshown = end.trailing_nonzero.to_string();
+                vec![trailer, Group::new(vec![after])]
             },
         )
     }
 }
 
 impl Member for TarEntry {
+    const FORMAT: &'static str = "tar archive";
+
     fn path(&self) -> &str {
         &self.path
     }
@@ -2071,9 +2040,25 @@ impl Member for TarEntry {
         // A tar symlink's target is in its header, compared with the fields.
         Content::Bytes
     }
-}
 
-struct SquashfsFormat;
+    fn list(data: &[u8]) -> Listing<Self> {
+        Listing::of(
+            |visit| tar::read(data, |e, _| visit(e)),
+            |end| {
+                let mut v = Value::new(
+                    "end of archive",
+                    format!(
+                        "{} zero blocks, {} bytes after",
+                        end.zero_blocks, end.trailing
+                    ),
+                    Some(end.end_offset),
+                );
+                v.unshown = end.trailing_nonzero.to_string();
+                vec![Group::new(vec![v])]
+            },
+        )
+    }
+}
 
 /// A squashfs entry with the digest of its content. Its bytes are scattered over compressed
 /// blocks, so it claims no byte range: a difference is named by entry and field.
@@ -2083,37 +2068,9 @@ struct SquashfsMember {
     digest: Option<[u8; 32]>,
 }
 
-impl Format for SquashfsFormat {
-    const NAME: &'static str = "squashfs image";
-    type Member = SquashfsMember;
-
-    fn read(data: &[u8]) -> Listing<SquashfsMember> {
-        let mut members = Vec::new();
-        let end = (|| {
-            let mut fs = squashfs::open(io::Cursor::new(data), data.len() as u64)?;
-            for entry in fs.entries()? {
-                let digest = match entry.kind {
-                    SquashfsEntryKind::File => {
-                        let content = fs.read_file(&entry, DECOMPRESSED_IN_MEMORY / 2)?;
-                        Some(<sha2::Sha256 as sha2::Digest>::digest(&content).into())
-                    }
-                    _ => None,
-                };
-                members.push(SquashfsMember { entry, digest });
-            }
-            Ok::<_, ReadError>(vec![Group {
-                under: Some("superblock"),
-                ..Group::fields(&fs.superblock().fields())
-            }])
-        })();
-        Listing {
-            members,
-            end: end.map_err(|e| e.to_string()),
-        }
-    }
-}
-
 impl Member for SquashfsMember {
+    const FORMAT: &'static str = "squashfs image";
+
     fn path(&self) -> &str {
         &self.entry.path
     }
@@ -2159,6 +2116,31 @@ impl Member for SquashfsMember {
             .and_then(|mut fs| fs.read_file(&self.entry, DECOMPRESSED_IN_MEMORY / 2));
         Cow::Owned(content.unwrap_or_default())
     }
+
+    fn list(data: &[u8]) -> Listing<Self> {
+        let mut members = Vec::new();
+        let end = (|| {
+            let mut fs = squashfs::open(io::Cursor::new(data), data.len() as u64)?;
+            for entry in fs.entries()? {
+                let digest = match entry.kind {
+                    SquashfsEntryKind::File => {
+                        let content = fs.read_file(&entry, DECOMPRESSED_IN_MEMORY / 2)?;
+                        Some(<sha2::Sha256 as sha2::Digest>::digest(&content).into())
+                    }
+                    _ => None,
+                };
+                members.push(SquashfsMember { entry, digest });
+            }
+            Ok::<_, ReadError>(vec![Group {
+                under: Some("superblock"),
+                ..Group::fields(&fs.superblock().fields())
+            }])
+        })();
+        Listing {
+            members,
+            end: end.map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// Compares a group; derived values only when the others agree, as they would differ with them.
@@ -2180,8 +2162,8 @@ fn compare_group(c: &mut Collector, path: &[String], ga: &Group, gb: &Group) {
 }
 
 /// Compares two archives of one format member by member, then their ends.
-fn diff_archive<F: Format>(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usize) {
-    let (la, lb) = (F::read(a), F::read(b));
+fn diff_archive<M: Member>(c: &mut Collector, path: &[String], a: &[u8], b: &[u8], depth: usize) {
+    let (la, lb) = (M::list(a), M::list(b));
     let (erra, errb) = (la.end.as_ref().err(), lb.end.as_ref().err());
     let before = c.count();
     for (x, y) in pair_by(&la.members, &lb.members, |m| m.path().to_string()) {
@@ -2234,7 +2216,7 @@ fn diff_archive<F: Format>(c: &mut Collector, path: &[String], a: &[u8], b: &[u8
         _ => {
             if erra != errb {
                 let state = |e: Option<&String>| e.cloned().or(Some("readable".into()));
-                c.add(path, F::NAME, state(erra), state(errb), None, None);
+                c.add(path, M::FORMAT, state(erra), state(errb), None, None);
                 locate_first(c, path, a, b);
             }
         }
@@ -2246,15 +2228,15 @@ fn diff_archive<F: Format>(c: &mut Collector, path: &[String], a: &[u8], b: &[u8
 
 /// Names the member and part of a cpio or tar payload at byte `at`, by its layout.
 fn locate_payload(data: &[u8], at: usize) -> Option<(String, String)> {
-    fn locate<F: Format>(data: &[u8], at: u64) -> Option<(String, String)> {
-        F::read(data)
+    fn locate<M: Member>(data: &[u8], at: u64) -> Option<(String, String)> {
+        M::list(data)
             .members
             .iter()
             .find_map(|m| m.part_at(at).map(|part| (m.path().to_string(), part)))
     }
     match kind_of(data)? {
-        Kind::Cpio => locate::<CpioFormat>(data, at as u64),
-        Kind::Tar => locate::<TarFormat>(data, at as u64),
+        Kind::Cpio => locate::<CpioHeader>(data, at as u64),
+        Kind::Tar => locate::<TarEntry>(data, at as u64),
         // Squashfs members are scattered over compressed blocks and claim no byte range.
         Kind::Gzip | Kind::Squashfs => None,
     }
