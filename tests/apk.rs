@@ -54,6 +54,7 @@ fn alpine_layout_and_boot_repository() {
         "apks/aarch64/APKINDEX.tar.gz",
         "apks/aarch64/alpine-keys-2.4-r1.apk",
         "apks/aarch64/busybox-static-1.36.1-r15.apk",
+        "apks/aarch64/linux-firmware-brcm-20240312-r0.apk",
         "apks/aarch64/linux-rpi-6.6.31-r0.apk",
         "apks/aarch64/raspberrypi-bootloader-1.20240306-r0.apk",
         "bcm2710-rpi-3-b.dtb",
@@ -138,13 +139,14 @@ fn alpine_layout_and_boot_repository() {
         [
             "alpine-keys",
             "busybox-static",
+            "linux-firmware-brcm",
             "linux-rpi",
             "raspberrypi-bootloader"
         ]
     );
     // Every apk was verified with the fixture key; the index is unsigned.
     let key = format!("{APK_TEST_KEY}.pub");
-    assert_eq!(strings(&info["inputs"], "apk_signature"), [key.as_str(); 4]);
+    assert_eq!(strings(&info["inputs"], "apk_signature"), [key.as_str(); 5]);
     assert_eq!(info["apk_index"]["path"], "apks/aarch64/APKINDEX.tar.gz");
     assert_eq!(info["apk_index"]["signing_key"], serde_json::Value::Null);
 }
@@ -383,6 +385,7 @@ fn apk_members_are_read_like_a_deb() {
         [
             ("alpine-keys", "2.4-r1", "noarch"),
             ("busybox-static", "1.36.1-r15", "aarch64"),
+            ("linux-firmware-brcm", "20240312-r0", "aarch64"),
             ("linux-rpi", "6.6.31-r0", "aarch64"),
             ("raspberrypi-bootloader", "1.20240306-r0", "aarch64"),
             ("unsigned-thing", "0.1-r0", "aarch64"),

@@ -177,7 +177,7 @@ fn index_text_equals_an_independent_reading_of_the_apks() {
     let args: Vec<&Path> = apks.iter().map(PathBuf::as_path).collect();
     let theirs = python(tmp.path(), INDEPENDENT_INDEX, &args);
     assert_eq!(ours, theirs);
-    assert_eq!(ours.matches("\n\n").count(), 4, "{ours}");
+    assert_eq!(ours.matches("\n\n").count(), 5, "{ours}");
     assert!(
         ours.contains("\nP:busybox-static\nV:1.36.1-r15\nA:aarch64\n"),
         "{ours}"

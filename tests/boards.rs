@@ -16,7 +16,8 @@ use common::*;
 use std::path::{Path, PathBuf};
 
 /// Boards built here. alpine-rpi-aarch64 needs Alpine's .apk packages, which Debian's
-/// registries do not serve: tests/apk.rs builds it from fixture packages instead.
+/// registries do not serve: tests/apk.rs builds it from fixture packages instead, and
+/// tests/boot.rs boots it from Debian's packages packed again the abuild way.
 const BOARDS: &[&str] = &[
     "cm4",
     "rpi-arm64",
