@@ -232,3 +232,38 @@ fn a_modloop_that_cannot_be_made_is_refused_naming_the_field() {
         assert_nothing_published(&out, to);
     }
 }
+
+/// The real kernel's modloop (all its modules) on a boot partition too small for it: refused
+/// saying how much the boot files need and that the modloop is the largest of them, nothing
+/// written. The same partition without the modloop holds the rest.
+#[test]
+fn a_modloop_too_big_for_the_partition_is_refused_saying_what_it_needs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small.toml");
+    // 124 MiB of FAT32 in 1 KiB clusters: room for the kernel and firmware, not the modloop.
+    board_variant("rpi3b", &small, "size = \"256MiB\"", "size = \"128MiB\"");
+    let text = fs::read_to_string(&small).unwrap();
+    let text = text.replacen("cluster_size = \"2KiB\"", "cluster_size = \"1KiB\"", 1);
+    fs::write(&small, &text).unwrap();
+    let out = tmp.path().join("out");
+    let o = Build::real("rpi3b")
+        .board(&small)
+        .out(&out)
+        .expect_refused(&[
+            "image.size: the boot content needs",
+            "the partition holds 124.0 MiB",
+            &format!("the largest files are {MODLOOP} ("),
+            "raise image.size (a power of two, e.g. 256.0 MiB)",
+        ]);
+    assert!(o.stderr.contains(small.to_str().unwrap()), "{}", o.stderr);
+    assert_nothing_published(&out, "a boot partition too small for its modloop");
+
+    let start = text.find("[modloop]").unwrap();
+    let end = text.find("[overlay]").unwrap();
+    let without = tmp.path().join("without.toml");
+    fs::write(&without, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    Build::real("rpi3b")
+        .board(&without)
+        .out(tmp.path().join("without"))
+        .built();
+}

@@ -163,9 +163,11 @@ impl DiskPlan {
         Err(FieldError::new(
             "image.size",
             format!(
-                "the boot content needs {} but the partition holds {}; raise image.size (a power of two, e.g. {})",
+                "the boot content needs {} but the partition holds {}; the largest files are {}; \
+                 raise image.size (a power of two, e.g. {})",
                 mib(needed),
                 mib(self.part_size),
+                fat::largest_files(boot, 3),
                 mib(suggested)
             ),
         ))

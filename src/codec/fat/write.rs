@@ -138,7 +138,8 @@ pub enum FatError {
     /// The tree does not fit in the partition.
     #[error(
         "the boot files need {needed} bytes ({} MiB) as {fat_type} with {bytes_per_cluster}-byte \
-         clusters, but the partition has {available} bytes ({} MiB); make the partition larger",
+         clusters, but the partition has {available} bytes ({} MiB); the largest are {largest}; \
+         make the partition larger",
         .needed.div_ceil(MIB),
         .available / MIB
     )]
@@ -147,6 +148,8 @@ pub enum FatError {
         available: u64,
         fat_type: FatType,
         bytes_per_cluster: u32,
+        /// The three largest files with their sizes, largest first.
+        largest: String,
     },
     /// The volume's cluster count does not match the chosen FAT type.
     #[error(
@@ -205,6 +208,22 @@ pub fn required_bytes(tree: &Tree, params: &FatParams) -> u64 {
     total.max(fixed + 9) * SECTOR_SIZE
 }
 
+/// The `n` largest files of `tree`, largest first (ties by path), as `path (N MiB)`.
+pub fn largest_files(tree: &Tree, n: usize) -> String {
+    let mut files: Vec<(usize, &TreePath)> = tree
+        .iter()
+        .filter(|(_, node)| matches!(node.kind, NodeKind::File(_)))
+        .map(|(path, node)| (node.data().len(), path))
+        .collect();
+    files.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    files
+        .iter()
+        .take(n)
+        .map(|(len, path)| format!("{} ({:.1} MiB)", path.as_str(), *len as f64 / MIB as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Checks what depends on the params and the volume size alone (label, cluster size, sector
 /// count), before any content is known. Returns the label bytes and the sector count. (The
 /// cluster count the FAT type needs is checked once the content is known, so that content
@@ -237,6 +256,7 @@ pub fn write_fat<S: Read + Write + Seek>(
             available: size,
             fat_type: params.fat_type,
             bytes_per_cluster: params.bytes_per_cluster,
+            largest: largest_files(tree, 3),
         });
     }
     check_cluster_count(total_sectors, size, params)?;
@@ -861,10 +881,15 @@ mod tests {
 
     #[test]
     fn capacity_error_states_both_sizes() {
-        let t = tree(&[("big", Some(vec![7u8; 5 * MIB as usize]))]);
+        let t = tree(&[
+            ("big", Some(vec![7u8; 5 * MIB as usize])),
+            ("a/small", Some(vec![1u8; 1000])),
+            ("b/medium", Some(vec![2u8; MIB as usize / 2])),
+            ("c/tiny", Some(vec![3u8; 10])),
+        ]);
         let p = params(FatType::Fat16, 2048);
         let needed = required_bytes(&t, &p);
-        assert!(needed > 5 * MIB && needed < 5 * MIB + 64 * 1024, "{needed}");
+        assert!(needed > 5 * MIB + MIB / 2 && needed < 6 * MIB, "{needed}");
         let err = write(&t, &p, 4 * MIB).unwrap_err();
         let msg = err.to_string();
         assert!(
@@ -874,6 +899,10 @@ mod tests {
         assert!(msg.contains(&format!("{needed} bytes (6 MiB)")), "{msg}");
         assert!(
             msg.contains("the partition has 4194304 bytes (4 MiB)"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("the largest are big (5.0 MiB), b/medium (0.5 MiB), a/small (0.0 MiB);"),
             "{msg}"
         );
     }
