@@ -274,6 +274,14 @@ fn main() {
     );
     apk.extend_from_slice(&data_tgz);
     put("packages", "seed.apk", &apk);
+    // The shipped default overlay's apkovl.
+    let default = pimg::profile::overlay::load("default").unwrap();
+    let epoch = pimg::epoch::SourceDateEpoch::new(1_700_000_000).unwrap();
+    put(
+        "apkovl",
+        "default.apkovl.tar.gz",
+        &pimg::artifact::apkovl::write(&default, epoch, 6).unwrap(),
+    );
     // Small squashfs images of the seed tree (4 KiB blocks: a file of several blocks, one in a
     // fragment, a symlink), gzip and xz.
     for (name, compression) in [

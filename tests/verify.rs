@@ -726,6 +726,83 @@ fn rebuild_reproduces_the_fixture_and_names_a_swapped_input() {
     assert!(v.stderr.contains("input busybox-static"));
 }
 
+/// A publisher's own profile file and overlay directory, deleted after the build: the
+/// published folder and the inputs are all `verify --rebuild` needs (the profile from the
+/// buildinfo, the overlay from the apkovl). A published apkovl with other bytes, or a
+/// buildinfo naming its profile with a path, is refused.
+#[test]
+fn rebuild_from_the_published_folder_alone_with_a_custom_profile_and_overlay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let inputs = fixture_inputs(t);
+    let profile = t.join("mine.toml");
+    board_variant("rpi3b", &profile, "label = \"PIBOOT\"", "label = \"MINE\"");
+    let ov = t.join("my-overlay");
+    shell(
+        t,
+        &format!(
+            "cp -r {} my-overlay && echo mine > my-overlay/etc/hostname \
+             && echo secret > my-overlay/etc/mine.conf \
+             && printf '#!/bin/sh\\necho hi\\n' > my-overlay/etc/hi.sh && chmod 755 my-overlay/etc/hi.sh \
+             && ln -s mine.conf my-overlay/etc/mine.link \
+             && echo 'etc/mine.conf 0600 1000 1001' >> my-overlay/.attributes",
+            repo().join("overlays/default").display()
+        ),
+    )
+    .expect_success();
+    let published = Build::new()
+        .cwd(t)
+        .board(&profile)
+        .overlay(&ov)
+        .inputs(&inputs)
+        .out(t.join("pub"))
+        .epoch(EPOCH)
+        .built();
+    assert!(published.join("mine.apkovl.tar.gz").is_file());
+    fs::remove_file(&profile).unwrap();
+    fs::remove_dir_all(&ov).unwrap();
+
+    let info = published.join("rpi3b.buildinfo.json");
+    let text = rebuild(t, &info, &inputs).expect_success().stdout;
+    assert!(text.contains("OK    rpi3b.img (rebuilt)"), "{text}");
+    assert!(
+        text.contains("OK    mine.apkovl.tar.gz (rebuilt)"),
+        "{text}"
+    );
+    assert!(text.contains("0 failed: OK"), "{text}");
+
+    // A buildinfo naming its profile with a path is not a rebuild recipe.
+    let json = fs::read_to_string(&info).unwrap();
+    let forged = t.join("forged/rpi3b.buildinfo.json");
+    fs::create_dir_all(forged.parent().unwrap()).unwrap();
+    fs::write(
+        &forged,
+        json.replace("\"file mine.toml\"", "\"file ../mine.toml\""),
+    )
+    .unwrap();
+    let v = rebuild(t, &forged, &inputs);
+    assert_eq!(v.code(), Some(2), "{}", v.report());
+    assert!(
+        v.stderr.contains("profile name \"../mine.toml\""),
+        "{}",
+        v.stderr
+    );
+
+    // An apkovl with other bytes than the buildinfo records is not taken.
+    let apkovl = published.join("mine.apkovl.tar.gz");
+    let mut bytes = fs::read(&apkovl).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&apkovl, bytes).unwrap();
+    let v = rebuild(t, &info, &inputs);
+    assert_eq!(v.code(), Some(2), "{}", v.report());
+    assert!(
+        v.stderr.contains("mine.apkovl.tar.gz has sha256") && v.stderr.contains("--overlay DIR"),
+        "{}",
+        v.stderr
+    );
+}
+
 #[test]
 fn rebuild_reproduces_the_real_rpi3b_build() {
     let inputs = real_inputs();

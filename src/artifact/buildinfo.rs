@@ -112,6 +112,10 @@ pub struct BuildinfoBoard {
     /// The partition table when `--table` overrode the profile's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
+    /// The profile's text, so that a rebuild needs nothing but the published folder and the
+    /// inputs (absent from buildinfos of earlier pimg versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// The overlay the apkovl was made from.
@@ -204,6 +208,7 @@ pub(crate) mod tests {
                 profile: "boards/rpi3b.toml".into(),
                 profile_sha256: "2".repeat(64),
                 table: Some("gpt".into()),
+                text: Some("[board]\nname = \"rpi3b\"\n".into()),
             },
             overlay: BuildinfoOverlay {
                 name: "default".into(),

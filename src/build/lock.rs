@@ -66,7 +66,7 @@ pub struct LockRequest {
 
 /// `pimg lock`: selects the inputs the profile uses, hashes them and writes the lock file.
 pub fn lock(req: &LockRequest) -> Result<LockReport, Error> {
-    let (loaded, overlay) = req.from.load(None)?;
+    let (loaded, overlay) = req.from.load(None, &super::Recorded::default())?;
     let trust = req.from.trust(Default::default())?;
     let set = super::select::input_set(&req.from.inputs, &loaded)?;
     let selected = super::selected_inputs(&loaded.profile, &set)?;

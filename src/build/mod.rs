@@ -52,16 +52,27 @@ pub struct Sources {
 impl Sources {
     /// The profile (with `table` instead of its own partition table) and the overlay named
     /// here or by the profile.
-    pub(crate) fn load(&self, table: Option<TableKind>) -> Result<(LoadedProfile, Overlay), Error> {
-        let mut loaded = board::load(&self.board)?;
+    /// `recorded` may hold the profile and overlay instead (see [`Recorded`]).
+    pub(crate) fn load(
+        &self,
+        table: Option<TableKind>,
+        recorded: &Recorded,
+    ) -> Result<(LoadedProfile, Overlay), Error> {
+        let mut loaded = match &recorded.profile {
+            Some((origin, text)) => board::parse(text, origin)?,
+            None => board::load(&self.board)?,
+        };
         if let Some(t) = table {
             loaded = board::with_table(loaded, t)?;
         }
-        let overlay = overlay::load(
-            self.overlay
-                .as_deref()
-                .unwrap_or(&loaded.profile.overlay.default),
-        )?;
+        let overlay = match &recorded.overlay {
+            Some(o) => o.clone(),
+            None => overlay::load(
+                self.overlay
+                    .as_deref()
+                    .unwrap_or(&loaded.profile.overlay.default),
+            )?,
+        };
         Ok((loaded, overlay))
     }
 
@@ -110,6 +121,11 @@ pub struct Recorded {
     /// Each `.apk`'s verdict (by file name): a rebuild of the same bytes (which has checked
     /// every input's SHA-256) records the same.
     pub apk_verdicts: BTreeMap<String, Verdict>,
+    /// The profile as the buildinfo carries it, `(origin, text)`, taken instead of
+    /// `Sources::board`.
+    pub profile: Option<(String, String)>,
+    /// The overlay as the published apkovl holds it, taken instead of `Sources::overlay`.
+    pub overlay: Option<Overlay>,
 }
 
 /// How to build, beyond what to build.
@@ -165,7 +181,7 @@ pub fn build_with(
 ) -> Result<BuildReport, Error> {
     crate::publish::check_out(&req.out)?;
     progress.phase("reading the board profile and overlay");
-    let (loaded, overlay) = req.from.load(req.table)?;
+    let (loaded, overlay) = req.from.load(req.table, &opts.recorded)?;
     let plan = plan(&loaded, &overlay)?;
     let trust = req.from.trust(opts.recorded.apk_verdicts.clone())?;
     let signer = opts.apk_sign_key.as_deref().map(load_signer).transpose()?;

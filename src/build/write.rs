@@ -523,6 +523,7 @@ fn buildinfo_of(
             profile: stable_origin(&loaded.origin),
             profile_sha256: hex(&Sha256::digest(loaded.text.as_bytes())),
             table: loaded.table_override.map(|t| t.name().to_string()),
+            text: Some(loaded.text.clone()),
         },
         overlay: buildinfo::BuildinfoOverlay {
             name: ctx.overlay.name.clone(),

@@ -15,7 +15,10 @@ Modes:
                                             check only the files given
   pimg verify --rebuild out/rpi3b.buildinfo.json --inputs inputs
                                             check the inputs against the buildinfo, rebuild in
-                                            a temporary folder and compare every output
+                                            a temporary folder and compare every output; the
+                                            profile comes from the buildinfo and a custom
+                                            overlay from the published apkovl, so the folder
+                                            and the inputs are all a rebuild needs
 
 Exit status: 0 everything matches, 1 a mismatch (the message names the file, and inside the
 image the boot-partition file or structure), 2 bad arguments or unreadable files.")]
@@ -33,12 +36,12 @@ pub struct VerifyArgs {
     /// Inputs folder for --rebuild (the packages the buildinfo lists).
     #[arg(long, value_name = "DIR")]
     inputs: Option<PathBuf>,
-    /// Board profile file for --rebuild, when the build used a profile file instead of a
-    /// built-in board (its SHA-256 must match the buildinfo).
+    /// Board profile file for --rebuild, instead of the profile text the buildinfo carries
+    /// (its SHA-256 must match the buildinfo; needed only for buildinfos without the text).
     #[arg(long, value_name = "FILE", requires = "rebuild")]
     board: Option<PathBuf>,
-    /// Overlay directory for --rebuild, when the build used an overlay directory instead of
-    /// a built-in overlay (its digest must match the buildinfo).
+    /// Overlay directory for --rebuild, instead of the overlay the published apkovl holds
+    /// (its digest must match the buildinfo; needed only when the apkovl is not beside it).
     #[arg(long, value_name = "DIR", requires = "rebuild")]
     overlay: Option<PathBuf>,
     /// A public key (armored or binary; repeat for several) that must have signed

@@ -5,11 +5,14 @@
 //! This module and `inputs` are the only ones that read directories.
 
 use crate::codec::archive;
+use crate::codec::gzip::read::GzipReader;
+use crate::codec::tar::read as tar;
 use crate::digest::hex;
 use crate::profile::embedded::{EmbeddedKind, OVERLAYS};
 use crate::tree::{Node, NodeKind, Tree, TreeError, TreePath};
 use sha2::{Digest, Sha256};
 use std::fs;
+use std::io::Read;
 use std::path::Path;
 
 /// The name of the attributes file at the top of an overlay.
@@ -91,6 +94,8 @@ pub enum OverlayError {
     NoHostname { origin: String },
     #[error("overlay {origin}: etc/hostname '{hostname}' is not a valid host name (letters, digits, '-', '.')")]
     BadHostname { origin: String, hostname: String },
+    #[error("apkovl {origin}: {reason}; it is not an apkovl pimg wrote")]
+    Apkovl { origin: String, reason: String },
     #[error("overlay {origin}: building the apkovl failed: {source}")]
     Archive {
         origin: String,
@@ -104,16 +109,21 @@ pub fn load(spec: &str) -> Result<Overlay, OverlayError> {
     if spec.contains('/') || as_dir.is_dir() {
         return from_dir(as_dir);
     }
-    let Some((name, entries)) = OVERLAYS.iter().find(|(n, _)| *n == spec) else {
-        return Err(OverlayError::Unknown {
+    shipped(spec).unwrap_or_else(|| {
+        Err(OverlayError::Unknown {
             name: spec.to_string(),
             known: OVERLAYS
                 .iter()
                 .map(|(n, _)| *n)
                 .collect::<Vec<_>>()
                 .join(", "),
-        });
-    };
+        })
+    })
+}
+
+/// The shipped overlay of that name, if there is one (nothing is read from disk).
+pub fn shipped(name: &str) -> Option<Result<Overlay, OverlayError>> {
+    let (name, entries) = OVERLAYS.iter().find(|(n, _)| *n == name)?;
     let origin = format!("overlays/{name}");
     let mut raw = Vec::new();
     for e in entries.iter() {
@@ -124,7 +134,91 @@ pub fn load(spec: &str) -> Result<Overlay, OverlayError> {
         };
         raw.push((e.path.to_string(), kind));
     }
-    assemble(name, origin, raw)
+    Some(assemble(name, origin, raw))
+}
+
+/// The overlay an apkovl holds, as the build that wrote it had it: every entry's path, type,
+/// mode, owner and content (the apkovl is that tree, written in tree order). `origin` names
+/// the apkovl in errors; `name` is the overlay's recorded name. The apkovl may come from
+/// anywhere: its decompressed size is capped, and only files, directories and symlinks at
+/// relative paths without `..` are taken.
+pub fn from_apkovl(bytes: &[u8], origin: &str, name: &str) -> Result<Overlay, OverlayError> {
+    // The overlay's limit on file bytes plus room for one header and padding per entry.
+    const LIMIT: u64 = MAX_OVERLAY_BYTES + (16 << 20);
+    let unreadable = |reason: String| OverlayError::Apkovl {
+        origin: origin.to_string(),
+        reason,
+    };
+    let gz = GzipReader::new(bytes, LIMIT).map_err(|e| unreadable(e.to_string()))?;
+    let mut tree = Tree::new();
+    let mut refused: Option<OverlayError> = None;
+    let mut total = 0u64;
+    let end = tar::read(gz, |entry, data| {
+        if refused.is_some() {
+            return Ok(());
+        }
+        let path = match TreePath::from_archive(&entry.path) {
+            Ok(p) => p,
+            Err(source) => {
+                refused = Some(OverlayError::BadPath {
+                    origin: origin.to_string(),
+                    source,
+                });
+                return Ok(());
+            }
+        };
+        let kind = match entry.typeflag {
+            b'0' | 0 => {
+                total += entry.size;
+                if total > MAX_OVERLAY_BYTES {
+                    refused = Some(OverlayError::TooLarge {
+                        origin: origin.to_string(),
+                        path: entry.path.clone(),
+                        total,
+                        limit: MAX_OVERLAY_BYTES,
+                    });
+                    return Ok(());
+                }
+                let mut content = Vec::new();
+                data.take(entry.size)
+                    .read_to_end(&mut content)
+                    .map_err(|e| crate::codec::reader::ReadError::Io {
+                        what: "apkovl member".into(),
+                        offset: entry.data_offset,
+                        source: e,
+                    })?;
+                NodeKind::File(content.into())
+            }
+            b'5' => NodeKind::Dir,
+            b'2' => NodeKind::Symlink(entry.link_name.clone()),
+            _ => {
+                refused = Some(OverlayError::Unsupported {
+                    origin: origin.to_string(),
+                    path: entry.path.clone(),
+                    what: entry.kind(),
+                });
+                return Ok(());
+            }
+        };
+        let node = Node {
+            kind,
+            mode: (entry.mode & 0o7777) as u32,
+            uid: entry.uid.min(u64::from(u32::MAX)) as u32,
+            gid: entry.gid.min(u64::from(u32::MAX)) as u32,
+        };
+        if let Err(source) = tree.insert(path, node, origin) {
+            refused = Some(OverlayError::Tree {
+                origin: origin.to_string(),
+                source,
+            });
+        }
+        Ok(())
+    });
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    end.map_err(|e| unreadable(e.to_string()))?;
+    finish(name, origin.to_string(), tree)
 }
 
 enum RawKind {
@@ -260,6 +354,11 @@ fn assemble(
     if let Some(data) = attributes {
         apply_attributes(&mut tree, &data, &origin)?;
     }
+    finish(name, origin, tree)
+}
+
+/// The overlay of a finished tree: its host name from `etc/hostname`, checked.
+fn finish(name: &str, origin: String, tree: Tree) -> Result<Overlay, OverlayError> {
     let hostname = match tree.get(&TreePath::new("etc/hostname").expect("valid")) {
         Some(Node {
             kind: NodeKind::File(d),
@@ -392,6 +491,59 @@ pub fn tree_digest(tree: &Tree) -> String {
 #[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
+
+    fn apkovl_of(tree: &Tree) -> Vec<u8> {
+        crate::codec::gzip::write::gzip_bytes(
+            &crate::codec::tar::write::write_tree(Vec::new(), tree, 1_700_000_000).unwrap(),
+            6,
+        )
+    }
+
+    #[test]
+    fn an_apkovl_gives_back_the_overlay_it_was_made_from() {
+        let o = load("default").unwrap();
+        let back = from_apkovl(&apkovl_of(&o.tree), "pimg.apkovl.tar.gz", "default").unwrap();
+        assert_eq!(back.digest(), o.digest());
+        assert_eq!(back.hostname, "pimg");
+        assert_eq!(back.name, "default");
+        // Owners and modes come back: etc/shadow is 0640 root:shadow.
+        let shadow = back
+            .tree
+            .get(&TreePath::new("etc/shadow").unwrap())
+            .unwrap();
+        assert_eq!((shadow.mode, shadow.uid, shadow.gid), (0o640, 0, 42));
+    }
+
+    #[test]
+    fn an_apkovl_that_is_not_an_overlay_is_refused() {
+        let mut t = Tree::new();
+        t.insert(TreePath::new("etc").unwrap(), Node::dir(0o755), "t")
+            .unwrap();
+        t.insert(
+            TreePath::new("etc/console").unwrap(),
+            Node {
+                kind: NodeKind::CharDevice { major: 5, minor: 1 },
+                mode: 0o600,
+                uid: 0,
+                gid: 0,
+            },
+            "t",
+        )
+        .unwrap();
+        let e = from_apkovl(&apkovl_of(&t), "x.apkovl.tar.gz", "x").unwrap_err();
+        assert!(e.to_string().contains("etc/console"), "{e}");
+        // No host name.
+        let mut t = Tree::new();
+        t.insert(TreePath::new("etc").unwrap(), Node::dir(0o755), "t")
+            .unwrap();
+        let e = from_apkovl(&apkovl_of(&t), "x.apkovl.tar.gz", "x").unwrap_err();
+        assert!(e.to_string().contains("etc/hostname is missing"), "{e}");
+        // Not gzip, and a truncated archive.
+        let e = from_apkovl(b"not gzip", "x.apkovl.tar.gz", "x").unwrap_err();
+        assert!(e.to_string().contains("apkovl x.apkovl.tar.gz"), "{e}");
+        let good = apkovl_of(&load("default").unwrap().tree);
+        assert!(from_apkovl(&good[..good.len() / 2], "x", "x").is_err());
+    }
 
     #[test]
     fn default_overlay_loads_with_attributes() {

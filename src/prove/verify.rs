@@ -964,6 +964,69 @@ fn check_inputs(
     Ok(paths)
 }
 
+/// The profile the buildinfo carries, as `(origin, text)`, when no `--board` is given: a
+/// shipped profile keeps its `boards/` origin, a profile file its recorded file name.
+fn recorded_profile(
+    info: &Buildinfo,
+    given: bool,
+) -> Result<Option<(String, String)>, VerifyError> {
+    let Some(text) = info.board.text.clone().filter(|_| !given) else {
+        return Ok(None);
+    };
+    let origin = match info.board.profile.strip_prefix("file ") {
+        Some(name) => {
+            if let Some(why) = open::bad_name(name).or_else(|| {
+                name.contains('/')
+                    .then_some("is not a file name; a profile is recorded by its file name")
+            }) {
+                return Err(VerifyError::Rebuild(format!(
+                    "the buildinfo's profile name {name:?} {why}; it is not a buildinfo pimg wrote"
+                )));
+            }
+            name.to_string()
+        }
+        None => info.board.profile.clone(),
+    };
+    Ok(Some((origin, text)))
+}
+
+/// Most bytes a published apkovl may have (an overlay holds at most 64 MiB of files).
+const MAX_APKOVL: u64 = 128 << 20;
+
+/// The overlay the published apkovl holds, when the folder has the apkovl the buildinfo
+/// lists: read only when its SHA-256 is the recorded one.
+fn published_overlay(
+    info: &Buildinfo,
+    published: &Path,
+) -> Result<Option<overlay::Overlay>, VerifyError> {
+    let name = format!("{}.apkovl.tar.gz", info.overlay.hostname);
+    let Some(rec) = info.outputs.iter().find(|o| o.name == name) else {
+        return Ok(None);
+    };
+    let path = match open::inside(published, &name) {
+        Ok(p) if p.is_file() => p,
+        _ => return Ok(None),
+    };
+    let f = open::in_folder(published, &name).map_err(io_err(&path))?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(
+        &mut io::Read::take(f, MAX_APKOVL.min(rec.size) + 1),
+        &mut bytes,
+    )
+    .map_err(io_err(&path))?;
+    let digest = hex(&Sha256::digest(&bytes));
+    if digest != rec.sha256 {
+        return Err(VerifyError::Rebuild(format!(
+            "{} has sha256 {digest}, not the {} the buildinfo records; the overlay cannot be taken from it: pass the overlay the build used with --overlay DIR",
+            path.display(),
+            rec.sha256
+        )));
+    }
+    overlay::from_apkovl(&bytes, &name, &info.overlay.name)
+        .map(Some)
+        .map_err(|e| VerifyError::Rebuild(e.to_string()))
+}
+
 /// `pimg verify --rebuild BUILDINFO --inputs DIR`.
 pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
     let info = load_buildinfo(&req.buildinfo)?;
@@ -984,18 +1047,26 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
     if !o.ok {
         return Ok(o);
     }
-    // Board profile.
-    let board = match &req.board {
-        Some(p) => p.display().to_string(),
-        None if info.board.profile.starts_with("boards/") => info.board.name.clone(),
-        None => {
+    // The profile: the one given, else the text the buildinfo carries (which its digest must
+    // match), else the shipped one of that name.
+    let published = req.buildinfo.parent().unwrap_or(Path::new("."));
+    let recorded_profile = recorded_profile(&info, req.board.is_some())?;
+    let board = match (&req.board, &recorded_profile) {
+        (Some(p), _) => p.display().to_string(),
+        (None, Some((origin, _))) => origin.clone(),
+        (None, None) if info.board.profile.starts_with("boards/") => info.board.name.clone(),
+        (None, None) => {
             return Err(VerifyError::Rebuild(format!(
-                "the build used the profile {}; pass it with --board FILE",
+                "the build used the profile {} and its buildinfo does not carry the profile's text; pass it with --board FILE",
                 info.board.profile
             )))
         }
     };
-    let loaded = board::load(&board).map_err(crate::Error::from)?;
+    let loaded = match &recorded_profile {
+        Some((origin, text)) => board::parse(text, origin),
+        None => board::load(&board),
+    }
+    .map_err(crate::Error::from)?;
     let digest = hex(&Sha256::digest(loaded.text.as_bytes()));
     if digest != info.board.profile_sha256 {
         return Err(VerifyError::Rebuild(format!(
@@ -1003,12 +1074,26 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
             loaded.origin, info.board.profile_sha256
         )));
     }
-    // Overlay.
+    // The overlay: the one given, else the shipped one of that name when it is the one the
+    // build used, else the one the published apkovl holds.
+    let mut recorded_overlay = None;
     let overlay_spec = match &req.overlay {
         Some(p) => p.display().to_string(),
-        None => info.overlay.name.clone(),
+        None => {
+            let shipped = overlay::shipped(&info.overlay.name)
+                .and_then(Result::ok)
+                .filter(|o| o.digest() == info.overlay.sha256);
+            if shipped.is_none() {
+                recorded_overlay = published_overlay(&info, published)?;
+            }
+            info.overlay.name.clone()
+        }
     };
-    let overlay = overlay::load(&overlay_spec).map_err(|e| {
+    let overlay = match &recorded_overlay {
+        Some(o) => Ok(o.clone()),
+        None => overlay::load(&overlay_spec),
+    }
+    .map_err(|e| {
         VerifyError::Rebuild(format!(
             "overlay {overlay_spec}: {e}; pass the overlay the build used with --overlay DIR"
         ))
@@ -1060,6 +1145,8 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
         recorded: build::Recorded {
             apk_verdicts,
             signature: info.signature.clone().filter(|_| req.sign_key.is_none()),
+            profile: recorded_profile,
+            overlay: recorded_overlay,
         },
         sign_key: req.sign_key.clone().filter(|_| signed),
         ..build::BuildOptions::default()
@@ -1103,7 +1190,6 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
         });
     }
     // Compare every output with the recorded hashes, and with the published files when present.
-    let published = req.buildinfo.parent().unwrap_or(Path::new("."));
     let mut first_diff_done = false;
     let mut names: Vec<(String, String)> = info
         .outputs
