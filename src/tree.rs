@@ -156,6 +156,16 @@ impl Node {
         }
     }
 
+    /// A root-owned character device node.
+    pub fn char_device(major: u32, minor: u32, mode: u32) -> Self {
+        Node {
+            kind: NodeKind::CharDevice { major, minor },
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
     /// The file's bytes, or an empty slice for anything else.
     pub fn data(&self) -> &[u8] {
         match &self.kind {

@@ -51,12 +51,7 @@ pub fn tree(c: &InitramfsContent) -> Result<Tree, TreeError> {
         t.insert(p(d), Node::dir(0o755), origin)?;
     }
     t.insert(p("tmp"), Node::dir(0o1777), origin)?;
-    let dev = |major, minor, mode| Node {
-        kind: NodeKind::CharDevice { major, minor },
-        mode,
-        uid: 0,
-        gid: 0,
-    };
+    let dev = Node::char_device;
     t.insert(p("dev/console"), dev(5, 1, 0o600), origin)?;
     t.insert(p("dev/null"), dev(1, 3, 0o666), origin)?;
     t.insert(

@@ -521,12 +521,7 @@ mod tests {
             .unwrap();
         t.insert(
             TreePath::new("etc/console").unwrap(),
-            Node {
-                kind: NodeKind::CharDevice { major: 5, minor: 1 },
-                mode: 0o600,
-                uid: 0,
-                gid: 0,
-            },
+            Node::char_device(5, 1, 0o600),
             "t",
         )
         .unwrap();

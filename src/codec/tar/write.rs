@@ -398,10 +398,8 @@ mod tests {
         tree.insert(
             TreePath::new("dev/console").unwrap(),
             Node {
-                kind: NodeKind::CharDevice { major: 5, minor: 1 },
-                mode: 0o600,
-                uid: 0,
                 gid: 5,
+                ..Node::char_device(5, 1, 0o600)
             },
             "t",
         )
