@@ -94,8 +94,12 @@ pub enum OverlayError {
     NoHostname { origin: String },
     #[error("overlay {origin}: etc/hostname '{hostname}' is not a valid host name (letters, digits, '-', '.')")]
     BadHostname { origin: String, hostname: String },
-    #[error("apkovl {origin}: {reason}; it is not an apkovl pimg wrote")]
-    Apkovl { origin: String, reason: String },
+    #[error("apkovl {origin}: {source}; it is not an apkovl pimg wrote")]
+    Apkovl {
+        origin: String,
+        #[source]
+        source: crate::codec::reader::ReadError,
+    },
     #[error("overlay {origin}: building the apkovl failed: {source}")]
     Archive {
         origin: String,
@@ -145,11 +149,11 @@ pub fn shipped(name: &str) -> Option<Result<Overlay, OverlayError>> {
 pub fn from_apkovl(bytes: &[u8], origin: &str, name: &str) -> Result<Overlay, OverlayError> {
     // The overlay's limit on file bytes plus room for one header and padding per entry.
     const LIMIT: u64 = MAX_OVERLAY_BYTES + (16 << 20);
-    let unreadable = |reason: String| OverlayError::Apkovl {
+    let unreadable = |source| OverlayError::Apkovl {
         origin: origin.to_string(),
-        reason,
+        source,
     };
-    let gz = GzipReader::new(bytes, LIMIT).map_err(|e| unreadable(e.to_string()))?;
+    let gz = GzipReader::new(bytes, LIMIT).map_err(unreadable)?;
     let mut tree = Tree::new();
     let mut refused: Option<OverlayError> = None;
     let mut total = 0u64;
@@ -217,7 +221,7 @@ pub fn from_apkovl(bytes: &[u8], origin: &str, name: &str) -> Result<Overlay, Ov
     if let Some(e) = refused {
         return Err(e);
     }
-    end.map_err(|e| unreadable(e.to_string()))?;
+    end.map_err(unreadable)?;
     finish(name, origin.to_string(), tree)
 }
 
