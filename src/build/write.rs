@@ -146,12 +146,20 @@ pub(super) fn write_all(
         ));
     }
     progress.phase(format!("writing {board}.tar.gz"));
-    let tarball =
-        rpi_tarball::write(&boot.tree, r.epoch, level).map_err(|source| Error::Archive {
-            what: "rpi tarball".into(),
-            source,
-        })?;
-    dir.write_bytes(&format!("{board}.tar.gz"), &tarball)?;
+    dir.write_with(&format!("{board}.tar.gz"), |file| {
+        rpi_tarball::write(std::io::BufWriter::new(file), &boot.tree, r.epoch, level)
+            .and_then(|w| {
+                w.into_inner().map_err(|e| crate::codec::archive::ArchiveError::Io {
+                    format: "gzip",
+                    source: e.into_error(),
+                })
+            })
+            .map(drop)
+            .map_err(|source| Error::Archive {
+                what: "rpi tarball".into(),
+                source,
+            })
+    })?;
     dir.write_bytes(&plan.apkovl_name, &boot.apkovl)?;
     dir.write_bytes(&format!("{board}.initramfs.cpio.gz"), &boot.initramfs)?;
     write_sbom(&mut dir, ctx, &plan.apkovl_name)?;
