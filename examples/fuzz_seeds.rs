@@ -290,6 +290,17 @@ fn main() {
     ] {
         put("squashfs", name, &squashfs(&t, compression));
     }
+    // diff's squashfs adapter: an image and the same with its superblock time, or a byte in
+    // the middle, changed (equal lengths, so the target's half split separates them).
+    let gz = squashfs(&t, sqfs::Compression::Gzip { level: 9 });
+    let mut later = gz.clone();
+    later[8] ^= 0x01;
+    let mut flipped = gz.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x10;
+    for (name, b) in [("squashfs-mtime", &later), ("squashfs-flip", &flipped)] {
+        put("diff_archives", name, &[&[128u8][..], &gz, b].concat());
+    }
     // The same package with a signature segment in front, and a signed index of it.
     let segment =
         pimg::codec::apkindex::signature_segment("seed.rsa.pub", &[0x5a; 256], 0, 6).unwrap();

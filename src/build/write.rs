@@ -149,10 +149,11 @@ pub(super) fn write_all(
     dir.write_with(&format!("{board}.tar.gz"), |file| {
         rpi_tarball::write(std::io::BufWriter::new(file), &boot.tree, r.epoch, level)
             .and_then(|w| {
-                w.into_inner().map_err(|e| crate::codec::archive::ArchiveError::Io {
-                    format: "gzip",
-                    source: e.into_error(),
-                })
+                w.into_inner()
+                    .map_err(|e| crate::codec::archive::ArchiveError::Io {
+                        format: "gzip",
+                        source: e.into_error(),
+                    })
             })
             .map(drop)
             .map_err(|source| Error::Archive {
