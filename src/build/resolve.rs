@@ -333,17 +333,17 @@ fn read_apk(
         let bytes = read_whole(input, p.image.size.0)?;
         let info = apk::verify_bytes(&input.path, &bytes).map_err(InputError::from)?;
         let repo_arch = p.boot.apks.as_ref().map(|r| r.arch.as_str()).unwrap_or("");
-        if info.arch != repo_arch && info.arch != "noarch" {
+        if info.arch() != repo_arch && info.arch() != "noarch" {
             return Err(Error::profile(
                 origin,
                 "boot.apks.arch",
                 format!(
                     "input {} is for arch '{}', not '{repo_arch}'; narrow boot.apks.inputs or use the {repo_arch} package",
-                    input.file, info.arch
+                    input.file, info.arch()
                 ),
             ));
         }
-        let dest = format!("apks/{repo_arch}/{}-{}.apk", info.pkgname, info.pkgver);
+        let dest = format!("apks/{repo_arch}/{}-{}.apk", info.name(), info.version());
         let dest =
             TreePath::new(&dest).map_err(|e| Error::profile(origin, "boot.apks", e.to_string()))?;
         found.repository_files.push(BootFile {
@@ -358,8 +358,8 @@ fn read_apk(
     };
     let verdict = trust.check(&input.path, &info).map_err(InputError::from)?;
     found.apk_verdicts.insert(input.file.clone(), verdict);
-    if let Some(l) = info.license {
-        found.licenses.insert(input.file.clone(), l);
+    if let Some(l) = info.license() {
+        found.licenses.insert(input.file.clone(), l.to_string());
     }
     Ok(info.builddate)
 }

@@ -30,15 +30,10 @@ const APK_V3_MAGIC: &[u8; 3] = b"ADB";
 /// What `.PKGINFO` says about a package, and where its data segment starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApkInfo {
-    pub pkgname: String,
-    pub pkgver: String,
-    pub arch: String,
     /// Seconds since 1970 (`builddate`), when stated.
     pub builddate: Option<i64>,
     /// SHA-256 (lowercase hex) of the data segment as stored.
     pub datahash: String,
-    /// The `license` field, verbatim, when stated.
-    pub license: Option<String>,
     /// The signing key's name from a `.SIGN.*` member, when signed.
     pub signature_key: Option<String>,
     /// The first `.SIGN.RSA.*` or `.SIGN.RSA256.*` signature, when signed so.
@@ -53,6 +48,28 @@ pub struct ApkInfo {
     pub data_offset: u64,
     /// The package's `APKINDEX` record (`checksum` and `size` filled in by the reader).
     pub record: IndexRecord,
+}
+
+impl ApkInfo {
+    /// `pkgname`.
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// `pkgver`.
+    pub fn version(&self) -> &str {
+        &self.record.version
+    }
+
+    /// `arch` (required by the reader).
+    pub fn arch(&self) -> &str {
+        self.record.arch.as_deref().unwrap_or_default()
+    }
+
+    /// The `license` field, verbatim, when stated and not empty.
+    pub fn license(&self) -> Option<&str> {
+        Some(self.record.license.as_str()).filter(|l| !l.is_empty())
+    }
 }
 
 /// An RSA signature member of an apk.
@@ -549,18 +566,14 @@ fn parse_pkginfo(path: &Path, text: &[u8]) -> Result<ApkInfo, ApkError> {
                 .ok_or_else(|| bad(format!("'builddate' {b:?} is not seconds since 1970")))
         })
         .transpose()?;
-    record.name = pkgname.clone();
-    record.version = pkgver.clone();
-    record.arch = Some(arch.clone());
-    record.license = license.clone().unwrap_or_default();
+    record.name = pkgname;
+    record.version = pkgver;
+    record.arch = Some(arch);
+    record.license = license.unwrap_or_default();
     record.build_time = builddate.unwrap_or(0) as u64;
     Ok(ApkInfo {
-        pkgname,
-        pkgver,
-        arch,
         builddate,
         datahash,
-        license: license.filter(|l| !l.is_empty()),
         signature_key: None,
         signature: None,
         control_sha1: [0; 20],
@@ -585,11 +598,11 @@ mod tests {
             "AB".repeat(32)
         );
         let i = parse_pkginfo(p, text.as_bytes()).unwrap();
-        assert_eq!(i.pkgname, "busybox");
-        assert_eq!(i.pkgver, "1.36.1-r15");
-        assert_eq!(i.arch, "aarch64");
+        assert_eq!(i.name(), "busybox");
+        assert_eq!(i.version(), "1.36.1-r15");
+        assert_eq!(i.arch(), "aarch64");
         assert_eq!(i.builddate, Some(1_700_000_000));
-        assert_eq!(i.license.as_deref(), Some("GPL-2.0-only"));
+        assert_eq!(i.license(), Some("GPL-2.0-only"));
         assert_eq!(i.datahash, "ab".repeat(32));
         assert_eq!(i.record.depends, ["so:libc.musl-aarch64.so.1", "musl"]);
         assert_eq!(i.record.build_time, 1_700_000_000);

@@ -156,8 +156,8 @@ impl InputSet {
                 found(c.package, version, arch, InputKind::Deb)
             } else if file.ends_with(".apk") && meta.is_file() {
                 let info = apk::read_info(&path)?;
-                let (version, arch) = (Some(info.pkgver), Some(info.arch));
-                found(info.pkgname, version, arch, InputKind::Apk)
+                let (version, arch) = (Some(info.version().into()), Some(info.arch().into()));
+                found(info.name().into(), version, arch, InputKind::Apk)
             } else if let (Some(stem), true) = (tarball::stem(&file), meta.is_file()) {
                 found(stem.to_string(), None, None, InputKind::Tarball)
             } else {
