@@ -16,9 +16,9 @@ use std::io::{Read, Seek, Write};
 pub enum ImageError {
     #[error(transparent)]
     Field(#[from] FieldError),
-    #[error(transparent)]
+    #[error("partition table: {0}")]
     Disk(#[from] DiskError),
-    #[error(transparent)]
+    #[error("boot partition: {0}")]
     Fat(#[from] FatError),
 }
 

@@ -4,8 +4,6 @@ use crate::artifact::disk_image::ImageError;
 use crate::artifact::modules::ModuleError;
 use crate::artifact::FieldError;
 use crate::codec::archive::ArchiveError;
-use crate::codec::fat::write::FatError;
-use crate::codec::partition::write::DiskError;
 use crate::epoch::EpochError;
 use crate::inputs::InputError;
 use crate::profile::board::BoardError;
@@ -38,10 +36,8 @@ pub enum Error {
         path: String,
         source: crate::codec::squashfs::write::SquashfsError,
     },
-    #[error("boot partition: {0}")]
-    Fat(#[from] FatError),
-    #[error("partition table: {0}")]
-    Disk(#[from] DiskError),
+    #[error(transparent)]
+    Image(ImageError),
     #[error("board profile {profile}: {field}: {message}")]
     Profile {
         profile: String,
@@ -92,8 +88,7 @@ impl Error {
     pub fn image(origin: &str, e: ImageError) -> Error {
         match e {
             ImageError::Field(f) => Error::field(origin, f),
-            ImageError::Disk(d) => Error::Disk(d),
-            ImageError::Fat(f) => Error::Fat(f),
+            other => Error::Image(other),
         }
     }
 

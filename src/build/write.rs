@@ -146,8 +146,13 @@ pub(super) fn write_all(
         ));
     }
     progress.phase(format!("writing {board}.tar.gz"));
-    dir.write_with(&format!("{board}.tar.gz"), |file| {
-        rpi_tarball::write(std::io::BufWriter::new(file), &boot.tree, r.epoch, level)
+    let tarball = format!("{board}.tar.gz");
+    let tarball_path = out.join(&tarball);
+    dir.write_with(&tarball, |file| {
+        // An I/O failure (a full disk) is an output error naming the tarball.
+        let io_failure = std::cell::RefCell::new(None);
+        let w = std::io::BufWriter::new(RecordIo::new(&mut *file, &io_failure));
+        rpi_tarball::write(w, &boot.tree, r.epoch, level)
             .and_then(|w| {
                 w.into_inner()
                     .map_err(|e| crate::codec::archive::ArchiveError::Io {
@@ -156,9 +161,15 @@ pub(super) fn write_all(
                     })
             })
             .map(drop)
-            .map_err(|source| Error::Archive {
-                what: "rpi tarball".into(),
-                source,
+            .map_err(|source| match io_failure.borrow_mut().take() {
+                Some(source) => Error::from(PublishError::Output {
+                    path: tarball_path.display().to_string(),
+                    source,
+                }),
+                None => Error::Archive {
+                    what: "rpi tarball".into(),
+                    source,
+                },
             })
     })?;
     dir.write_bytes(&plan.apkovl_name, &boot.apkovl)?;
