@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{noise, sha256_hex, squashfs::*};
+use common::{noise, run, sha256_hex, squashfs::*};
 use pimg::codec::squashfs::read::{Squashfs, SquashfsEntryKind};
 use pimg::codec::squashfs::write::{
     write_squashfs, SquashfsEntry, SquashfsKind, SquashfsOptions, SquashfsStats,
@@ -424,4 +424,49 @@ fn inspect_lists_every_entry_with_its_digest() {
             );
         }
     }
+}
+
+/// A damaged squashfs given to `pimg inspect` and `pimg diff`: a clear error naming the file,
+/// the structure and the byte (inspect, exit 2), or the difference that says so (diff,
+/// exit 1); never a panic.
+#[test]
+fn damaged_images_are_named_by_inspect_and_diff() {
+    let (img, _) = build(&fixture(), Compression::Gzip { level: 9 }, 2);
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    fs::write(t.join("good"), &img).unwrap();
+    fs::write(t.join("truncated"), &img[..img.len() / 2]).unwrap();
+    // A byte of the inode table's first metadata block (its start is at offset 64).
+    let inodes = u64::from_le_bytes(img[64..72].try_into().unwrap()) as usize;
+    let mut bad = img.clone();
+    bad[inodes + 5] ^= 0xff;
+    fs::write(t.join("bad"), &bad).unwrap();
+
+    let o = run(t, &["inspect", "truncated"], &[]);
+    assert_eq!(o.code(), Some(2), "{}", o.report());
+    assert!(
+        o.stderr
+            .contains("truncated: squashfs image (bytes used) at byte 0: needs")
+            && o.stderr.contains("but the input ends at byte"),
+        "{}",
+        o.stderr
+    );
+    let o = run(t, &["inspect", "bad"], &[]);
+    assert_eq!(o.code(), Some(2), "{}", o.report());
+    assert!(
+        o.stderr.contains(&format!(
+            "bad: squashfs inode table metadata block at byte {inodes}"
+        )),
+        "{}",
+        o.stderr
+    );
+    let o = run(t, &["diff", "good", "bad"], &[]);
+    assert_eq!(o.code(), Some(1), "{}", o.report());
+    assert!(
+        o.stdout.contains(&format!(
+            "squashfs image: readable vs squashfs inode table metadata block at byte {inodes}"
+        )),
+        "{}",
+        o.stdout
+    );
 }
