@@ -146,32 +146,13 @@ pub(super) fn write_all(
         ));
     }
     progress.phase(format!("writing {board}.tar.gz"));
-    let tarball = format!("{board}.tar.gz");
-    let tarball_path = out.join(&tarball);
-    dir.write_with(&tarball, |file| {
-        // An I/O failure (a full disk) is an output error naming the tarball.
-        let io_failure = std::cell::RefCell::new(None);
-        let w = std::io::BufWriter::new(RecordIo::new(&mut *file, &io_failure));
-        rpi_tarball::write(w, &boot.tree, r.epoch, level)
-            .and_then(|w| {
-                w.into_inner()
-                    .map_err(|e| crate::codec::archive::ArchiveError::Io {
-                        format: "gzip",
-                        source: e.into_error(),
-                    })
-            })
-            .map(drop)
-            .map_err(|source| match io_failure.borrow_mut().take() {
-                Some(source) => Error::from(PublishError::Output {
-                    path: tarball_path.display().to_string(),
-                    source,
-                }),
-                None => Error::Archive {
-                    what: "rpi tarball".into(),
-                    source,
-                },
-            })
-    })?;
+    write_tarball(
+        &mut dir,
+        &out.join(format!("{board}.tar.gz")),
+        &boot.tree,
+        r.epoch,
+        level,
+    )?;
     dir.write_bytes(&plan.apkovl_name, &boot.apkovl)?;
     dir.write_bytes(&format!("{board}.initramfs.cpio.gz"), &boot.initramfs)?;
     write_sbom(&mut dir, ctx, &plan.apkovl_name)?;
@@ -191,6 +172,44 @@ pub(super) fn write_all(
         lock: ctx.lock.clone(),
         outputs,
         warnings,
+    })
+}
+
+/// Streams `<board>.tar.gz` into its output file (it is as large as the boot tree, so it is
+/// never held in memory). An I/O failure (a full disk) is an output error naming it.
+fn write_tarball(
+    dir: &mut OutputDir,
+    path: &Path,
+    tree: &Tree,
+    epoch: SourceDateEpoch,
+    level: u32,
+) -> Result<(), Error> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.write_with(&name, |file| {
+        let io_failure = std::cell::RefCell::new(None);
+        let w = std::io::BufWriter::new(RecordIo::new(&mut *file, &io_failure));
+        rpi_tarball::write(w, tree, epoch, level)
+            .and_then(|w| {
+                w.into_inner()
+                    .map_err(|e| crate::codec::archive::ArchiveError::Io {
+                        format: "gzip",
+                        source: e.into_error(),
+                    })
+            })
+            .map(drop)
+            .map_err(|source| match io_failure.borrow_mut().take() {
+                Some(source) => Error::from(PublishError::Output {
+                    path: path.display().to_string(),
+                    source,
+                }),
+                None => Error::Archive {
+                    what: "rpi tarball".into(),
+                    source,
+                },
+            })
     })
 }
 
