@@ -1080,12 +1080,14 @@ pub fn rebuild(req: &RebuildRequest) -> Result<VerifyOutcome, VerifyError> {
     let overlay_spec = match &req.overlay {
         Some(p) => p.display().to_string(),
         None => {
-            let shipped = overlay::shipped(&info.overlay.name)
+            // The shipped overlay, loaded once here, is the one the rebuild takes.
+            recorded_overlay = match overlay::shipped(&info.overlay.name)
                 .and_then(Result::ok)
-                .filter(|o| o.digest() == info.overlay.sha256);
-            if shipped.is_none() {
-                recorded_overlay = published_overlay(&info, published)?;
-            }
+                .filter(|o| o.digest() == info.overlay.sha256)
+            {
+                Some(shipped) => Some(shipped),
+                None => published_overlay(&info, published)?,
+            };
             info.overlay.name.clone()
         }
     };
